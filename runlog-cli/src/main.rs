@@ -1,0 +1,2 @@
+//! The `runlog` command (being written).
+fn main() {}

@@ -1,0 +1,1657 @@
+//! Configuration: a TOML file, `RUNLOG_*` environment variables and values set in code,
+//! resolved once into a [`Config`]. `spec/config.md` is the normative description.
+//!
+//! Precedence, lowest first: built-in defaults, values set in code ([`ConfigOverrides`], the
+//! `RunLogger` builder), the one config file found, `RUNLOG_*` environment variables.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use log::LevelFilter;
+use serde::Deserialize;
+
+const DEFAULT_MAX_LOGS: usize = 10;
+const DEFAULT_LEVEL: LevelFilter = LevelFilter::Debug;
+const DEFAULT_SEGMENT_SIZE: u64 = 8 << 20;
+const MIN_SEGMENT_SIZE: u64 = 64 << 10;
+const MAX_SEGMENT_SIZE: u64 = 1 << 30;
+/// Same bound as `RunLogger::runlog` puts on a job name.
+const MAX_JOB_NAME: usize = 64 << 10;
+const SYSTEM_CONFIG: &str = "/etc/runlog/config.toml";
+const LOCAL_CONFIG: &str = ".runlog.toml";
+
+const FSYNC_FORMS: &str =
+    "`never`, `commit`, `always` or an interval like `250ms`, `1s`, `2m` (units ns, us, ms, s, m, h)";
+const LEVEL_FORMS: &str = "one of off, error, warn, info, debug, trace (any case)";
+const REDIS_SCHEMES: [&str; 7] = [
+    "redis",
+    "rediss",
+    "redis+unix",
+    "unix",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+];
+
+/// When the journal is made durable against a machine crash or power loss (`fsync`).
+///
+/// A record is in the kernel's page cache once its log call returns, so it survives the
+/// process being killed under every policy; the policy only matters when the machine goes
+/// down. Parsed from `never`, `commit`, `always` or an interval such as `250ms`, `1s` or `2m`;
+/// [`Display`](fmt::Display) writes the same forms back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FsyncPolicy {
+    /// Never sync; the kernel writes pages back when it likes.
+    Never,
+    /// Sync a run's data when the run ends (commit, failure or cancel). The default.
+    #[default]
+    Commit,
+    /// Sync after every record (slow: a syscall per record).
+    Always,
+    /// Sync while records are written, at most once per interval, and when the run ends.
+    /// The interval is never zero when parsed (use `always` instead).
+    Interval(Duration),
+}
+
+/// Duration units, largest first: suffix and length in nanoseconds.
+const UNITS: [(&str, u128); 6] = [
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    /// Parse `never`, `commit`, `always` (any case) or an interval `<integer><unit>` with unit
+    /// `ns`, `us`, `ms`, `s`, `m` or `h`. The error names the value and the accepted forms.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "never" => return Ok(FsyncPolicy::Never),
+            "commit" => return Ok(FsyncPolicy::Commit),
+            "always" => return Ok(FsyncPolicy::Always),
+            _ => {}
+        }
+        let bad = || format!("invalid fsync policy {s:?}: expected {FSYNC_FORMS}");
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u128 = t[..digits].parse().map_err(|_| bad())?;
+        let unit = t[digits..].trim_start().to_ascii_lowercase();
+        let &(_, unit_ns) = UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(bad)?;
+        if n == 0 {
+            return Err(format!(
+                "invalid fsync policy {s:?}: an interval must be longer than zero (use `always` \
+                 to sync after every record)"
+            ));
+        }
+        let too_long = || format!("invalid fsync policy {s:?}: the interval is too long");
+        let ns = n.checked_mul(unit_ns).ok_or_else(too_long)?;
+        let secs = u64::try_from(ns / 1_000_000_000).map_err(|_| too_long())?;
+        Ok(FsyncPolicy::Interval(Duration::new(
+            secs,
+            (ns % 1_000_000_000) as u32,
+        )))
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    /// `never`, `commit`, `always`, or the interval in the largest unit that divides it
+    /// exactly (`1500ms`, `2m`), which parses back to the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Never => f.write_str("never"),
+            FsyncPolicy::Commit => f.write_str("commit"),
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Interval(d) => {
+                let ns = d.as_nanos();
+                let (unit, len) = UNITS
+                    .iter()
+                    .find(|(_, len)| ns % len == 0)
+                    .copied()
+                    .unwrap_or(("ns", 1));
+                write!(f, "{}{unit}", ns / len)
+            }
+        }
+    }
+}
+
+/// The `[runlog-redis]` table: where `runlog-shipper` and the CLI find Redis. Parsed and
+/// checked here, used by those programs. Either `url` or the separate connection fields.
+///
+/// `Debug` hides the password, including one inside `url`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RedisConfig {
+    /// A connection URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS,
+    /// `redis+unix:///path` for a socket.
+    pub url: Option<String>,
+    /// Host name or address (when `url` is not given).
+    pub host: Option<String>,
+    /// TCP port (1-65535).
+    pub port: Option<u16>,
+    /// Database number.
+    pub db: Option<u32>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Prefix of every key runlog writes in Redis.
+    pub prefix: Option<String>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user info and any `pass`/`password` query value replaced
+/// by `***`.
+fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest_at = scheme_end + 3;
+    let (before_query, query) = match url.find('?') {
+        Some(q) if q >= rest_at => (&url[..q], Some(&url[q + 1..])),
+        _ => (url, None),
+    };
+    let rest = &before_query[rest_at..];
+    let auth_end = rest.find(['/', '#']).unwrap_or(rest.len());
+    let mut out = before_query[..rest_at].to_owned();
+    match rest[..auth_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&rest[at..]);
+        }
+        None => out.push_str(rest),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Retention of one job: a `[runlog.jobs."job name"]` table. Unset fields fall back to the
+/// global values (see [`Config::max_logs_for`] and [`Config::max_failed_logs_for`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobConfig {
+    /// Ok runs kept for this job (`max-logs`).
+    pub max_logs: Option<usize>,
+    /// Failed and crashed runs kept for this job (`max-failed-logs`).
+    pub max_failed_logs: Option<usize>,
+}
+
+/// Which config file to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The first file that exists of `$RUNLOG_CONFIG` (which must exist when set),
+    /// `./.runlog.toml`, `$XDG_CONFIG_HOME/runlog/config.toml` (default `~/.config`) and
+    /// `/etc/runlog/config.toml`.
+    #[default]
+    Search,
+    /// Exactly this file (a `--config` option); it must exist. Relative to the current dir.
+    File(PathBuf),
+    /// No file; defaults, code and `RUNLOG_*` variables only.
+    None,
+}
+
+/// Values a program sets in code (the `RunLogger` builder). They replace the built-in
+/// defaults and are overridden by the config file and by `RUNLOG_*` variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigOverrides {
+    /// Journal directory; a relative path is relative to the current dir.
+    pub journal_dir: Option<PathBuf>,
+    /// Ok runs kept per job.
+    pub max_logs: Option<usize>,
+    /// Failed and crashed runs kept per job.
+    pub max_failed_logs: Option<usize>,
+    /// When the journal is synced.
+    pub fsync: Option<FsyncPolicy>,
+    /// Default level of a run.
+    pub level: Option<LevelFilter>,
+    /// `env_logger`-style target filters.
+    pub filters: Option<String>,
+    /// Largest segment file size in bytes.
+    pub segment_size: Option<u64>,
+}
+
+/// The resolved configuration: built-in defaults, then code, then the config file, then
+/// `RUNLOG_*` environment variables. Every value has been checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where runs are journaled (absolute unless the current dir was unknown).
+    pub journal_dir: PathBuf,
+    /// Ok runs kept per job (default 10).
+    pub max_logs: usize,
+    /// Failed and crashed runs kept per job (default: `max_logs`).
+    pub max_failed_logs: usize,
+    /// When the journal is synced (default [`FsyncPolicy::Commit`]).
+    pub fsync: FsyncPolicy,
+    /// Default level of a run (default `Debug`).
+    pub level: LevelFilter,
+    /// `env_logger`-style directives (`info,myapp=debug,hyper=warn`); empty for none.
+    pub filters: String,
+    /// Largest segment file size in bytes (default 8 MiB; 64 KiB to 1 GiB).
+    pub segment_size: u64,
+    /// Per-job retention, by job name.
+    pub jobs: BTreeMap<String, JobConfig>,
+    /// The `[runlog-redis]` table, or `RUNLOG_REDIS_URL` / `RUNLOG_REDIS_PREFIX`.
+    pub redis: Option<RedisConfig>,
+    /// The config file that was read, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// An invalid configuration. Each message names the file, key, variable or builder setting
+/// and says what would be accepted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A config file that was named explicitly does not exist.
+    NotFound {
+        /// The file.
+        path: PathBuf,
+        /// What named it: `$RUNLOG_CONFIG` or `--config`.
+        named_by: &'static str,
+    },
+    /// A config file exists but cannot be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A config file is not valid TOML, has an unknown key or table, or a value of the
+    /// wrong type.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A key of a config file has an invalid value.
+    InvalidKey {
+        /// The file.
+        path: PathBuf,
+        /// The key, dotted: `runlog.fsync`.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// A `RUNLOG_*` environment variable has an invalid value.
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value (lossily converted to UTF-8).
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// A value set in code ([`ConfigOverrides`], the builder) is invalid.
+    InvalidCode {
+        /// The setting (a [`ConfigOverrides`] field).
+        setting: &'static str,
+        /// The value.
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::NotFound { path, named_by } => {
+                write!(
+                    f,
+                    "config file {} (named by {named_by}) does not exist; ",
+                    path.display()
+                )?;
+                if named_by.starts_with('$') {
+                    write!(
+                        f,
+                        "create it, fix {named_by}, or unset {named_by} to search the usual places"
+                    )
+                } else {
+                    write!(f, "create it or fix the path")
+                }
+            }
+            ConfigError::Read { path, source } => write!(
+                f,
+                "cannot read config file {}: {source}; make it a readable UTF-8 file",
+                path.display()
+            ),
+            ConfigError::Parse { path, message } => {
+                write!(f, "config file {}: {message}", path.display())
+            }
+            ConfigError::InvalidKey {
+                path,
+                key,
+                value,
+                reason,
+            } => write!(
+                f,
+                "config file {}: invalid `{key}` = {value}: {reason}",
+                path.display()
+            ),
+            ConfigError::InvalidEnv { var, value, reason } => write!(
+                f,
+                "environment variable {var}={value:?} is invalid: {reason}; fix or unset it"
+            ),
+            ConfigError::InvalidCode {
+                setting,
+                value,
+                reason,
+            } => write!(f, "invalid {setting} {value} set in code: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    runlog: Option<RawRunlog>,
+    runlog_redis: Option<RedisConfig>,
+}
+
+/// The `[runlog]` table as written; strings are checked in [`Layer::from_file`] so that
+/// errors can name the key.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRunlog {
+    max_logs: Option<usize>,
+    max_failed_logs: Option<usize>,
+    journal_dir: Option<PathBuf>,
+    fsync: Option<String>,
+    level: Option<String>,
+    filters: Option<String>,
+    segment_size: Option<u64>,
+    jobs: Option<BTreeMap<String, JobConfig>>,
+}
+
+/// The settings one source (code, file or environment) gives, checked; `journal_dir` is
+/// already resolved against that source's base directory.
+#[derive(Default)]
+struct Layer {
+    journal_dir: Option<PathBuf>,
+    max_logs: Option<usize>,
+    max_failed_logs: Option<usize>,
+    fsync: Option<FsyncPolicy>,
+    level: Option<LevelFilter>,
+    filters: Option<String>,
+    segment_size: Option<u64>,
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// A variable's value; empty counts as unset.
+fn var(env: Env<'_>, name: &str) -> Option<OsString> {
+    env(name).filter(|v| !v.is_empty())
+}
+
+/// An absolute directory from a variable such as `HOME`; relative values are ignored, as the
+/// XDG base directory spec asks.
+fn abs_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
+    var(env, name)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// `~` or `~/...` expanded with `$HOME`, then a relative path joined to `base`.
+fn resolve_dir(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> {
+    if p.as_os_str().is_empty() {
+        return Err("expected a directory path, got an empty string".to_owned());
+    }
+    if let Ok(rest) = p.strip_prefix("~") {
+        let home = abs_dir(env, "HOME").ok_or_else(|| {
+            "a path starting with `~` needs $HOME (set to an absolute path); give an absolute \
+             path instead"
+                .to_owned()
+        })?;
+        return Ok(if rest.as_os_str().is_empty() {
+            home
+        } else {
+            home.join(rest)
+        });
+    }
+    Ok(base.join(p))
+}
+
+/// Check `env_logger`-style directives; the error names the bad item.
+fn check_filters(s: &str) -> Result<(), String> {
+    const FORMS: &str = "items are `LEVEL`, `TARGET=LEVEL` or `TARGET`, separated by commas, \
+                         with levels off, error, warn, info, debug, trace";
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (target, level) = match item.split_once('=') {
+            Some((t, l)) => (t.trim(), Some(l.trim())),
+            None if LevelFilter::from_str(item).is_ok() => continue,
+            None => (item, None),
+        };
+        if let Some(l) = level {
+            if LevelFilter::from_str(l).is_err() {
+                return Err(format!(
+                    "filter item {item:?}: {l:?} is not a level ({FORMS})"
+                ));
+            }
+        }
+        if target.is_empty() {
+            return Err(format!(
+                "filter item {item:?}: the target before `=` is empty ({FORMS})"
+            ));
+        }
+        if target.contains('/') {
+            return Err(format!(
+                "filter item {item:?}: regular expression filters (`/re`) are not supported \
+                 ({FORMS})"
+            ));
+        }
+        if target.contains(char::is_whitespace) {
+            return Err(format!(
+                "filter item {item:?}: a target cannot contain spaces (a missing comma?) ({FORMS})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_segment_size(n: u64) -> Result<(), String> {
+    if (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a size in bytes from {MIN_SEGMENT_SIZE} (64 KiB) to {MAX_SEGMENT_SIZE} \
+             (1 GiB); the default is {DEFAULT_SEGMENT_SIZE} (8 MiB)"
+        ))
+    }
+}
+
+fn parse_level(s: &str) -> Result<LevelFilter, String> {
+    LevelFilter::from_str(s.trim()).map_err(|_| format!("expected {LEVEL_FORMS}"))
+}
+
+fn check_redis_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme {
+        Some(s) if REDIS_SCHEMES.contains(&s.as_str()) => Ok(()),
+        _ => Err(format!(
+            "expected a URL like `redis://host:6379/0` (schemes: {})",
+            REDIS_SCHEMES.join(", ")
+        )),
+    }
+}
+
+impl Layer {
+    fn from_code(code: &ConfigOverrides, cwd: &Path, env: Env<'_>) -> Result<Layer, ConfigError> {
+        let bad = |setting: &'static str, value: String, reason: String| ConfigError::InvalidCode {
+            setting,
+            value,
+            reason,
+        };
+        let journal_dir = match &code.journal_dir {
+            Some(p) => Some(
+                resolve_dir(p, cwd, env)
+                    .map_err(|r| bad("journal_dir", format!("{:?}", p.display()), r))?,
+            ),
+            None => None,
+        };
+        if let Some(FsyncPolicy::Interval(d)) = code.fsync {
+            if d.is_zero() {
+                return Err(bad(
+                    "fsync",
+                    "Interval(0)".to_owned(),
+                    "an interval must be longer than zero (use FsyncPolicy::Always)".to_owned(),
+                ));
+            }
+        }
+        if let Some(f) = &code.filters {
+            check_filters(f).map_err(|r| bad("filters", format!("{f:?}"), r))?;
+        }
+        if let Some(n) = code.segment_size {
+            check_segment_size(n).map_err(|r| bad("segment_size", n.to_string(), r))?;
+        }
+        Ok(Layer {
+            journal_dir,
+            max_logs: code.max_logs,
+            max_failed_logs: code.max_failed_logs,
+            fsync: code.fsync,
+            level: code.level,
+            filters: code.filters.clone(),
+            segment_size: code.segment_size,
+        })
+    }
+
+    fn from_file(raw: RawRunlog, path: &Path, env: Env<'_>) -> Result<Layer, ConfigError> {
+        let bad = |key: &str, value: String, reason: String| ConfigError::InvalidKey {
+            path: path.to_owned(),
+            key: format!("runlog.{key}"),
+            value,
+            reason,
+        };
+        let base = path.parent().unwrap_or(Path::new("/"));
+        let journal_dir = match raw.journal_dir {
+            Some(p) => Some(
+                resolve_dir(&p, base, env)
+                    .map_err(|r| bad("journal-dir", format!("{:?}", p.display()), r))?,
+            ),
+            None => None,
+        };
+        let fsync =
+            match raw.fsync {
+                Some(s) => Some(s.parse::<FsyncPolicy>().map_err(|_| {
+                    bad("fsync", format!("{s:?}"), format!("expected {FSYNC_FORMS}"))
+                })?),
+                None => None,
+            };
+        let level = match raw.level {
+            Some(s) => Some(parse_level(&s).map_err(|r| bad("level", format!("{s:?}"), r))?),
+            None => None,
+        };
+        if let Some(f) = &raw.filters {
+            check_filters(f).map_err(|r| bad("filters", format!("{f:?}"), r))?;
+        }
+        if let Some(n) = raw.segment_size {
+            check_segment_size(n).map_err(|r| bad("segment-size", n.to_string(), r))?;
+        }
+        Ok(Layer {
+            journal_dir,
+            max_logs: raw.max_logs,
+            max_failed_logs: raw.max_failed_logs,
+            fsync,
+            level,
+            filters: raw.filters,
+            segment_size: raw.segment_size,
+        })
+    }
+
+    fn from_env(env: Env<'_>, cwd: &Path) -> Result<Layer, ConfigError> {
+        let journal_dir = match var(env, "RUNLOG_JOURNAL_DIR") {
+            Some(v) => Some(resolve_dir(Path::new(&v), cwd, env).map_err(|reason| {
+                ConfigError::InvalidEnv {
+                    var: "RUNLOG_JOURNAL_DIR",
+                    value: v.to_string_lossy().into_owned(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
+        let count = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| "expected a whole number of runs, 0 or more".to_owned())
+        };
+        let size = |s: &str| {
+            let n = s.trim().parse::<u64>().map_err(|_| {
+                format!(
+                    "expected a size in bytes from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE}, \
+                     written as digits"
+                )
+            })?;
+            check_segment_size(n).map(|()| n)
+        };
+        let filters = |s: &str| check_filters(s).map(|()| s.to_owned());
+        let fsync = |s: &str| {
+            s.parse::<FsyncPolicy>()
+                .map_err(|_| format!("expected {FSYNC_FORMS}"))
+        };
+        Ok(Layer {
+            journal_dir,
+            max_logs: env_value(env, "RUNLOG_MAX_LOGS", count)?,
+            max_failed_logs: env_value(env, "RUNLOG_MAX_FAILED_LOGS", count)?,
+            fsync: env_value(env, "RUNLOG_FSYNC", fsync)?,
+            level: env_value(env, "RUNLOG_LEVEL", parse_level)?,
+            filters: env_value(env, "RUNLOG_FILTERS", filters)?,
+            segment_size: env_value(env, "RUNLOG_SEGMENT_SIZE", size)?,
+        })
+    }
+
+    /// `self` over `below`: each setting `self` gives wins.
+    fn over(self, below: Layer) -> Layer {
+        Layer {
+            journal_dir: self.journal_dir.or(below.journal_dir),
+            max_logs: self.max_logs.or(below.max_logs),
+            max_failed_logs: self.max_failed_logs.or(below.max_failed_logs),
+            fsync: self.fsync.or(below.fsync),
+            level: self.level.or(below.level),
+            filters: self.filters.or(below.filters),
+            segment_size: self.segment_size.or(below.segment_size),
+        }
+    }
+}
+
+/// A `RUNLOG_*` variable parsed with `parse`; unset or empty is `None`.
+fn env_value<T>(
+    env: Env<'_>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(v) = var(env, name) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| ConfigError::InvalidEnv {
+        var: name,
+        value: v.to_string_lossy().into_owned(),
+        reason,
+    };
+    let s = v
+        .to_str()
+        .ok_or_else(|| bad("expected UTF-8 text".to_owned()))?;
+    parse(s).map(Some).map_err(bad)
+}
+
+/// Check `[runlog-redis]`.
+fn check_redis(r: &RedisConfig, path: &Path) -> Result<(), ConfigError> {
+    let bad = |key: &str, value: String, reason: String| ConfigError::InvalidKey {
+        path: path.to_owned(),
+        key: format!("runlog-redis.{key}"),
+        value,
+        reason,
+    };
+    if let Some(url) = &r.url {
+        check_redis_url(url)
+            .map_err(|reason| bad("url", format!("{:?}", redact_url(url)), reason))?;
+        let separate = [
+            ("host", r.host.is_some()),
+            ("port", r.port.is_some()),
+            ("db", r.db.is_some()),
+            ("username", r.username.is_some()),
+            ("password", r.password.is_some()),
+        ];
+        if let Some((key, _)) = separate.iter().find(|(_, set)| *set) {
+            return Err(bad(
+                "url",
+                format!("{:?}", redact_url(url)),
+                format!(
+                    "`url` and `{key}` are both set; give either `url` or \
+                     host/port/db/username/password"
+                ),
+            ));
+        }
+    }
+    if let Some(h) = &r.host {
+        if h.trim().is_empty() {
+            return Err(bad(
+                "host",
+                format!("{h:?}"),
+                "expected a host name or address".to_owned(),
+            ));
+        }
+    }
+    if r.port == Some(0) {
+        return Err(bad(
+            "port",
+            "0".to_owned(),
+            "expected a port from 1 to 65535".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The `[runlog-redis]` table with `RUNLOG_REDIS_URL` and `RUNLOG_REDIS_PREFIX` applied. A URL
+/// from the environment replaces every connection field of the file.
+fn redis_with_env(
+    file: Option<RedisConfig>,
+    env: Env<'_>,
+) -> Result<Option<RedisConfig>, ConfigError> {
+    let url = env_value(env, "RUNLOG_REDIS_URL", |s| {
+        check_redis_url(s).map(|()| s.to_owned())
+    })
+    .map_err(|e| match e {
+        ConfigError::InvalidEnv { var, value, reason } => ConfigError::InvalidEnv {
+            var,
+            value: redact_url(&value),
+            reason,
+        },
+        e => e,
+    })?;
+    let prefix = env_value(env, "RUNLOG_REDIS_PREFIX", |s| Ok(s.to_owned()))?;
+    if url.is_none() && prefix.is_none() {
+        return Ok(file);
+    }
+    let mut r = file.unwrap_or_default();
+    if let Some(url) = url {
+        r = RedisConfig {
+            url: Some(url),
+            prefix: r.prefix,
+            ..RedisConfig::default()
+        };
+    }
+    if prefix.is_some() {
+        r.prefix = prefix;
+    }
+    Ok(Some(r))
+}
+
+/// Turn a `toml` error into one line naming the table, line and column, with a hint for an
+/// unknown key or table: "unknown key `max-log` in [runlog] at line 3, column 1; expected ...".
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let mut msg = e.message().trim().to_owned();
+    // serde names Rust types; say what they mean in a config file.
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+    ] {
+        if let Some(head) = msg.strip_suffix(rust) {
+            msg = format!("{head}{plain}");
+        }
+    }
+    let unknown_key = msg
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, rest)| (key.to_owned(), rest.trim_start_matches(',').trim().to_owned()));
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[line_start..line_end].trim();
+    let at = format!("line {line_no}, column {column}");
+    let header_name = |l: &str| {
+        let l = l.trim_start_matches('[');
+        l[..l.find(']').unwrap_or(l.len())].trim().to_owned()
+    };
+    // The table the error is in: the header on the error's line, else the last one before.
+    let (in_header, table) = if line.starts_with('[') {
+        (true, Some(header_name(line)))
+    } else {
+        let before = text[..line_start].lines().rev().map(str::trim);
+        (false, before.clone().find(|l| l.starts_with('[')).map(header_name))
+    };
+    let Some((key, expected)) = unknown_key else {
+        return match table {
+            Some(t) => format!("{msg} in [{t}] at {at}"),
+            None => format!("{msg} at {at}"),
+        };
+    };
+    const HINT: &str = "fix its spelling or remove it (spec/config.md lists every key)";
+    match table {
+        Some(t) if in_header && t.trim_matches('"').starts_with(key.as_str()) => {
+            format!("unknown table `[{t}]` at {at}; {expected}; {HINT}")
+        }
+        Some(t) if in_header => {
+            format!("unknown key `{key}` in table header `[{t}]` at {at}; {expected}; {HINT}")
+        }
+        Some(t) => format!("unknown key `{key}` in [{t}] at {at}; {expected}; {HINT}"),
+        None => format!("unknown key `{key}` at {at}; {expected}; {HINT}"),
+    }
+}
+
+/// Parse a config file's text; `path` is only used in messages.
+fn parse_file(text: &str, path: &Path) -> Result<RawFile, ConfigError> {
+    toml::from_str::<RawFile>(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: describe_toml_error(&e, text),
+    })
+}
+
+/// Whether a config file exists; a path that cannot be checked is an error (rather than a
+/// silently skipped config).
+fn exists(path: &Path) -> Result<bool, ConfigError> {
+    match fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The config file to read, if any.
+fn find_file(
+    source: &ConfigSource,
+    env: Env<'_>,
+    cwd: &Path,
+    system: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let named = |path: PathBuf, named_by| {
+        if exists(&path)? {
+            Ok(Some(path))
+        } else {
+            Err(ConfigError::NotFound { path, named_by })
+        }
+    };
+    match source {
+        ConfigSource::None => Ok(None),
+        ConfigSource::File(p) => named(cwd.join(p), "--config"),
+        ConfigSource::Search => {
+            if let Some(p) = var(env, "RUNLOG_CONFIG") {
+                return named(cwd.join(p), "$RUNLOG_CONFIG");
+            }
+            let config_home = abs_dir(env, "XDG_CONFIG_HOME")
+                .or_else(|| abs_dir(env, "HOME").map(|h| h.join(".config")));
+            let candidates = [
+                Some(cwd.join(LOCAL_CONFIG)),
+                config_home.map(|d| d.join("runlog").join("config.toml")),
+                Some(system.to_owned()),
+            ];
+            for c in candidates.into_iter().flatten() {
+                if exists(&c)? {
+                    return Ok(Some(c));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/runlog`, else `$HOME/.local/state/runlog`, else `/tmp/runlog-<uid>`.
+fn default_journal_dir(env: Env<'_>) -> PathBuf {
+    if let Some(d) = abs_dir(env, "XDG_STATE_HOME") {
+        return d.join("runlog");
+    }
+    if let Some(h) = abs_dir(env, "HOME") {
+        return h.join(".local").join("state").join("runlog");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid =
+        fs::metadata("/proc/self").map_or_else(|_| "unknown".to_owned(), |m| m.uid().to_string());
+    PathBuf::from(format!("/tmp/runlog-{uid}"))
+}
+
+/// Resolve every layer into a [`Config`]. `file` is the path and text of the config file.
+fn resolve(
+    file: Option<(&Path, &str)>,
+    code: &ConfigOverrides,
+    env: Env<'_>,
+    overrides_from_env: bool,
+    cwd: &Path,
+) -> Result<Config, ConfigError> {
+    let code_layer = Layer::from_code(code, cwd, env)?;
+    let (file_layer, jobs, redis) = match file {
+        Some((path, text)) => {
+            let raw = parse_file(text, path)?;
+            let runlog = raw.runlog.unwrap_or_default();
+            let jobs = runlog.jobs.clone().unwrap_or_default();
+            if let Some(name) = jobs.keys().find(|n| n.is_empty() || n.len() > MAX_JOB_NAME) {
+                return Err(ConfigError::InvalidKey {
+                    path: path.to_owned(),
+                    key: "runlog.jobs".to_owned(),
+                    value: format!("{:?}", name.chars().take(40).collect::<String>()),
+                    reason: "a job name must be 1 byte to 64 KiB long".to_owned(),
+                });
+            }
+            if let Some(r) = &raw.runlog_redis {
+                check_redis(r, path)?;
+            }
+            (Layer::from_file(runlog, path, env)?, jobs, raw.runlog_redis)
+        }
+        None => (Layer::default(), BTreeMap::new(), None),
+    };
+    let (env_layer, redis) = if overrides_from_env {
+        (Layer::from_env(env, cwd)?, redis_with_env(redis, env)?)
+    } else {
+        (Layer::default(), redis)
+    };
+    let l = env_layer.over(file_layer.over(code_layer));
+    let max_logs = l.max_logs.unwrap_or(DEFAULT_MAX_LOGS);
+    Ok(Config {
+        journal_dir: l.journal_dir.unwrap_or_else(|| default_journal_dir(env)),
+        max_logs,
+        max_failed_logs: l.max_failed_logs.unwrap_or(max_logs),
+        fsync: l.fsync.unwrap_or_default(),
+        level: l.level.unwrap_or(DEFAULT_LEVEL),
+        filters: l.filters.unwrap_or_default(),
+        segment_size: l.segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE),
+        jobs,
+        redis,
+        source: file.map(|(p, _)| p.to_owned()),
+    })
+}
+
+/// [`Config::load_with_env`] with a replaceable system config path, for tests.
+fn load_from(
+    source: &ConfigSource,
+    code: &ConfigOverrides,
+    env: Env<'_>,
+    cwd: &Path,
+    system: &Path,
+) -> Result<Config, ConfigError> {
+    match find_file(source, env, cwd, system)? {
+        Some(path) => {
+            let text = fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            resolve(Some((&path, &text)), code, env, true, cwd)
+        }
+        None => resolve(None, code, env, true, cwd),
+    }
+}
+
+impl Config {
+    /// Resolve the configuration from the process environment and current directory; see
+    /// [`Config::load_with_env`].
+    pub fn load(source: &ConfigSource, code: &ConfigOverrides) -> Result<Config, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Config::load_with_env(source, code, &|k| std::env::var_os(k), &cwd)
+    }
+
+    /// Resolve the configuration: find and read at most one config file (per `source`), then
+    /// apply, lowest first, the built-in defaults, `code`, the file and the `RUNLOG_*`
+    /// variables. `env` looks up an environment variable (an empty value counts as unset) and
+    /// `cwd` is the directory relative paths outside the file are resolved against.
+    pub fn load_with_env(
+        source: &ConfigSource,
+        code: &ConfigOverrides,
+        env: &dyn Fn(&str) -> Option<OsString>,
+        cwd: &Path,
+    ) -> Result<Config, ConfigError> {
+        load_from(source, code, env, cwd, Path::new(SYSTEM_CONFIG))
+    }
+
+    /// Parse `text` as the config file at `origin` and apply the built-in defaults, without
+    /// code values or `RUNLOG_*` variables. The default journal dir still comes from `$HOME`
+    /// or `$XDG_STATE_HOME`; a relative `origin` is taken from the current directory.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let origin = cwd.join(origin);
+        let env = |k: &str| match k {
+            "HOME" | "XDG_STATE_HOME" => std::env::var_os(k),
+            _ => None,
+        };
+        resolve(
+            Some((&origin, text)),
+            &ConfigOverrides::default(),
+            &env,
+            false,
+            &cwd,
+        )
+    }
+
+    /// Ok runs kept for `job`: its `max-logs`, else the global one.
+    pub fn max_logs_for(&self, job: &str) -> usize {
+        self.jobs
+            .get(job)
+            .and_then(|j| j.max_logs)
+            .unwrap_or(self.max_logs)
+    }
+
+    /// Failed and crashed runs kept for `job`: its `max-failed-logs`, else its own
+    /// `max-logs`, else the global `max-failed-logs`.
+    pub fn max_failed_logs_for(&self, job: &str) -> usize {
+        let job = self.jobs.get(job);
+        job.and_then(|j| j.max_failed_logs.or(j.max_logs))
+            .unwrap_or(self.max_failed_logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// An environment holding exactly `pairs`.
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    /// A temp dir standing for the machine: `home/`, `cwd/` and a system config path that
+    /// does not exist unless a test writes it.
+    struct World {
+        dir: tempfile::TempDir,
+    }
+
+    impl World {
+        fn new() -> World {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(dir.path().join("home")).unwrap();
+            fs::create_dir_all(dir.path().join("cwd")).unwrap();
+            World { dir }
+        }
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+        fn home(&self) -> String {
+            self.path("home").to_str().unwrap().to_owned()
+        }
+        fn write(&self, rel: &str, text: &str) -> PathBuf {
+            let p = self.path(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, text).unwrap();
+            p
+        }
+        fn load(
+            &self,
+            source: &ConfigSource,
+            code: &ConfigOverrides,
+            env: &[(&str, &str)],
+        ) -> Result<Config, ConfigError> {
+            load_from(
+                source,
+                code,
+                &env_of(env),
+                &self.path("cwd"),
+                &self.path("etc/runlog/config.toml"),
+            )
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        resolve(
+            Some((Path::new("/cfg/dir/config.toml"), text)),
+            &ConfigOverrides::default(),
+            &env_of(&[("HOME", "/home/u")]),
+            false,
+            Path::new("/work"),
+        )
+    }
+
+    #[test]
+    fn defaults_with_no_file() {
+        let w = World::new();
+        let home = w.home();
+        let c = w
+            .load(
+                &ConfigSource::Search,
+                &ConfigOverrides::default(),
+                &[("HOME", &home)],
+            )
+            .unwrap();
+        assert_eq!(
+            c,
+            Config {
+                journal_dir: w.path("home/.local/state/runlog"),
+                max_logs: 10,
+                max_failed_logs: 10,
+                fsync: FsyncPolicy::Commit,
+                level: LevelFilter::Debug,
+                filters: String::new(),
+                segment_size: 8_388_608,
+                jobs: BTreeMap::new(),
+                redis: None,
+                source: None,
+            }
+        );
+    }
+
+    #[test]
+    fn default_journal_dir_prefers_xdg_state_home_then_home_then_tmp() {
+        let env = env_of(&[("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")]);
+        assert_eq!(default_journal_dir(&env), Path::new("/state/runlog"));
+        let env = env_of(&[("XDG_STATE_HOME", "relative"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_journal_dir(&env),
+            Path::new("/home/u/.local/state/runlog")
+        );
+        let dir = default_journal_dir(&env_of(&[]));
+        let name = dir.to_str().unwrap();
+        assert!(name.starts_with("/tmp/runlog-"), "{name}");
+        assert_ne!(name, "/tmp/runlog-");
+    }
+
+    #[test]
+    fn every_key_of_a_file_is_parsed() {
+        let c = parse(
+            r#"
+            [runlog]
+            max-logs = 5
+            max-failed-logs = 20
+            journal-dir = "/var/lib/runlog"
+            fsync = "250ms"
+            level = "INFO"
+            filters = "info,myapp=debug,hyper=warn"
+            segment-size = 1_048_576
+
+            [runlog.jobs."nightly report"]
+            max-logs = 3
+
+            [runlog.jobs.backup]
+            max-failed-logs = 50
+
+            [runlog-redis]
+            host = "redis.internal"
+            port = 6380
+            db = 2
+            username = "runlog"
+            password = "s3cret"
+            prefix = "rl:"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.max_logs, 5);
+        assert_eq!(c.max_failed_logs, 20);
+        assert_eq!(c.journal_dir, Path::new("/var/lib/runlog"));
+        assert_eq!(c.fsync, FsyncPolicy::Interval(Duration::from_millis(250)));
+        assert_eq!(c.level, LevelFilter::Info);
+        assert_eq!(c.filters, "info,myapp=debug,hyper=warn");
+        assert_eq!(c.segment_size, 1 << 20);
+        assert_eq!(c.source.as_deref(), Some(Path::new("/cfg/dir/config.toml")));
+        assert_eq!(
+            c.jobs["nightly report"],
+            JobConfig {
+                max_logs: Some(3),
+                max_failed_logs: None
+            }
+        );
+        assert_eq!(c.jobs["backup"].max_failed_logs, Some(50));
+        assert_eq!(
+            c.redis,
+            Some(RedisConfig {
+                url: None,
+                host: Some("redis.internal".into()),
+                port: Some(6380),
+                db: Some(2),
+                username: Some("runlog".into()),
+                password: Some("s3cret".into()),
+                prefix: Some("rl:".into()),
+            })
+        );
+        let c = parse("[runlog-redis]\nurl = \"rediss://u:p@h:6379/1\"\n").unwrap();
+        assert_eq!(
+            c.redis.unwrap().url.as_deref(),
+            Some("rediss://u:p@h:6379/1")
+        );
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = parse("# nothing\n").unwrap();
+        assert_eq!(c.max_logs, 10);
+        assert_eq!(c.journal_dir, Path::new("/home/u/.local/state/runlog"));
+        assert_eq!(c.redis, None);
+    }
+
+    #[test]
+    fn a_relative_journal_dir_in_a_file_is_relative_to_the_file() {
+        let c = parse("[runlog]\njournal-dir = \"journal\"\n").unwrap();
+        assert_eq!(c.journal_dir, Path::new("/cfg/dir/journal"));
+        let c = parse("[runlog]\njournal-dir = \"~/j\"\n").unwrap();
+        assert_eq!(c.journal_dir, Path::new("/home/u/j"));
+    }
+
+    #[test]
+    fn relative_journal_dirs_from_env_and_code_are_relative_to_cwd() {
+        let w = World::new();
+        let code = ConfigOverrides {
+            journal_dir: Some("from-code".into()),
+            ..Default::default()
+        };
+        let c = w.load(&ConfigSource::None, &code, &[]).unwrap();
+        assert_eq!(c.journal_dir, w.path("cwd/from-code"));
+        let c = w
+            .load(
+                &ConfigSource::None,
+                &code,
+                &[("RUNLOG_JOURNAL_DIR", "from-env")],
+            )
+            .unwrap();
+        assert_eq!(c.journal_dir, w.path("cwd/from-env"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_the_table_and_the_file() {
+        let e = parse("[runlog]\nmax-logs = 3\nmax-log = 3\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(m.contains("/cfg/dir/config.toml"), "{m}");
+        assert!(m.contains("unknown key `max-log` in [runlog] at line 3"), "{m}");
+        assert!(m.contains("line 3"), "{m}");
+
+        let m = parse("[runlog-redis]\nurl = \"redis://h\"\npasword = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("unknown key `pasword`") && m.contains("[runlog-redis]"),
+            "{m}"
+        );
+
+        let m = parse("[runlog.jobs.a]\nmax-log = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("unknown key `max-log`") && m.contains("[runlog.jobs.a]"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_table_is_an_error() {
+        let m = parse("[runlogg]\nmax-logs = 3\n").unwrap_err().to_string();
+        assert!(m.contains("unknown table `[runlogg]`"), "{m}");
+        assert!(m.contains("/cfg/dir/config.toml"), "{m}");
+        let m = parse("max-logs = 3\n").unwrap_err().to_string();
+        assert!(m.contains("unknown key `max-logs`"), "{m}");
+        let m = parse("[runlog.job.x]\nmax-logs = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("`job`"), "{m}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_name_the_key() {
+        let m = parse("[runlog]\nmax-logs = -1\n").unwrap_err().to_string();
+        assert!(m.contains("line 2") && m.contains("-1"), "{m}");
+        let e = parse("[runlog]\nfsync = \"sometimes\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::InvalidKey { key, .. } if key == "runlog.fsync"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("\"sometimes\""), "{e}");
+        let e = parse("[runlog]\nlevel = \"loud\"\n").unwrap_err();
+        assert!(e.to_string().contains("`runlog.level` = \"loud\""), "{e}");
+        let e = parse("[runlog]\nsegment-size = 1024\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`runlog.segment-size` = 1024"),
+            "{e}"
+        );
+        assert!(parse("[runlog]\nsegment-size = 1073741825\n").is_err());
+        assert!(parse("[runlog]\nsegment-size = 1073741824\n").is_ok());
+        assert!(parse("[runlog]\nsegment-size = 65536\n").is_ok());
+        let e = parse("[runlog-redis]\nport = 0\n").unwrap_err();
+        assert!(e.to_string().contains("`runlog-redis.port`"), "{e}");
+        let e = parse("[runlog-redis]\nurl = \"redis://h\"\nhost = \"h\"\n").unwrap_err();
+        assert!(e.to_string().contains("`url` and `host`"), "{e}");
+        let e = parse("[runlog-redis]\nurl = \"http://u:pw@h\"\n").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("runlog-redis.url") && !m.contains("pw"), "{m}");
+        let e = parse("[runlog.jobs.\"\"]\nmax-logs = 1\n").unwrap_err();
+        assert!(e.to_string().contains("job name"), "{e}");
+    }
+
+    #[test]
+    fn precedence_is_defaults_then_code_then_file_then_env() {
+        let w = World::new();
+        let file = w.write(
+            "cfg/runlog.toml",
+            "[runlog]\nmax-logs = 20\nfsync = \"always\"\nlevel = \"info\"\n",
+        );
+        let code = ConfigOverrides {
+            max_logs: Some(5),
+            fsync: Some(FsyncPolicy::Never),
+            level: Some(LevelFilter::Trace),
+            segment_size: Some(1 << 20),
+            filters: Some("warn".into()),
+            ..Default::default()
+        };
+        let src = ConfigSource::File(file.clone());
+        let c = w.load(&src, &code, &[]).unwrap();
+        assert_eq!(c.max_logs, 20, "file over code");
+        assert_eq!(c.max_failed_logs, 20, "defaults to the resolved max-logs");
+        assert_eq!(c.fsync, FsyncPolicy::Always);
+        assert_eq!(c.level, LevelFilter::Info);
+        assert_eq!(c.segment_size, 1 << 20, "code over defaults");
+        assert_eq!(c.filters, "warn");
+        assert_eq!(c.source.as_deref(), Some(file.as_path()));
+
+        let c = w
+            .load(
+                &src,
+                &code,
+                &[
+                    ("RUNLOG_MAX_LOGS", "7"),
+                    ("RUNLOG_FSYNC", "2m"),
+                    ("RUNLOG_LEVEL", "error"),
+                    ("RUNLOG_FILTERS", "db=trace"),
+                    ("RUNLOG_SEGMENT_SIZE", "65536"),
+                    ("RUNLOG_MAX_FAILED_LOGS", "30"),
+                    ("RUNLOG_JOURNAL_DIR", "/j"),
+                    ("RUNLOG_REDIS_URL", "redis://r:6379"),
+                    ("RUNLOG_REDIS_PREFIX", "p:"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(c.max_logs, 7, "env over file");
+        assert_eq!(c.max_failed_logs, 30);
+        assert_eq!(c.fsync, FsyncPolicy::Interval(Duration::from_secs(120)));
+        assert_eq!(c.level, LevelFilter::Error);
+        assert_eq!(c.filters, "db=trace");
+        assert_eq!(c.segment_size, 65536);
+        assert_eq!(c.journal_dir, Path::new("/j"));
+        let r = c.redis.unwrap();
+        assert_eq!(r.url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(r.prefix.as_deref(), Some("p:"));
+
+        // An empty variable counts as unset.
+        let c = w.load(&src, &code, &[("RUNLOG_MAX_LOGS", "")]).unwrap();
+        assert_eq!(c.max_logs, 20);
+    }
+
+    #[test]
+    fn a_redis_url_from_env_replaces_the_connection_fields_of_the_file() {
+        let w = World::new();
+        let file = w.write(
+            "c.toml",
+            "[runlog-redis]\nhost = \"h\"\npassword = \"pw\"\nprefix = \"keep:\"\n",
+        );
+        let c = w
+            .load(
+                &ConfigSource::File(file),
+                &ConfigOverrides::default(),
+                &[("RUNLOG_REDIS_URL", "redis://other")],
+            )
+            .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!((r.host, r.password), (None, None));
+        assert_eq!(r.url.as_deref(), Some("redis://other"));
+        assert_eq!(r.prefix.as_deref(), Some("keep:"));
+    }
+
+    #[test]
+    fn an_invalid_env_value_names_the_variable_and_the_value() {
+        let w = World::new();
+        let cases = [
+            ("RUNLOG_MAX_LOGS", "ten"),
+            ("RUNLOG_MAX_FAILED_LOGS", "-1"),
+            ("RUNLOG_FSYNC", "sometimes"),
+            ("RUNLOG_LEVEL", "verbose"),
+            ("RUNLOG_FILTERS", "info,db=loud"),
+            ("RUNLOG_SEGMENT_SIZE", "8MiB"),
+            ("RUNLOG_SEGMENT_SIZE", "100"),
+            ("RUNLOG_REDIS_URL", "localhost:6379"),
+        ];
+        for (var, value) in cases {
+            let e = w
+                .load(
+                    &ConfigSource::None,
+                    &ConfigOverrides::default(),
+                    &[(var, value)],
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::InvalidEnv { var: v, .. } if *v == var),
+                "{e:?}"
+            );
+            let m = e.to_string();
+            assert!(m.contains(var) && m.contains(value), "{m}");
+        }
+    }
+
+    #[test]
+    fn invalid_code_values_are_errors() {
+        let w = World::new();
+        for code in [
+            ConfigOverrides {
+                segment_size: Some(10),
+                ..Default::default()
+            },
+            ConfigOverrides {
+                filters: Some("=info".into()),
+                ..Default::default()
+            },
+            ConfigOverrides {
+                fsync: Some(FsyncPolicy::Interval(Duration::ZERO)),
+                ..Default::default()
+            },
+        ] {
+            let e = w.load(&ConfigSource::None, &code, &[]).unwrap_err();
+            assert!(matches!(e, ConfigError::InvalidCode { .. }), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn fsync_policies_parse_and_display_round_trips() {
+        let ok = [
+            ("never", FsyncPolicy::Never),
+            ("Commit", FsyncPolicy::Commit),
+            (" always ", FsyncPolicy::Always),
+            ("250ms", FsyncPolicy::Interval(Duration::from_millis(250))),
+            ("1s", FsyncPolicy::Interval(Duration::from_secs(1))),
+            ("2m", FsyncPolicy::Interval(Duration::from_secs(120))),
+            ("1h", FsyncPolicy::Interval(Duration::from_secs(3600))),
+            (
+                "1500 ms",
+                FsyncPolicy::Interval(Duration::from_millis(1500)),
+            ),
+            ("10us", FsyncPolicy::Interval(Duration::from_micros(10))),
+            ("7ns", FsyncPolicy::Interval(Duration::from_nanos(7))),
+        ];
+        for (s, p) in ok {
+            assert_eq!(s.parse::<FsyncPolicy>(), Ok(p), "{s}");
+            assert_eq!(p.to_string().parse::<FsyncPolicy>(), Ok(p), "{p}");
+        }
+        assert_eq!(
+            FsyncPolicy::Interval(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
+        assert_eq!(
+            FsyncPolicy::Interval(Duration::from_secs(120)).to_string(),
+            "2m"
+        );
+        assert_eq!(FsyncPolicy::default(), FsyncPolicy::Commit);
+        let max = FsyncPolicy::Interval(Duration::MAX);
+        assert_eq!(max.to_string().parse::<FsyncPolicy>(), Ok(max));
+        for bad in ["", "sometimes", "1", "1.5s", "-1s", "ms", "1d", "0s", "1s2"] {
+            let e = bad.parse::<FsyncPolicy>().unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!("5s".parse::<FsyncPolicy>().is_ok());
+        assert!("x"
+            .parse::<FsyncPolicy>()
+            .unwrap_err()
+            .contains("`never`, `commit`, `always`"));
+        assert!("99999999999999999999999h".parse::<FsyncPolicy>().is_err());
+    }
+
+    #[test]
+    fn filters_are_validated_item_by_item() {
+        for ok in [
+            "",
+            "info",
+            "INFO,myapp=debug,hyper=warn",
+            "myapp",
+            "myapp::db=off, other = trace",
+            "info,",
+        ] {
+            assert_eq!(check_filters(ok), Ok(()), "{ok}");
+        }
+        for (bad, item) in [
+            ("info,db=loud", "db=loud"),
+            ("=debug", "=debug"),
+            ("info debug", "info debug"),
+            ("a=b=c", "a=b=c"),
+            ("app/foo", "app/foo"),
+        ] {
+            let e = check_filters(bad).unwrap_err();
+            assert!(e.contains(&format!("{item:?}")), "{e}");
+        }
+        let e = parse("[runlog]\nfilters = \"info,db=loud\"\n").unwrap_err();
+        assert!(e.to_string().contains("\"db=loud\""), "{e}");
+    }
+
+    #[test]
+    fn per_job_overrides_fall_back_to_the_global_values() {
+        let c = parse(
+            r#"
+            [runlog]
+            max-logs = 10
+            max-failed-logs = 30
+            [runlog.jobs.a]
+            max-logs = 3
+            [runlog.jobs.b]
+            max-failed-logs = 100
+            [runlog.jobs.c]
+            max-logs = 4
+            max-failed-logs = 8
+            "#,
+        )
+        .unwrap();
+        assert_eq!((c.max_logs_for("a"), c.max_failed_logs_for("a")), (3, 3));
+        assert_eq!((c.max_logs_for("b"), c.max_failed_logs_for("b")), (10, 100));
+        assert_eq!((c.max_logs_for("c"), c.max_failed_logs_for("c")), (4, 8));
+        assert_eq!((c.max_logs_for("z"), c.max_failed_logs_for("z")), (10, 30));
+    }
+
+    #[test]
+    fn runlog_config_pointing_to_a_missing_file_is_an_error() {
+        let w = World::new();
+        w.write("cwd/.runlog.toml", "");
+        let missing = w.path("nope.toml");
+        let e = w
+            .load(
+                &ConfigSource::Search,
+                &ConfigOverrides::default(),
+                &[("RUNLOG_CONFIG", missing.to_str().unwrap())],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NotFound { path, named_by: "$RUNLOG_CONFIG" } if *path == missing),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+
+        let e = w
+            .load(
+                &ConfigSource::File(missing.clone()),
+                &ConfigOverrides::default(),
+                &[],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::NotFound {
+                    named_by: "--config",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_search_takes_the_first_file_that_exists() {
+        let w = World::new();
+        let home = w.home();
+        let xdg = w.path("xdg");
+        let xdg = xdg.to_str().unwrap();
+        let env = [("HOME", home.as_str()), ("XDG_CONFIG_HOME", xdg)];
+        let none = ConfigOverrides::default();
+        let found = |env: &[(&str, &str)]| {
+            w.load(&ConfigSource::Search, &none, env)
+                .unwrap()
+                .source
+                .map(|p| p.strip_prefix(w.dir.path()).unwrap().to_owned())
+        };
+        assert_eq!(found(&env), None);
+        w.write("etc/runlog/config.toml", "[runlog]\nmax-logs = 1\n");
+        assert_eq!(found(&env).unwrap(), Path::new("etc/runlog/config.toml"));
+        w.write(
+            "home/.config/runlog/config.toml",
+            "[runlog]\nmax-logs = 2\n",
+        );
+        assert_eq!(
+            found(&[("HOME", &home)]).unwrap(),
+            Path::new("home/.config/runlog/config.toml"),
+            "XDG_CONFIG_HOME defaults to ~/.config"
+        );
+        assert_eq!(found(&env).unwrap(), Path::new("etc/runlog/config.toml"));
+        w.write("xdg/runlog/config.toml", "[runlog]\nmax-logs = 3\n");
+        assert_eq!(found(&env).unwrap(), Path::new("xdg/runlog/config.toml"));
+        w.write("cwd/.runlog.toml", "[runlog]\nmax-logs = 4\n");
+        assert_eq!(found(&env).unwrap(), Path::new("cwd/.runlog.toml"));
+        let explicit = w.write("elsewhere/runlog.toml", "[runlog]\nmax-logs = 5\n");
+        let env_cfg = [
+            ("RUNLOG_CONFIG", explicit.to_str().unwrap()),
+            env[0],
+            env[1],
+        ];
+        assert_eq!(found(&env_cfg).unwrap(), Path::new("elsewhere/runlog.toml"));
+        let c = w.load(&ConfigSource::Search, &none, &env_cfg).unwrap();
+        assert_eq!(c.max_logs, 5, "only one file is read");
+
+        // An explicit file beats $RUNLOG_CONFIG; None reads nothing.
+        let other = w.write("explicit.toml", "[runlog]\nmax-logs = 6\n");
+        let c = w.load(&ConfigSource::File(other), &none, &env_cfg).unwrap();
+        assert_eq!(c.max_logs, 6);
+        let c = w.load(&ConfigSource::None, &none, &env_cfg).unwrap();
+        assert_eq!((c.max_logs, c.source), (10, None));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_file_is_a_read_error() {
+        let w = World::new();
+        fs::create_dir_all(w.path("cwd/.runlog.toml")).unwrap();
+        let e = w
+            .load(&ConfigSource::Search, &ConfigOverrides::default(), &[])
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(e.to_string().contains(".runlog.toml"), "{e}");
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let r = RedisConfig {
+            url: Some("redis://user:hunter2@h:6379/0?password=hunter3".into()),
+            password: Some("hunter4".into()),
+            ..Default::default()
+        };
+        let d = format!("{r:?}");
+        assert!(!d.contains("hunter"), "{d}");
+        assert!(
+            d.contains("***") && d.contains("user") && d.contains("h:6379/0"),
+            "{d}"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("redis://u@h"), "redis://u@h");
+        assert_eq!(redact_url("redis://:pw@h/1"), "redis://:***@h/1");
+        assert_eq!(
+            redact_url("redis+unix:///s.sock?db=1&pass=x"),
+            "redis+unix:///s.sock?db=1&pass=***"
+        );
+    }
+}

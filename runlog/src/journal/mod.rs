@@ -1,0 +1,10 @@
+//! The crash-safe local journal: per-run segment files of CRC-checked frames.
+//!
+//! The format is normative in `spec/journal.md`.
+
+pub mod frame;
+pub mod layout;
+pub mod payload;
+pub mod reader;
+pub(crate) mod retention;
+pub(crate) mod writer;

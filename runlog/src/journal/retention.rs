@@ -1,0 +1,146 @@
+//! What happens to a job's directory after a run ends: crashed runs are recovered (a torn
+//! tail is cut), cancelled and stale files are removed, and only the newest `max-logs` ok runs
+//! and `max-failed-logs` failed or crashed runs are kept.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::frame::{decode_frame, FrameType, END_FRAME_LEN, HEADER_LEN};
+use super::layout::{parse_segment_name, TMP_PREFIX};
+use super::payload::{decode_payload, Frame, Outcome};
+use super::reader::{list_run_segments, scan_file, writer_alive, ReadError, RunStatus, SegmentEnd};
+
+fn to_io(e: ReadError) -> io::Error {
+    match e {
+        ReadError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The status of a run, reading only the end of its last segment when it has ended.
+pub(crate) fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
+    let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
+        return RunStatus::Crashed;
+    };
+    if let Some(outcome) = tail_outcome(last) {
+        return match outcome {
+            Outcome::Ok => RunStatus::Ok,
+            Outcome::Failed => RunStatus::Failed,
+            Outcome::Cancelled => RunStatus::Cancelled,
+        };
+    }
+    if writer_alive(first) {
+        RunStatus::Running
+    } else {
+        RunStatus::Crashed
+    }
+}
+
+fn tail_outcome(path: &Path) -> Option<Outcome> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    if len < (HEADER_LEN + END_FRAME_LEN) as u64 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(len - END_FRAME_LEN as u64)).ok()?;
+    let mut b = [0u8; END_FRAME_LEN];
+    f.read_exact(&mut b).ok()?;
+    let raw = decode_frame(&b).ok()?;
+    if !matches!(raw.kind, FrameType::Commit | FrameType::Cancel) {
+        return None;
+    }
+    match decode_payload(&raw).ok()? {
+        Frame::End(e) => Some(e.outcome),
+        _ => None,
+    }
+}
+
+fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
+    for (_, p) in segs {
+        match fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Cut the torn or zero-filled tail of a crashed run's last segment, holding the run lock so
+/// that no writer or other recoverer is active.
+fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
+    let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
+        return Ok(());
+    };
+    let lock = File::open(first)?;
+    if lock.try_lock().is_err() {
+        return Ok(());
+    }
+    let scan = scan_file(last).map_err(to_io)?;
+    if matches!(
+        scan.end,
+        SegmentEnd::TornTail { .. } | SegmentEnd::ZeroTail { .. }
+    ) {
+        let f = fs::OpenOptions::new().write(true).open(last)?;
+        f.set_len(scan.valid_len)?;
+        f.sync_data()?;
+    }
+    let _ = lock.unlock();
+    Ok(())
+}
+
+/// Recover, clean and trim one job directory.
+pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Result<()> {
+    let runs = list_run_segments(dir).map_err(to_io)?;
+    // Segment files left half-created by a writer that died.
+    if let Ok(rd) = fs::read_dir(dir) {
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+                continue;
+            };
+            let Some((id, seq)) = parse_segment_name(rest) else {
+                continue;
+            };
+            let owner_alive = if seq == 0 {
+                writer_alive(&ent.path())
+            } else {
+                runs.get(id)
+                    .and_then(|s| s.first())
+                    .is_some_and(|(_, p)| writer_alive(p))
+            };
+            if !owner_alive {
+                let _ = fs::remove_file(ent.path());
+            }
+        }
+    }
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (id, segs) in &runs {
+        if segs.first().map(|s| s.0) != Some(0) {
+            // The head of a run whose deletion was interrupted: finish the job.
+            remove_run(segs)?;
+            continue;
+        }
+        match quick_status(segs) {
+            RunStatus::Running => {}
+            RunStatus::Cancelled => remove_run(segs)?,
+            RunStatus::Ok => ok.push(id),
+            RunStatus::Failed => failed.push(id),
+            RunStatus::Crashed => {
+                recover_crashed(segs)?;
+                failed.push(id);
+            }
+        }
+    }
+    // Ids sort by start time: the oldest come first.
+    for (list, keep) in [(ok, max_ok), (failed, max_failed)] {
+        let excess = list.len().saturating_sub(keep);
+        for id in &list[..excess] {
+            remove_run(&runs[*id])?;
+        }
+    }
+    Ok(())
+}

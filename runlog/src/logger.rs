@@ -1,0 +1,366 @@
+//! The `log` logger: route each record to the thread's current run, forward every record to
+//! the application's own logger.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+use crate::config::{Config, ConfigOverrides, ConfigSource, FsyncPolicy};
+use crate::error::Error;
+use crate::filter::Directives;
+use crate::journal::layout;
+use crate::journal::payload::Begin;
+use crate::journal::reader::{Journal, ReadError};
+use crate::journal::retention;
+use crate::journal::writer::{RunWriter, WriterOptions};
+use crate::run::{self, Run, RunCore};
+use crate::time::now_ns;
+
+/// Job names longer than this are refused (they would not fit a frame comfortably).
+pub const MAX_JOB_NAME: usize = 64 << 10;
+
+/// Settings and state shared by a logger and its runs.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) directives: Directives,
+    host: String,
+}
+
+impl Shared {
+    pub(crate) fn raise_max_level(&self, level: LevelFilter) {
+        raise_global_max(level);
+    }
+
+    /// After a run of `job` ended: recover crashed runs and apply retention.
+    pub(crate) fn after_run(&self, job: &str) {
+        let dir = layout::job_dir(&self.config.journal_dir, job);
+        if let Err(e) = retention::sweep_job(
+            &dir,
+            self.config.max_logs_for(job),
+            self.config.max_failed_logs_for(job),
+        ) {
+            eprintln!(
+                "runlog: retention for job {job:?} in {}: {e}",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// The most verbose level anything in the process wants; `log::max_level` follows it.
+static GLOBAL_MAX: AtomicUsize = AtomicUsize::new(0);
+
+fn raise_global_max(level: LevelFilter) {
+    let prev = GLOBAL_MAX.fetch_max(level as usize, Ordering::Relaxed);
+    if (level as usize) > prev && INSTALLED.get().is_some() {
+        log::set_max_level(level.max(log::max_level()));
+    }
+}
+
+/// What the installed global logger forwards to.
+struct Adapter {
+    forward: Option<Box<dyn Log>>,
+}
+
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+impl Log for Adapter {
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        self.forward.as_ref().is_some_and(|f| f.enabled(meta)) || run::current_enabled(meta)
+    }
+
+    #[inline]
+    fn log(&self, record: &Record<'_>) {
+        run::log_to_current(record);
+        if let Some(f) = &self.forward {
+            f.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(f) = &self.forward {
+            f.flush();
+        }
+    }
+}
+
+/// Builds a [`RunLogger`]. Values set here are the program's defaults: a config file and
+/// `RUNLOG_*` environment variables override them (see `spec/config.md`).
+#[must_use]
+pub struct Builder {
+    code: ConfigOverrides,
+    source: ConfigSource,
+    forward: Option<Box<dyn Log>>,
+    forward_level: LevelFilter,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("code", &self.code)
+            .field("source", &self.source)
+            .field("forward", &self.forward.is_some())
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The journal directory.
+    pub fn journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.code.journal_dir = Some(dir.into());
+        self
+    }
+    /// Runs kept per job.
+    pub fn max_logs(mut self, n: usize) -> Self {
+        self.code.max_logs = Some(n);
+        self
+    }
+    /// Failed and crashed runs kept per job.
+    pub fn max_failed_logs(mut self, n: usize) -> Self {
+        self.code.max_failed_logs = Some(n);
+        self
+    }
+    /// When the journal is made durable against power loss.
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.code.fsync = Some(policy);
+        self
+    }
+    /// Default level of a run.
+    pub fn level(mut self, level: LevelFilter) -> Self {
+        self.code.level = Some(level);
+        self
+    }
+    /// `env_logger`-style target filters for runs (`info,myapp=debug,hyper=warn`).
+    pub fn filters(mut self, filters: &str) -> Self {
+        self.code.filters = Some(filters.to_owned());
+        self
+    }
+    /// Largest segment file size in bytes.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.code.segment_size = Some(bytes);
+        self
+    }
+    /// Read exactly this config file (instead of searching).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = ConfigSource::File(path.into());
+        self
+    }
+    /// Read no config file (environment variables still apply).
+    pub fn no_config_file(mut self) -> Self {
+        self.source = ConfigSource::None;
+        self
+    }
+    /// Forward every record (in a run or not) to this logger, e.g. an `env_logger::Logger`.
+    pub fn forward_to(mut self, logger: Box<dyn Log>) -> Self {
+        self.forward = Some(logger);
+        self
+    }
+    /// The most verbose level the forward logger wants (default `Trace`: it filters itself).
+    pub fn forward_level(mut self, level: LevelFilter) -> Self {
+        self.forward_level = level;
+        self
+    }
+
+    /// Resolve the configuration and build the logger. Fails only on bad configuration; a
+    /// journal that cannot be written is reported when a run starts, and never fails the job.
+    pub fn build(self) -> Result<RunLogger, Error> {
+        let config = Config::load(&self.source, &self.code)?;
+        let directives = Directives::parse(&config.filters).map_err(Error::Filters)?;
+        let shared = Arc::new(Shared {
+            config,
+            directives,
+            host: hostname(),
+        });
+        Ok(RunLogger {
+            shared,
+            forward: std::sync::Mutex::new(self.forward),
+            forward_level: if self.forward_level == LevelFilter::Off {
+                LevelFilter::Off
+            } else {
+                self.forward_level
+            },
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Keeps detailed logs of the last runs of each job. See the crate docs.
+pub struct RunLogger {
+    shared: Arc<Shared>,
+    forward: std::sync::Mutex<Option<Box<dyn Log>>>,
+    forward_level: LevelFilter,
+}
+
+impl std::fmt::Debug for RunLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunLogger")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl RunLogger {
+    /// A builder; see [`Builder`].
+    pub fn builder() -> Builder {
+        Builder {
+            code: ConfigOverrides::default(),
+            source: ConfigSource::Search,
+            forward: None,
+            forward_level: LevelFilter::Trace,
+        }
+    }
+
+    /// The journal directory runs are written to.
+    pub fn journal_dir(&self) -> &Path {
+        &self.shared.config.journal_dir
+    }
+
+    /// Runs kept per job (by default; see [`Config::max_logs_for`]).
+    pub fn max_logs(&self) -> usize {
+        self.shared.config.max_logs
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Make this the process's `log` logger. Records outside a run only go to the forward
+    /// logger. Also installs a panic hook (chained to the previous one) that records panics
+    /// in the panicking thread's run.
+    ///
+    /// Runs of any `RunLogger` in the process capture records once a runlog logger is
+    /// installed; installing a second one fails with [`Error::SetLogger`].
+    pub fn install(&self) -> Result<(), Error> {
+        let forward = self
+            .forward
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let has_forward = forward.is_some();
+        log::set_boxed_logger(Box::new(Adapter { forward }))?;
+        let _ = INSTALLED.set(());
+        install_panic_hook();
+        let base = if has_forward {
+            self.forward_level
+        } else {
+            LevelFilter::Off
+        };
+        GLOBAL_MAX.fetch_max(base as usize, Ordering::Relaxed);
+        let max = self
+            .shared
+            .config
+            .level
+            .max(self.shared.directives.max_level())
+            .max(base);
+        raise_global_max(max);
+        log::set_max_level(max.max(log::max_level()));
+        Ok(())
+    }
+
+    /// Start a run of `job` on this thread. Until the guard is dropped, this thread's records
+    /// go to the run. Fails only for an invalid job name (empty or over 64 KiB); if the
+    /// journal cannot be written, the run still starts, counts its records as dropped and says
+    /// so once on stderr.
+    pub fn runlog(&self, job: &str) -> Result<Run, Error> {
+        if job.is_empty() || job.len() > MAX_JOB_NAME {
+            return Err(Error::InvalidJobName { len: job.len() });
+        }
+        Ok(self.start(job))
+    }
+
+    fn start(&self, job: &str) -> Run {
+        let start_ns = now_ns();
+        let id = layout::new_run_id(start_ns);
+        let cfg = &self.shared.config;
+        let begin = Begin {
+            start_ns,
+            pid: std::process::id(),
+            run_id: id.clone(),
+            job: job.to_owned(),
+            host: self.shared.host.clone(),
+        };
+        let dir = layout::job_dir(&cfg.journal_dir, job);
+        let opts = WriterOptions {
+            segment_size: cfg.segment_size as usize,
+            fsync: cfg.fsync,
+        };
+        let writer = match RunWriter::create(&dir, &begin, opts) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!(
+                    "runlog: job {job:?} run {id}: cannot write the journal in {}: {e}; records \
+                     of this run are dropped and counted (check free space and permissions of \
+                     that directory, or set journal-dir / RUNLOG_JOURNAL_DIR)",
+                    cfg.journal_dir.display()
+                );
+                None
+            }
+        };
+        let level = self.shared.directives.default.unwrap_or(cfg.level);
+        raise_global_max(level);
+        Run::start(RunCore::new(
+            id,
+            job.to_owned(),
+            level,
+            writer,
+            self.shared.clone(),
+        ))
+    }
+
+    /// Run `f` in a run of `job`. An `Err` is recorded with its source chain as the run's last
+    /// record, the run ends `failed`, and the `Err` is returned unchanged. A panic is recorded
+    /// (by the hook [`RunLogger::install`] sets) and goes on.
+    pub fn run<T, E, F>(&self, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Run) -> Result<T, E>,
+        E: std::error::Error + 'static,
+    {
+        let run = match self.runlog(job) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("runlog: {e}; the run of this job is not recorded");
+                Run::start(RunCore::new(
+                    String::new(),
+                    job.to_owned(),
+                    LevelFilter::Off,
+                    None,
+                    self.shared.clone(),
+                ))
+            }
+        };
+        let res = f(&run);
+        if let Err(e) = &res {
+            run::record_error(run.core(), e);
+            run.fail();
+        }
+        drop(run);
+        res
+    }
+
+    /// A reader over this logger's journal.
+    pub fn journal(&self) -> Result<Journal, ReadError> {
+        Journal::open(&self.shared.config.journal_dir)
+    }
+}
+
+fn install_panic_hook() {
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            run::record_panic(info);
+            prev(info);
+        }));
+    });
+}

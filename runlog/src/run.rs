@@ -1,0 +1,509 @@
+//! The run guard: which thread's records go where, and how a run ends.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use log::{Level, LevelFilter, Metadata, Record};
+
+use crate::journal::payload::Outcome;
+use crate::journal::writer::RunWriter;
+use crate::logger::Shared;
+use crate::time::now_ns;
+
+thread_local! {
+    /// The runs this thread's records go to; the last one is current.
+    static STACK: RefCell<Vec<Arc<RunCore>>> = const { RefCell::new(Vec::new()) };
+    /// Set while this thread is inside a journal write, so that a record logged from inside
+    /// (a `Display` impl that logs, a panic while formatting) does not deadlock on the run.
+    static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn level_to_usize(l: LevelFilter) -> usize {
+    l as usize
+}
+
+fn usize_to_level(u: usize) -> LevelFilter {
+    match u {
+        0 => LevelFilter::Off,
+        1 => LevelFilter::Error,
+        2 => LevelFilter::Warn,
+        3 => LevelFilter::Info,
+        4 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+pub(crate) struct RunState {
+    writer: Option<RunWriter>,
+    ended: bool,
+    /// Records dropped while there was no writer at all.
+    dropped_detached: u64,
+    told: bool,
+}
+
+/// The shared part of a run: what the guard, handles and the logger see.
+pub(crate) struct RunCore {
+    pub(crate) id: String,
+    pub(crate) job: String,
+    level: AtomicUsize,
+    failed: AtomicBool,
+    state: Mutex<RunState>,
+    shared: Arc<Shared>,
+}
+
+impl RunCore {
+    pub(crate) fn new(
+        id: String,
+        job: String,
+        level: LevelFilter,
+        writer: Option<RunWriter>,
+        shared: Arc<Shared>,
+    ) -> RunCore {
+        RunCore {
+            id,
+            job,
+            level: AtomicUsize::new(level_to_usize(level)),
+            failed: AtomicBool::new(false),
+            state: Mutex::new(RunState {
+                writer,
+                ended: false,
+                dropped_detached: 0,
+                told: false,
+            }),
+            shared,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RunState> {
+        // A panic while formatting a record poisons the mutex; the state stays consistent
+        // (a frame is only counted once sealed), so carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline]
+    pub(crate) fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        let lvl = match self.shared.directives.target_level(meta.target()) {
+            Some(l) => l,
+            None => usize_to_level(self.level.load(Ordering::Relaxed)),
+        };
+        meta.level() <= lvl
+    }
+
+    /// Write a record to this run's journal (the caller checked `enabled`).
+    pub(crate) fn write(&self, record: &Record<'_>) {
+        if IN_WRITE.with(|w| w.replace(true)) {
+            return;
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                IN_WRITE.with(|w| w.set(false));
+            }
+        }
+        let _reset = Reset;
+        let ts = now_ns();
+        let mut st = self.lock();
+        if st.ended {
+            return;
+        }
+        match st.writer.as_mut() {
+            Some(w) => {
+                let before = w.dropped;
+                w.write_record(ts, record);
+                if w.dropped != before && !st.told {
+                    st.told = true;
+                    let err = st
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.error.as_ref().map(|e| e.to_string()));
+                    self.tell_dropping(err.as_deref().unwrap_or("segment full"));
+                }
+            }
+            None => {
+                st.dropped_detached += 1;
+            }
+        }
+    }
+
+    fn tell_dropping(&self, err: &str) {
+        eprintln!(
+            "runlog: job {:?} run {}: cannot write the journal in {}: {err}; records of this run \
+             are dropped and counted (check free space and permissions of that directory)",
+            self.job,
+            self.id,
+            self.shared.config.journal_dir.display()
+        );
+    }
+
+    pub(crate) fn label(&self, key: &str, value: &str) {
+        let mut st = self.lock();
+        if let Some(w) = st.writer.as_mut() {
+            w.write_label(now_ns(), key, value);
+        }
+    }
+
+    pub(crate) fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// End the run (idempotent).
+    fn end(&self, outcome: Outcome) {
+        let writer = {
+            let mut st = self.lock();
+            if st.ended {
+                return;
+            }
+            st.ended = true;
+            st.writer.take()
+        };
+        let Some(w) = writer else { return };
+        let now = now_ns();
+        let res = if outcome == Outcome::Cancelled {
+            w.cancel(now)
+        } else {
+            w.finish(now, outcome)
+        };
+        if let Err(e) = res {
+            eprintln!(
+                "runlog: job {:?} run {}: could not end the run in the journal {}: {e}",
+                self.job,
+                self.id,
+                self.shared.config.journal_dir.display()
+            );
+        }
+        self.shared.after_run(&self.job);
+    }
+}
+
+fn push(core: &Arc<RunCore>) {
+    let _ = STACK.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.push(core.clone());
+        }
+    });
+}
+
+fn pop(core: &Arc<RunCore>) {
+    let _ = STACK.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if let Some(i) = s.iter().rposition(|c| Arc::ptr_eq(c, core)) {
+                s.remove(i);
+            }
+        }
+    });
+}
+
+/// The current run of this thread, if any, and whether a record at `meta` goes to it.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<RunCore>) -> R) -> Option<R> {
+    STACK
+        .try_with(|s| {
+            let s = s.try_borrow().ok()?;
+            s.last().map(f)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Write a record to the current run of this thread, if it wants it.
+#[inline]
+pub(crate) fn log_to_current(record: &Record<'_>) {
+    with_current(|c| {
+        if c.enabled(record.metadata()) {
+            c.write(record);
+        }
+    });
+}
+
+/// Is a record at `meta` wanted by this thread's current run?
+#[inline]
+pub(crate) fn current_enabled(meta: &Metadata<'_>) -> bool {
+    with_current(|c| c.enabled(meta)).unwrap_or(false)
+}
+
+/// Called from the panic hook: record the panic in the current run.
+pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
+    if IN_WRITE.try_with(|w| w.get()).unwrap_or(true) {
+        return;
+    }
+    let Some(core) = with_current(Arc::clone) else {
+        return;
+    };
+    let msg: &str = if let Some(s) = info.payload().downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = info.payload().downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    };
+    let thread = std::thread::current();
+    let tname = thread.name().unwrap_or("<unnamed>");
+    let bt = std::backtrace::Backtrace::force_capture();
+    let (file, line) = info
+        .location()
+        .map_or(("<unknown>", 0), |l| (l.file(), l.line()));
+    let col = info.location().map_or(0, |l| l.column());
+    let kvs = [("thread", tname)];
+    core.write(
+        &Record::builder()
+            .level(Level::Error)
+            .target("runlog::panic")
+            .file(Some(file))
+            .line(Some(line))
+            .key_values(&kvs)
+            .args(format_args!(
+                "thread '{tname}' panicked at {file}:{line}:{col}:\n{msg}"
+            ))
+            .build(),
+    );
+    core.write(
+        &Record::builder()
+            .level(Level::Error)
+            .target("runlog::panic")
+            .file(Some(file))
+            .line(Some(line))
+            .args(format_args!("stack backtrace:\n{bt}"))
+            .build(),
+    );
+}
+
+/// Record an error and its source chain as the run's last record.
+pub(crate) fn record_error(core: &RunCore, e: &(dyn std::error::Error + 'static)) {
+    use std::fmt::Write;
+    let mut text = format!("run failed: {e}");
+    let mut src = e.source();
+    while let Some(s) = src {
+        let _ = write!(text, "\ncaused by: {s}");
+        src = s.source();
+    }
+    core.write(
+        &Record::builder()
+            .level(Level::Error)
+            .target("runlog::error")
+            .args(format_args!("{text}"))
+            .build(),
+    );
+}
+
+/// A run: while this guard lives, records logged by this thread (and threads attached to it)
+/// go to the run's journal segment. Dropping it commits the run (`failed` if the thread is
+/// panicking or [`Run::fail`] was called); [`Run::cancel`] forgets it.
+///
+/// The guard is bound to the thread that started it (it is not `Send`); use
+/// [`Run::handle`], [`Run::scope`] or [`RunHandle::instrument`] to bring other threads and
+/// futures into the run.
+#[must_use = "a run ends when this guard is dropped"]
+pub struct Run {
+    core: Arc<RunCore>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("job", &self.core.job)
+            .field("id", &self.core.id)
+            .finish()
+    }
+}
+
+impl Run {
+    pub(crate) fn start(core: RunCore) -> Run {
+        let core = Arc::new(core);
+        push(&core);
+        Run {
+            core,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The run id: the UTC start time and a random suffix (`2026-11-28T12:10:55.123456Z-…`).
+    pub fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// The job name.
+    pub fn job(&self) -> &str {
+        &self.core.job
+    }
+
+    /// The most verbose level this run keeps (target directives from the config still apply).
+    pub fn set_level(&self, level: LevelFilter) {
+        self.core
+            .level
+            .store(level_to_usize(level), Ordering::Relaxed);
+        self.core.shared.raise_max_level(level);
+    }
+
+    /// The run's level.
+    pub fn level(&self) -> LevelFilter {
+        usize_to_level(self.core.level.load(Ordering::Relaxed))
+    }
+
+    /// Attach a label to the run (find runs later by it). A later value for a key replaces
+    /// the earlier one.
+    pub fn label(&self, key: &str, value: &str) {
+        self.core.label(key, value);
+    }
+
+    /// Mark the run failed: it still ends when the guard is dropped.
+    pub fn fail(&self) {
+        self.core.mark_failed();
+    }
+
+    /// Cancel the run: a boring run that is forgotten everywhere (its local data is removed).
+    pub fn cancel(self) {
+        pop(&self.core);
+        self.core.end(Outcome::Cancelled);
+        std::mem::forget(self);
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        let st = self.core.lock();
+        st.writer.as_ref().map_or(0, |w| w.records)
+    }
+
+    /// Records dropped so far (disk full, journal not writable).
+    pub fn dropped(&self) -> u64 {
+        let st = self.core.lock();
+        st.dropped_detached + st.writer.as_ref().map_or(0, |w| w.dropped)
+    }
+
+    /// Is the run being written to the journal? (False when the journal could not be opened.)
+    pub fn is_recording(&self) -> bool {
+        self.core.lock().writer.is_some()
+    }
+
+    /// A handle that can attach other threads and futures to this run.
+    pub fn handle(&self) -> RunHandle {
+        RunHandle {
+            core: self.core.clone(),
+        }
+    }
+
+    /// Like [`std::thread::scope`], but threads spawned through the scope are attached to
+    /// this run.
+    pub fn scope<'env, F, T>(&self, f: F) -> T
+    where
+        F: for<'scope> FnOnce(&RunScope<'scope, 'env>) -> T,
+    {
+        let handle = self.handle();
+        std::thread::scope(|s| {
+            let rs = RunScope { scope: s, handle };
+            f(&rs)
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Arc<RunCore> {
+        &self.core
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        pop(&self.core);
+        let failed = std::thread::panicking() || self.core.failed.load(Ordering::Relaxed);
+        self.core
+            .end(if failed { Outcome::Failed } else { Outcome::Ok });
+    }
+}
+
+/// A scope whose spawned threads log into a run; see [`Run::scope`].
+pub struct RunScope<'scope, 'env: 'scope> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    handle: RunHandle,
+}
+
+impl<'scope> RunScope<'scope, '_> {
+    /// Spawn a scoped thread attached to the run.
+    pub fn spawn<F, T>(&self, f: F) -> std::thread::ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let h = self.handle.clone();
+        self.scope.spawn(move || h.in_scope(f))
+    }
+}
+
+/// A cloneable, `Send` reference to a run, to attach other threads or futures to it.
+///
+/// Records logged through a handle after the run ended are discarded.
+#[derive(Clone)]
+pub struct RunHandle {
+    core: Arc<RunCore>,
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("job", &self.core.job)
+            .field("id", &self.core.id)
+            .finish()
+    }
+}
+
+impl RunHandle {
+    /// The run id.
+    pub fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// Attach the current thread until the returned guard is dropped.
+    pub fn enter(&self) -> Entered {
+        push(&self.core);
+        Entered {
+            core: self.core.clone(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Run `f` with the current thread attached.
+    pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.enter();
+        f()
+    }
+
+    /// Wrap a future so that it is attached to the run on every poll, whichever thread polls
+    /// it (for multi-threaded async runtimes).
+    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<F> {
+        Instrumented {
+            fut: Box::pin(fut),
+            handle: self.clone(),
+        }
+    }
+}
+
+/// Guard returned by [`RunHandle::enter`]: the thread is attached until it is dropped.
+#[must_use = "the thread is detached when this guard is dropped"]
+pub struct Entered {
+    core: Arc<RunCore>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        pop(&self.core);
+    }
+}
+
+/// A future attached to a run; see [`RunHandle::instrument`].
+pub struct Instrumented<F> {
+    fut: Pin<Box<F>>,
+    handle: RunHandle,
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _g = this.handle.enter();
+        this.fut.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the example job (four runs: ok, labelled, panicking, cancelled) on the embedded default
+# journal, then show what runlog kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet -p runlog-cli -p runlog --example demo_job
+./target/debug/examples/demo_job || true
+echo
+echo '$ runlog list-runs demo-job'
+./target/debug/runlog list-runs demo-job
+echo
+echo '$ runlog logs demo-job -2      # the run that panicked'
+./target/debug/runlog logs demo-job -2 | cut -c1-160 | head -20
+echo
+echo '$ runlog logs demo-job last'
+./target/debug/runlog logs demo-job last
