@@ -777,7 +777,10 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     for (rust, plain) in [
         ("expected usize", "expected a whole number, 0 or more"),
         ("expected u64", "expected a whole number, 0 or more"),
-        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
         ("expected u16", "expected a whole number from 0 to 65535"),
     ] {
         if let Some(head) = msg.strip_suffix(rust) {
@@ -787,7 +790,12 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     let unknown_key = msg
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split_once('`'))
-        .map(|(key, rest)| (key.to_owned(), rest.trim_start_matches(',').trim().to_owned()));
+        .map(|(key, rest)| {
+            (
+                key.to_owned(),
+                rest.trim_start_matches(',').trim().to_owned(),
+            )
+        });
     let Some(span) = e.span() else {
         return msg;
     };
@@ -807,12 +815,15 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
         (true, Some(header_name(line)))
     } else {
         let before = text[..line_start].lines().rev().map(str::trim);
-        (false, before.clone().find(|l| l.starts_with('[')).map(header_name))
+        (
+            false,
+            before.clone().find(|l| l.starts_with('[')).map(header_name),
+        )
     };
     let Some((key, expected)) = unknown_key else {
         return match table {
-            Some(t) => format!("{msg} in [{t}] at {at}"),
-            None => format!("{msg} at {at}"),
+            Some(t) => format!("{at} (in [{t}]): {msg}"),
+            None => format!("{at}: {msg}"),
         };
     };
     const HINT: &str = "fix its spelling or remove it (spec/config.md lists every key)";
@@ -1249,7 +1260,10 @@ mod tests {
         assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
         let m = e.to_string();
         assert!(m.contains("/cfg/dir/config.toml"), "{m}");
-        assert!(m.contains("unknown key `max-log` in [runlog] at line 3"), "{m}");
+        assert!(
+            m.contains("unknown key `max-log` in [runlog] at line 3"),
+            "{m}"
+        );
         assert!(m.contains("line 3"), "{m}");
 
         let m = parse("[runlog-redis]\nurl = \"redis://h\"\npasword = \"x\"\n")

@@ -52,6 +52,10 @@ impl Shared {
 /// The most verbose level anything in the process wants; `log::max_level` follows it.
 static GLOBAL_MAX: AtomicUsize = AtomicUsize::new(0);
 
+fn level_from_usize(u: usize) -> LevelFilter {
+    LevelFilter::iter().nth(u).unwrap_or(LevelFilter::Trace)
+}
+
 fn raise_global_max(level: LevelFilter) {
     let prev = GLOBAL_MAX.fetch_max(level as usize, Ordering::Relaxed);
     if (level as usize) > prev && INSTALLED.get().is_some() {
@@ -257,12 +261,14 @@ impl RunLogger {
             LevelFilter::Off
         };
         GLOBAL_MAX.fetch_max(base as usize, Ordering::Relaxed);
+        // Runs started before this (and their set_level calls) count too.
         let max = self
             .shared
             .config
             .level
             .max(self.shared.directives.max_level())
-            .max(base);
+            .max(base)
+            .max(level_from_usize(GLOBAL_MAX.load(Ordering::Relaxed)));
         raise_global_max(max);
         log::set_max_level(max.max(log::max_level()));
         Ok(())
