@@ -107,6 +107,32 @@ fn find_next_valid(buf: &[u8], from: usize) -> Option<Result<u64, ()>> {
 /// rest as clean end, zero tail, torn tail or corruption. Never panics; allocates at most the
 /// decoded frames.
 pub fn scan_segment(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
+    scan_segment_opts(buf, true)
+}
+
+/// A record frame reduced to its timestamp, for listings that do not need the records (every
+/// frame's CRC is still checked).
+fn skim_record(raw: &super::frame::RawFrame<'_>) -> Result<Frame, PayloadError> {
+    let p = raw.payload;
+    if p.len() < 8 {
+        return decode_payload(raw);
+    }
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&p[..8]);
+    Ok(Frame::Record(Record {
+        ts_ns: i64::from_le_bytes(ts),
+        level: log::Level::Info,
+        target: String::new(),
+        module_path: None,
+        file: None,
+        line: None,
+        kvs: Vec::new(),
+        message: String::new(),
+        truncated: false,
+    }))
+}
+
+pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
     let header = decode_header(buf)?;
     let mut frames = Vec::new();
     let mut off = HEADER_LEN;
@@ -116,9 +142,14 @@ pub fn scan_segment(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
         }
         match decode_frame(&buf[off..]) {
             Ok(raw) => {
+                let frame = if records || raw.kind != FrameType::Record {
+                    decode_payload(&raw)
+                } else {
+                    skim_record(&raw)
+                };
                 frames.push(FrameAt {
                     offset: off as u64,
-                    frame: decode_payload(&raw),
+                    frame,
                 });
                 off += raw.encoded_len();
             }
@@ -225,8 +256,12 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
 
 /// Read a segment file (bounded by [`MAX_SEGMENT_FILE`]) and scan it.
 pub fn scan_file(path: &Path) -> Result<SegmentScan, ReadError> {
+    scan_file_opts(path, true)
+}
+
+fn scan_file_opts(path: &Path, records: bool) -> Result<SegmentScan, ReadError> {
     let bytes = read_bounded(path)?;
-    scan_segment(&bytes).map_err(|error| ReadError::BadSegment {
+    scan_segment_opts(&bytes, records).map_err(|error| ReadError::BadSegment {
         path: path.to_path_buf(),
         error,
     })
@@ -438,7 +473,7 @@ pub(crate) fn assemble_run(
             });
             break;
         }
-        match scan_file(path) {
+        match scan_file_opts(path, want_records) {
             Ok(s) => scans.push((path, s)),
             Err(ReadError::BadSegment { path, error }) => {
                 // A segment whose header was never completely written is what a crash

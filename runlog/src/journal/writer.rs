@@ -656,6 +656,10 @@ impl RunWriter {
                 }
                 return;
             }
+            // The failed attempt left bytes past the last frame. Zero them now: if the process
+            // died before this segment is cut to length, they would read as a torn frame in
+            // the middle of the run.
+            self.cur.map[start + FRAME_HEADER_LEN..start + FRAME_HEADER_LEN + cap].fill(0);
             if rolled || !self.rollover(ts_ns, 0) {
                 self.dropped += 1;
                 return;
