@@ -314,7 +314,7 @@ impl RunLogger {
             }
         };
         let level = self.shared.directives.default.unwrap_or(cfg.level);
-        raise_global_max(level);
+        raise_global_max(level.max(self.shared.directives.max_level()));
         Run::start(RunCore::new(
             id,
             job.to_owned(),

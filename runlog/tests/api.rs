@@ -415,3 +415,85 @@ fn a_display_impl_that_logs_or_panics_does_not_deadlock_the_run() {
     assert_eq!(m.last().map(String::as_str), Some("still logging"));
     assert_eq!(log.info.status, RunStatus::Ok);
 }
+
+#[test]
+fn target_filters_from_the_config_apply_inside_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    install();
+    let rl = RunLogger::builder()
+        .journal_dir(tmp.path())
+        .no_config_file()
+        .filters("info,noisy=warn,chatty::db=trace")
+        .build()
+        .unwrap();
+    {
+        let run = rl.runlog("filtered").unwrap();
+        assert_eq!(
+            run.level(),
+            LevelFilter::Info,
+            "the bare directive is the run's level"
+        );
+        log::debug!("dropped: default is info");
+        log::info!("kept: info");
+        log::info!(target: "noisy::http", "dropped: noisy is warn");
+        log::warn!(target: "noisy", "kept: noisy warn");
+        log::trace!(target: "chatty::db::pool", "kept: chatty::db is trace");
+        run.set_level(LevelFilter::Debug);
+        log::debug!("kept: run level raised to debug");
+        log::info!(target: "noisy", "dropped: target directives still apply");
+    }
+    let m = messages(&only_run(&rl.journal().unwrap(), "filtered").records);
+    assert!(m.iter().all(|x| x.starts_with("kept")), "{m:?}");
+    assert_eq!(m.len(), 4, "{m:?}");
+}
+
+#[test]
+fn every_fsync_policy_writes_a_readable_run() {
+    use runlog::FsyncPolicy;
+    use std::time::Duration;
+    install();
+    for policy in [
+        FsyncPolicy::Never,
+        FsyncPolicy::Commit,
+        FsyncPolicy::Always,
+        FsyncPolicy::Interval(Duration::from_millis(1)),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let rl = RunLogger::builder()
+            .journal_dir(tmp.path())
+            .no_config_file()
+            .fsync(policy)
+            .segment_size(64 << 10)
+            .build()
+            .unwrap();
+        {
+            let _r = rl.runlog("durable").unwrap();
+            for i in 0..3000 {
+                log::info!("record {i} under {policy}");
+            }
+        }
+        let log = only_run(&rl.journal().unwrap(), "durable");
+        assert_eq!(log.records.len(), 3000, "{policy}");
+        assert!(
+            log.info.problems.is_empty(),
+            "{policy}: {:?}",
+            log.info.problems
+        );
+        assert!(log.info.segments.len() > 2, "{policy}");
+    }
+}
+
+#[test]
+fn a_running_run_is_listed_as_running_with_its_records_so_far() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    let run = rl.runlog("ongoing").unwrap();
+    log::info!("first");
+    log::info!("second");
+    let j = rl.journal().unwrap();
+    let log = only_run(&j, "ongoing");
+    assert_eq!(log.info.status, RunStatus::Running);
+    assert_eq!(messages(&log.records), vec!["first", "second"]);
+    drop(run);
+    assert_eq!(only_run(&j, "ongoing").info.status, RunStatus::Ok);
+}
