@@ -23,6 +23,21 @@ thread_local! {
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Labels are for finding runs: keys and values longer than these are cut.
+const MAX_LABEL_KEY: usize = 4096;
+const MAX_LABEL_VALUE: usize = 64 << 10;
+
+fn cut_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut n = max;
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
+}
+
 fn level_to_usize(l: LevelFilter) -> usize {
     l as usize
 }
@@ -141,6 +156,7 @@ impl RunCore {
     }
 
     pub(crate) fn label(&self, key: &str, value: &str) {
+        let (key, value) = (cut_str(key, MAX_LABEL_KEY), cut_str(value, MAX_LABEL_VALUE));
         let mut st = self.lock();
         if let Some(w) = st.writer.as_mut() {
             w.write_label(now_ns(), key, value);

@@ -245,10 +245,13 @@ impl fmt::Display for HeaderError {
             HeaderError::Short(n) => write!(f, "file has {n} bytes, shorter than a {HEADER_LEN}-byte segment header"),
             HeaderError::BadMagic => write!(f, "bad magic: not a runlog journal segment"),
             HeaderError::BadCrc => write!(f, "segment header CRC mismatch"),
-            HeaderError::UnsupportedVersion(v) => write!(
+            HeaderError::UnsupportedVersion(v) if *v > FORMAT_VERSION => write!(
                 f,
                 "segment format version {v} is newer than this runlog understands ({FORMAT_VERSION}); upgrade runlog"
             ),
+            HeaderError::UnsupportedVersion(v) => {
+                write!(f, "unsupported segment format version {v}")
+            }
             HeaderError::BadHeaderLen(l) => write!(f, "segment header length {l}, expected {HEADER_LEN}"),
             HeaderError::BadRunId => write!(f, "segment header run id is not ASCII"),
         }

@@ -11,6 +11,9 @@ use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::payload::{decode_payload, Frame, Outcome};
 use super::reader::{list_run_segments, scan_file, writer_alive, ReadError, RunStatus, SegmentEnd};
 
+/// A `.tmp-` segment file unlocked and at least this old was left by a writer that died.
+const STALE_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn to_io(e: ReadError) -> io::Error {
     match e {
         ReadError::Io { source, .. } => source,
@@ -77,7 +80,12 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
     if lock.try_lock().is_err() {
         return Ok(());
     }
-    let scan = scan_file(last).map_err(to_io)?;
+    let scan = match scan_file(last) {
+        Ok(s) => s,
+        // Damage is reported by readers and never modified here.
+        Err(ReadError::BadSegment { .. }) => return Ok(()),
+        Err(e) => return Err(to_io(e)),
+    };
     if matches!(
         scan.end,
         SegmentEnd::TornTail { .. } | SegmentEnd::ZeroTail { .. }
@@ -111,7 +119,14 @@ pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Res
                     .and_then(|s| s.first())
                     .is_some_and(|(_, p)| writer_alive(p))
             };
-            if !owner_alive {
+            // A writer creates and then locks its file: give it time before calling it stale.
+            let young = ent
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age < STALE_TMP_AGE);
+            if !owner_alive && !young {
                 let _ = fs::remove_file(ent.path());
             }
         }

@@ -31,6 +31,8 @@ use crate::config::FsyncPolicy;
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
 /// short run costs little to start and little disk.
 pub(crate) const FIRST_SEGMENT: usize = 256 << 10;
+/// The last segment number a file name can hold (six digits).
+const MAX_SEQ: u32 = 999_999;
 /// Smallest allowed segment size.
 pub(crate) const MIN_SEGMENT: usize = 64 << 10;
 
@@ -559,6 +561,12 @@ impl RunWriter {
             return false;
         }
         let next = self.seq + 1;
+        if next > MAX_SEQ {
+            if self.error.is_none() {
+                self.error = Some(io::Error::other("run has the maximum number of segments"));
+            }
+            return false;
+        }
         let ready = match self.pending.take() {
             // Normally already there; if not, it is being made right now.
             Some((seq, rx)) if seq == next => rx.recv().ok(),
@@ -575,6 +583,15 @@ impl RunWriter {
         };
         match prepared.and_then(Prepared::publish) {
             Ok((seg, off)) => {
+                if matches!(
+                    self.opts.fsync,
+                    FsyncPolicy::Always | FsyncPolicy::Interval(_)
+                ) {
+                    // The new file's name must be as durable as the records going into it.
+                    if let Err(e) = sync_dir(&self.job_dir) {
+                        self.fail(e);
+                    }
+                }
                 let old = std::mem::replace(&mut self.cur, seg);
                 let old_len = self.off;
                 self.seq = next;
