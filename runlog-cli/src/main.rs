@@ -1,2 +1,119 @@
-//! The `runlog` command (being written).
-fn main() {}
+//! The `runlog` command: list jobs and runs, print the logs of runs, inspect journals.
+//!
+//! `main` parses the command line, resolves it into [`Ctx`] once, runs the subcommand and
+//! turns its result into an exit status: 0 ok, 1 corruption found or an error while reading,
+//! 2 usage error or a job or run that does not exist or is ambiguous. A closed stdout (a
+//! `| head`) is success, silently.
+
+mod args;
+mod cmd;
+mod render;
+mod runref;
+mod source;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Args, ColorWhen, Command, JournalCommand};
+use crate::render::{Out, Style};
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// A usage error, or a job or run that does not exist or is ambiguous (exit 2).
+    Usage(String),
+    /// Something could not be read or done (exit 1).
+    Failed(String),
+    /// Corruption was found and has been reported on stdout (exit 1).
+    Corrupt,
+    /// Writing the output failed (a closed pipe is success).
+    Output(io::Error),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Output(e)
+    }
+}
+
+impl Error {
+    /// The run-time failure to read something.
+    pub(crate) fn failed(msg: impl Into<String>) -> Error {
+        Error::Failed(msg.into())
+    }
+
+    /// A usage or not-found error.
+    pub(crate) fn usage(msg: impl Into<String>) -> Error {
+        Error::Usage(msg.into())
+    }
+}
+
+/// The settings every command gets, resolved once from the command line and environment.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// `--json`.
+    pub(crate) json: bool,
+    /// `--config`.
+    pub(crate) config: Option<PathBuf>,
+    /// `--journal-dir`.
+    pub(crate) journal_dir: Option<PathBuf>,
+}
+
+/// Print a warning on stderr. Failing to write to stderr is not worth failing for.
+pub(crate) fn warn(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "runlog: warning: {msg}");
+}
+
+fn no_color_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+fn run(args: Args, out: &mut Out) -> Result<(), Error> {
+    let ctx = Ctx {
+        json: args.json,
+        config: args.config,
+        journal_dir: args.journal_dir,
+    };
+    match args.command {
+        Command::ListJobs => cmd::list_jobs::run(&ctx, out),
+        Command::ListRuns { job } => cmd::list_runs::run(&ctx, out, &job),
+        Command::Logs(l) => cmd::logs::run(&ctx, out, &l),
+        Command::Journal(JournalCommand::Verify { path }) => cmd::journal::verify(&ctx, out, &path),
+        Command::Journal(JournalCommand::Dump { path }) => cmd::journal::dump(&ctx, out, &path),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let tty = io::stdout().is_terminal();
+    let style = Style {
+        escape: tty,
+        color: match args.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => tty && !no_color_env(),
+        },
+    };
+    let mut out = Out::new(style);
+    let result = run(args, &mut out);
+    // What was printed so far reaches the pipe before any error message.
+    let result = match (result, out.flush()) {
+        (Ok(()), Err(e)) => Err(Error::Output(e)),
+        (r, _) => r,
+    };
+    let (code, msg) = match result {
+        Ok(()) => (0, None),
+        Err(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => (0, None),
+        Err(Error::Output(e)) => (1, Some(format!("cannot write the output: {e}"))),
+        Err(Error::Usage(m)) => (2, Some(m)),
+        Err(Error::Failed(m)) => (1, Some(m)),
+        Err(Error::Corrupt) => (1, None),
+    };
+    if let Some(m) = msg {
+        let _ = writeln!(io::stderr().lock(), "runlog: {m}");
+    }
+    ExitCode::from(code)
+}

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll};
 
 use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::journal::payload::Outcome;
-use crate::journal::writer::RunWriter;
+use crate::journal::writer::{encode_record_frame, RunWriter};
 use crate::logger::Shared;
 use crate::time::now_ns;
 
@@ -21,6 +21,8 @@ thread_local! {
     /// Set while this thread is inside a journal write, so that a record logged from inside
     /// (a `Display` impl that logs, a panic while formatting) does not deadlock on the run.
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+    /// Where a record is encoded when another thread holds its run's lock.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Labels are for finding runs: keys and values longer than these are cut.
@@ -122,7 +124,35 @@ impl RunCore {
         }
         let _reset = Reset;
         let ts = now_ns();
-        let mut st = self.lock();
+        let mut st = match self.state.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Another thread of this run is writing: encode outside the lock, then only
+                // copy under it.
+                let done = SCRATCH.with(|s| {
+                    let mut s = s.try_borrow_mut().ok()?;
+                    let n = encode_record_frame(&mut s, ts, record)?;
+                    let mut st = self.lock();
+                    if !st.ended {
+                        match st.writer.as_mut() {
+                            Some(w) => {
+                                let before = w.dropped;
+                                w.append_record_frame(ts, &s[..n]);
+                                let dropped = w.dropped != before;
+                                self.after_drop_check(&mut st, dropped);
+                            }
+                            None => st.dropped_detached += 1,
+                        }
+                    }
+                    Some(())
+                });
+                if done.is_some() {
+                    return;
+                }
+                self.lock()
+            }
+        };
         if st.ended {
             return;
         }
@@ -130,18 +160,24 @@ impl RunCore {
             Some(w) => {
                 let before = w.dropped;
                 w.write_record(ts, record);
-                if w.dropped != before && !st.told {
-                    st.told = true;
-                    let err = st
-                        .writer
-                        .as_ref()
-                        .and_then(|w| w.error.as_ref().map(|e| e.to_string()));
-                    self.tell_dropping(err.as_deref().unwrap_or("segment full"));
-                }
+                let dropped = w.dropped != before;
+                self.after_drop_check(&mut st, dropped);
             }
             None => {
                 st.dropped_detached += 1;
             }
+        }
+    }
+
+    /// Tell the job once that this run is dropping records.
+    fn after_drop_check(&self, st: &mut RunState, dropped: bool) {
+        if dropped && !st.told {
+            st.told = true;
+            let err = st
+                .writer
+                .as_ref()
+                .and_then(|w| w.error.as_ref().map(|e| e.to_string()));
+            self.tell_dropping(err.as_deref().unwrap_or("segment full"));
         }
     }
 

@@ -173,15 +173,24 @@ enum BgWork {
         size: usize,
         reply: mpsc::SyncSender<io::Result<Prepared>>,
     },
-    /// Unmap a full segment and cut its unused tail.
-    Close { seg: Segment, len: usize },
+    /// Unmap a full segment, cut its unused tail and (if `sync`) start making it durable,
+    /// so that the commit finds it already on disk.
+    Close {
+        seg: Segment,
+        len: usize,
+        sync: bool,
+    },
 }
 
-fn close_segment(seg: Segment, len: usize) {
+fn close_segment(seg: Segment, len: usize, sync: bool) {
     let Segment { file, map } = seg;
     drop(map);
     // A failure only wastes space: zeros read as the end of the frames.
     let _ = file.set_len(len as u64);
+    if sync {
+        // Errors surface again (and are handled) when the commit syncs the same file.
+        let _ = file.sync_data();
+    }
 }
 
 /// The background thread (started on first use); `None` if it could not be started.
@@ -204,7 +213,7 @@ fn background() -> Option<&'static mpsc::Sender<BgWork>> {
                             // If the run has ended, the reply is dropped and so is the file.
                             let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None));
                         }
-                        BgWork::Close { seg, len } => close_segment(seg, len),
+                        BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
                     }
                 }
             })
@@ -416,6 +425,23 @@ fn encode_record_into(
     b[REC_KV_COUNT..REC_KV_COUNT + 2].copy_from_slice(&kv_count.to_le_bytes());
     b[REC_LINE..REC_LINE + 4].copy_from_slice(&rec.line().unwrap_or(0).to_le_bytes());
     Some(len)
+}
+
+/// Largest frame encoded outside the run's lock when threads of one run contend (larger ones
+/// are encoded in place, under the lock).
+pub(crate) const SCRATCH_FRAME: usize = 16 << 10;
+
+/// Encode a whole, sealed RECORD frame into `scratch` (used when another thread holds the run's
+/// lock, so that only a copy happens under it). `None` if it needs more than [`SCRATCH_FRAME`].
+pub(crate) fn encode_record_frame(
+    scratch: &mut Vec<u8>,
+    ts_ns: i64,
+    rec: &log::Record<'_>,
+) -> Option<usize> {
+    scratch.resize(SCRATCH_FRAME, 0);
+    let n = encode_record_into(&mut scratch[FRAME_HEADER_LEN..], ts_ns, rec, false)?;
+    seal_frame(&mut scratch[..FRAME_HEADER_LEN + n], FrameType::Record, n);
+    Some(FRAME_HEADER_LEN + n)
 }
 
 /// Writer settings.
@@ -630,15 +656,20 @@ impl RunWriter {
                 }
             }
         }
+        let sync = matches!(self.opts.fsync, FsyncPolicy::Commit);
         match background() {
             Some(bg) => {
-                if let Err(mpsc::SendError(BgWork::Close { seg, len })) =
-                    bg.send(BgWork::Close { seg: old, len })
+                if let Err(mpsc::SendError(BgWork::Close { seg, len, sync })) =
+                    bg.send(BgWork::Close {
+                        seg: old,
+                        len,
+                        sync,
+                    })
                 {
-                    close_segment(seg, len);
+                    close_segment(seg, len, sync);
                 }
             }
-            None => close_segment(old, len),
+            None => close_segment(old, len, false),
         }
     }
 
@@ -682,6 +713,29 @@ impl RunWriter {
                 return;
             }
             rolled = true;
+        }
+    }
+
+    /// Append a RECORD frame already encoded and sealed by [`encode_record_frame`].
+    pub(crate) fn append_record_frame(&mut self, ts_ns: i64, frame: &[u8]) {
+        if self.broken {
+            self.dropped += 1;
+            return;
+        }
+        if frame.len() > self.space()
+            && !self.rollover(ts_ns, HEADER_LEN + frame.len() + END_FRAME_LEN)
+        {
+            self.dropped += 1;
+            return;
+        }
+        let start = self.off;
+        self.cur.map[start..start + frame.len()].copy_from_slice(frame);
+        self.off += frame.len();
+        self.records += 1;
+        self.after_write(ts_ns);
+        if self.pending.is_none() && self.off > self.cur.map.len() / 2 && ts_ns >= self.retry_at_ns
+        {
+            self.request_next();
         }
     }
 

@@ -1,0 +1,572 @@
+//! Turning runs and records into text: escaping, colour, durations, tables, JSON lines.
+//!
+//! Everything here is pure (no I/O) except [`Out`], the buffered stdout every command writes to.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+use runlog::time::Utc;
+use runlog::{Record, RunStatus};
+
+/// How text from jobs (messages, labels, key-values, job names) is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Style {
+    /// Escape control characters: stdout is a terminal, where they could move the cursor,
+    /// clear the screen or rewrite what was printed before.
+    pub(crate) escape: bool,
+    /// Colour level and status names.
+    pub(crate) color: bool,
+}
+
+impl Style {
+    /// Raw text, no colour: what goes into a pipe or a file.
+    #[cfg(test)]
+    pub(crate) const PLAIN: Style = Style {
+        escape: false,
+        color: false,
+    };
+
+    /// `s` as it should appear on the output: escaped on a terminal, raw otherwise.
+    pub(crate) fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        if self.escape {
+            term_escape(s)
+        } else {
+            Cow::Borrowed(s)
+        }
+    }
+
+    fn paint(&self, out: &mut String, code: &str, s: &str) {
+        if self.color && !code.is_empty() {
+            let _ = write!(out, "\x1b[{code}m{s}\x1b[0m");
+        } else {
+            out.push_str(s);
+        }
+    }
+}
+
+/// Is this character escaped on a terminal? C0 controls except tab, DEL, C1 controls, and the
+/// bidirectional overrides and isolates (they reorder what follows them on screen).
+fn is_unsafe_on_terminal(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Escape control characters for a terminal: `\n`, `\r`, `\0`, `\x1b` for the other C0
+/// controls, `\u{7f}` for DEL, C1 controls and bidi overrides. Tab and everything printable
+/// (any script) stay as they are.
+pub(crate) fn term_escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe_on_terminal) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_unsafe_on_terminal(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A duration for humans: `350ms`, `1.2s`, `3m04s`, `2h05m`, `3d04h`. Negative is `0ms`.
+pub(crate) fn format_duration(ns: i64) -> String {
+    let ns = ns.max(0);
+    let ms = ns / 1_000_000;
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    if s < 60 {
+        // Truncated, not rounded, so 59.96 s is never shown as 60.0s.
+        return format!("{}.{}s", s, (ms % 1000) / 100);
+    }
+    let m = s / 60;
+    if m < 60 {
+        return format!("{m}m{:02}s", s % 60);
+    }
+    let h = m / 60;
+    if h < 24 {
+        return format!("{h}h{:02}m", m % 60);
+    }
+    format!("{}d{:02}h", h / 24, h % 24)
+}
+
+/// `2026-11-28T12:10:55Z`: a start time in listings, one token, and a valid run reference.
+pub(crate) fn format_start(ns: i64) -> String {
+    let t = Utc::from_ns(ns);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+fn level_color(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "1;31",
+        log::Level::Warn => "33",
+        log::Level::Info => "32",
+        log::Level::Debug => "34",
+        log::Level::Trace => "2",
+    }
+}
+
+/// ANSI colour of a run status.
+pub(crate) fn status_color(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Ok => "32",
+        RunStatus::Failed | RunStatus::Crashed => "1;31",
+        RunStatus::Running => "36",
+        RunStatus::Cancelled => "2",
+    }
+}
+
+/// Does a key=value value need quotes to be read back unambiguously?
+fn needs_quotes(v: &str) -> bool {
+    v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=')
+}
+
+/// Append ` key=value`, logfmt-style: a value with spaces, `=` or `"` (or an empty one) is
+/// quoted, with `"`, `\` and line breaks escaped inside the quotes so a record stays on its line.
+fn push_kv(out: &mut String, style: Style, k: &str, v: &str) {
+    out.push(' ');
+    out.push_str(&style.text(k));
+    out.push('=');
+    if !needs_quotes(v) {
+        out.push_str(&style.text(v));
+        return;
+    }
+    let mut q = String::with_capacity(v.len() + 2);
+    q.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    out.push_str(&style.text(&q));
+}
+
+/// One record as text, ending with a newline:
+///
+/// ```text
+/// 2026-11-28T12:10:55.123456Z INFO  target: first line of the message key=value
+///   second line of the message
+/// ```
+///
+/// Continuation lines of a multi-line message are indented by two spaces, so every record
+/// starts with its timestamp at the start of a line. Key-values follow the first line.
+pub(crate) fn format_record(rec: &Record, style: Style) -> String {
+    let mut out = String::with_capacity(64 + rec.message.len());
+    out.push_str(&runlog::time::format_micros(rec.ts_ns));
+    out.push(' ');
+    let level = rec.level.as_str();
+    style.paint(&mut out, level_color(rec.level), level);
+    for _ in level.len()..5 {
+        out.push(' ');
+    }
+    out.push(' ');
+    if !rec.target.is_empty() {
+        out.push_str(&style.text(&rec.target));
+        out.push_str(": ");
+    }
+    let message = rec.message.trim_end_matches('\n');
+    let mut lines = message.split('\n');
+    out.push_str(&style.text(lines.next().unwrap_or("")));
+    for (k, v) in &rec.kvs {
+        push_kv(&mut out, style, k, v);
+    }
+    if rec.truncated {
+        out.push_str(" [message truncated]");
+    }
+    for line in lines {
+        out.push_str("\n  ");
+        out.push_str(&style.text(line));
+    }
+    out.push('\n');
+    out
+}
+
+/// `k=v,k=v`, or `-` without labels.
+pub(crate) fn format_labels(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return "-".to_owned();
+    }
+    let mut s = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{k}={v}");
+    }
+    s
+}
+
+/// A table cell: its text and an optional ANSI colour.
+#[derive(Clone, Debug)]
+pub(crate) struct Cell {
+    text: String,
+    color: &'static str,
+}
+
+impl Cell {
+    /// A cell with already escaped text.
+    pub(crate) fn new(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            color: "",
+        }
+    }
+
+    /// A cell with text from a job (escaped on a terminal).
+    pub(crate) fn job_text(style: Style, text: &str) -> Cell {
+        Cell::new(style.text(text).into_owned())
+    }
+
+    /// A coloured cell.
+    pub(crate) fn colored(text: impl Into<String>, color: &'static str) -> Cell {
+        Cell {
+            text: text.into(),
+            color,
+        }
+    }
+}
+
+/// Columns separated by at least two spaces, like `kubectl get`; a header line always; no
+/// trailing spaces.
+pub(crate) fn format_table(header: &[&str], rows: &[Vec<Cell>], style: Style) -> String {
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(width(&c.text));
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = (&str, &'static str)>| {
+        let cells: Vec<_> = cells.collect();
+        for (i, (text, color)) in cells.iter().enumerate() {
+            style.paint(&mut out, color, text);
+            if i + 1 < cells.len() {
+                for _ in width(text)..widths[i] + 2 {
+                    out.push(' ');
+                }
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut header.iter().map(|h| (*h, "")));
+    for row in rows {
+        line(&mut row.iter().map(|c| (c.text.as_str(), c.color)));
+    }
+    out
+}
+
+/// A JSON string literal. Besides what JSON requires (`"`, `\`, controls below U+0020), DEL,
+/// C1 controls and bidi overrides are written as `\uXXXX` so that JSON output is safe on a
+/// terminal too.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe_on_terminal(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Builds one JSON object, fields in insertion order.
+#[derive(Debug, Default)]
+pub(crate) struct JsonObject {
+    buf: String,
+}
+
+impl JsonObject {
+    pub(crate) fn new() -> JsonObject {
+        JsonObject::default()
+    }
+
+    fn key(&mut self, k: &str) -> &mut String {
+        self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
+        self.buf.push_str(&json_string(k));
+        self.buf.push(':');
+        &mut self.buf
+    }
+
+    /// A string field.
+    pub(crate) fn str(mut self, k: &str, v: &str) -> Self {
+        let s = json_string(v);
+        self.key(k).push_str(&s);
+        self
+    }
+
+    /// A string field, `null` when absent.
+    pub(crate) fn opt_str(self, k: &str, v: Option<&str>) -> Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self.raw(k, "null"),
+        }
+    }
+
+    /// A number field.
+    pub(crate) fn num(mut self, k: &str, v: impl Into<i128>) -> Self {
+        let v = v.into();
+        let _ = write!(self.key(k), "{v}");
+        self
+    }
+
+    /// A boolean field.
+    pub(crate) fn bool(self, k: &str, v: bool) -> Self {
+        self.raw(k, if v { "true" } else { "false" })
+    }
+
+    /// An object of string values, in order.
+    pub(crate) fn str_map(mut self, k: &str, pairs: &[(String, String)]) -> Self {
+        let mut o = JsonObject::new();
+        for (pk, pv) in pairs {
+            o = o.str(pk, pv);
+        }
+        let s = o.finish();
+        self.key(k).push_str(&s);
+        self
+    }
+
+    /// A field whose value is already JSON.
+    pub(crate) fn raw(mut self, k: &str, json: &str) -> Self {
+        self.key(k).push_str(json);
+        self
+    }
+
+    /// The object's text (without a newline).
+    pub(crate) fn finish(mut self) -> String {
+        if self.buf.is_empty() {
+            self.buf.push('{');
+        }
+        self.buf.push('}');
+        self.buf
+    }
+}
+
+/// A JSON array of already encoded values.
+pub(crate) fn json_array(items: impl IntoIterator<Item = String>) -> String {
+    let mut s = String::from("[");
+    for (i, it) in items.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&it);
+    }
+    s.push(']');
+    s
+}
+
+/// Buffered stdout. Every write returns `io::Result` so a closed pipe (`BrokenPipe`) travels
+/// up to `main`, which ends quietly.
+pub(crate) struct Out {
+    w: BufWriter<StdoutLock<'static>>,
+    /// How job text is written.
+    pub(crate) style: Style,
+}
+
+impl Out {
+    pub(crate) fn new(style: Style) -> Out {
+        Out {
+            w: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
+            style,
+        }
+    }
+
+    /// Write text as it is.
+    pub(crate) fn write_str(&mut self, s: &str) -> io::Result<()> {
+        self.w.write_all(s.as_bytes())
+    }
+
+    /// Write a line (a newline is added).
+    pub(crate) fn line(&mut self, s: &str) -> io::Result<()> {
+        self.w.write_all(s.as_bytes())?;
+        self.w.write_all(b"\n")
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTY: Style = Style {
+        escape: true,
+        color: false,
+    };
+
+    fn rec(message: &str, kvs: &[(&str, &str)]) -> Record {
+        Record {
+            ts_ns: 1_795_867_855_123_456_000,
+            level: log::Level::Info,
+            target: "app::db".into(),
+            module_path: None,
+            file: None,
+            line: None,
+            kvs: kvs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            message: message.into(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn terminal_escaping_makes_control_characters_visible_and_keeps_tabs_and_unicode() {
+        assert_eq!(term_escape("plain ünïcødé ✓\ttab"), "plain ünïcødé ✓\ttab");
+        assert!(matches!(term_escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(term_escape("\x1b[2J"), "\\x1b[2J");
+        assert_eq!(term_escape("a\rb\nc\0"), "a\\rb\\nc\\0");
+        assert_eq!(term_escape("\x7f\u{9b}"), "\\u{7f}\\u{9b}");
+        assert_eq!(term_escape("\u{202e}evil"), "\\u{202e}evil");
+        assert_eq!(term_escape("\x07\x08"), "\\x07\\x08");
+    }
+
+    #[test]
+    fn durations_read_like_a_human_wrote_them() {
+        let s = 1_000_000_000;
+        assert_eq!(format_duration(-5), "0ms");
+        assert_eq!(format_duration(0), "0ms");
+        assert_eq!(format_duration(350_000_000), "350ms");
+        assert_eq!(format_duration(1_250_000_000), "1.2s");
+        assert_eq!(format_duration(59_999_000_000), "59.9s");
+        assert_eq!(format_duration(60 * s), "1m00s");
+        assert_eq!(format_duration(184 * s), "3m04s");
+        assert_eq!(format_duration((2 * 3600 + 5 * 60 + 59) * s), "2h05m");
+        assert_eq!(format_duration((27 * 3600) * s), "1d03h");
+    }
+
+    #[test]
+    fn start_times_are_one_utc_token() {
+        assert_eq!(
+            format_start(1_795_867_855_923_456_000),
+            "2026-11-28T12:10:55Z"
+        );
+    }
+
+    #[test]
+    fn a_record_is_one_line_with_its_key_values() {
+        let r = rec(
+            "connected",
+            &[("user", "bar"), ("note", "two words"), ("e", "")],
+        );
+        assert_eq!(
+            format_record(&r, Style::PLAIN),
+            "2026-11-28T12:10:55.123456Z INFO  app::db: connected user=bar note=\"two words\" e=\"\"\n"
+        );
+    }
+
+    #[test]
+    fn multi_line_messages_continue_indented_so_each_record_starts_with_its_time() {
+        let r = rec("panicked at x\nline two\n  deeper\n", &[("k", "v")]);
+        assert_eq!(
+            format_record(&r, Style::PLAIN),
+            "2026-11-28T12:10:55.123456Z INFO  app::db: panicked at x k=v\n  line two\n    deeper\n"
+        );
+        let r = rec("x", &[("k", "a\nb\"c\\")]);
+        assert!(format_record(&r, Style::PLAIN).ends_with(" k=\"a\\nb\\\"c\\\\\"\n"));
+    }
+
+    #[test]
+    fn control_characters_are_raw_in_a_pipe_and_escaped_on_a_terminal() {
+        let r = rec("\x1b[31mred\r", &[("k", "\x1b]0;title\x07")]);
+        let raw = format_record(&r, Style::PLAIN);
+        assert!(
+            raw.contains("\x1b[31mred\r k=\x1b]0;title\x07\n"),
+            "{raw:?}"
+        );
+        let tty = format_record(&r, TTY);
+        assert!(
+            tty.contains("\\x1b[31mred\\r k=\\x1b]0;title\\x07\n"),
+            "{tty:?}"
+        );
+        assert!(!tty.contains('\x1b'));
+    }
+
+    #[test]
+    fn only_the_level_is_coloured() {
+        let mut r = rec("m", &[]);
+        r.level = log::Level::Error;
+        let s = format_record(
+            &r,
+            Style {
+                escape: true,
+                color: true,
+            },
+        );
+        assert!(s.contains(" \x1b[1;31mERROR\x1b[0m app::db: m\n"), "{s:?}");
+        let plain = format_record(&r, Style::PLAIN);
+        assert!(!plain.contains('\x1b'));
+    }
+
+    #[test]
+    fn tables_align_columns_with_two_spaces_and_no_trailing_blanks() {
+        let t = format_table(
+            &["JOB", "RUNS"],
+            &[
+                vec![Cell::new("a-long-job"), Cell::new("3")],
+                vec![Cell::new("b"), Cell::colored("12", "32")],
+            ],
+            Style::PLAIN,
+        );
+        assert_eq!(t, "JOB         RUNS\na-long-job  3\nb           12\n");
+    }
+
+    #[test]
+    fn json_strings_escape_what_json_needs_and_terminal_controls() {
+        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(json_string("\n\r\t\x01\x1b"), r#""\n\r\t\u0001\u001b""#);
+        assert_eq!(json_string("\x7f\u{9b}ü✓"), "\"\\u007f\\u009bü✓\"");
+        let o = JsonObject::new()
+            .str("s", "x")
+            .num("n", 5u64)
+            .opt_str("o", None)
+            .bool("b", true)
+            .str_map("m", &[("k".into(), "v".into())])
+            .raw("a", &json_array(["1".to_owned(), "2".to_owned()]))
+            .finish();
+        assert_eq!(
+            o,
+            r#"{"s":"x","n":5,"o":null,"b":true,"m":{"k":"v"},"a":[1,2]}"#
+        );
+        assert_eq!(JsonObject::new().finish(), "{}");
+    }
+
+    #[test]
+    fn labels_read_as_key_value_pairs() {
+        assert_eq!(format_labels(&[]), "-");
+        assert_eq!(
+            format_labels(&[("user".into(), "bar".into()), ("env".into(), "prod".into())]),
+            "user=bar,env=prod"
+        );
+    }
+}
