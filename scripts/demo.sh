@@ -9,8 +9,8 @@ echo
 echo '$ runlog list-runs demo-job'
 ./target/debug/runlog list-runs demo-job
 echo
-echo '$ runlog logs demo-job -2      # the run that panicked'
-./target/debug/runlog logs demo-job -2 | cut -c1-160 | head -20
+echo '$ runlog logs demo-job -2      # the run for user bar (labelled)'
+./target/debug/runlog logs demo-job -2
 echo
-echo '$ runlog logs demo-job last'
-./target/debug/runlog logs demo-job last
+echo '$ runlog logs demo-job last    # the run that panicked: message, location, backtrace'
+./target/debug/runlog logs demo-job last | head -30

@@ -319,9 +319,54 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
             .target("runlog::panic")
             .file(Some(file))
             .line(Some(line))
-            .args(format_args!("stack backtrace:\n{bt}"))
+            .args(format_args!(
+                "stack backtrace:\n{}",
+                short_backtrace(&bt.to_string())
+            ))
             .build(),
     );
+}
+
+/// The frames of a backtrace between the panic machinery and the runtime start, renumbered
+/// (what `RUST_BACKTRACE=1` shows), so the job's own frames are what one reads.
+fn short_backtrace(full: &str) -> String {
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in full.lines() {
+        let t = line.trim_start();
+        let starts_frame = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(f) if !starts_frame => f.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    let has = |f: &Vec<&str>, s: &str| f.first().is_some_and(|l| l.contains(s));
+    let start = frames
+        .iter()
+        .rposition(|f| has(f, "__rust_end_short_backtrace"))
+        .map_or(0, |i| i + 1);
+    let end = frames
+        .iter()
+        .position(|f| has(f, "__rust_begin_short_backtrace"))
+        .unwrap_or(frames.len());
+    if start >= end {
+        return full.to_owned();
+    }
+    let mut out = String::new();
+    for (n, f) in frames[start..end].iter().enumerate() {
+        for (i, line) in f.iter().enumerate() {
+            if i == 0 {
+                let rest = line.trim_start().split_once(": ").map_or(*line, |(_, r)| r);
+                out.push_str(&format!("{n:>4}: {rest}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("note: frames of the panic machinery and the runtime start are omitted");
+    out
 }
 
 /// Record an error and its source chain as the run's last record.
@@ -557,5 +602,22 @@ impl<F: Future> Future for Instrumented<F> {
         let this = &mut *self;
         let _g = this.handle.enter();
         this.fut.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_backtrace;
+
+    #[test]
+    fn short_backtrace_keeps_the_frames_between_the_markers_renumbered() {
+        let full = "   0: runlog::run::record_panic\n             at src/run.rs:1:1\n   1: std::sys::backtrace::__rust_end_short_backtrace\n   2: core::panicking::panic_fmt\n   3: myjob::work\n             at src/main.rs:7:5\n   4: std::sys::backtrace::__rust_begin_short_backtrace\n   5: main\n";
+        let s = short_backtrace(full);
+        assert_eq!(
+            s,
+            "   0: core::panicking::panic_fmt\n   1: myjob::work\n             at src/main.rs:7:5\nnote: frames of the panic machinery and the runtime start are omitted"
+        );
+        // Without markers (e.g. no symbols) the backtrace is kept whole.
+        assert_eq!(short_backtrace("   0: <unknown>\n"), "   0: <unknown>\n");
     }
 }
