@@ -345,11 +345,14 @@ fn short_backtrace(full: &str) -> String {
     let start = frames
         .iter()
         .rposition(|f| has(f, "__rust_end_short_backtrace"))
-        .map_or(0, |i| i + 1);
+        .map(|i| i + 1);
     let end = frames
         .iter()
-        .position(|f| has(f, "__rust_begin_short_backtrace"))
-        .unwrap_or(frames.len());
+        .position(|f| has(f, "__rust_begin_short_backtrace"));
+    if start.is_none() && end.is_none() {
+        return full.to_owned();
+    }
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(frames.len()));
     if start >= end {
         return full.to_owned();
     }
