@@ -423,6 +423,12 @@ pub(crate) fn list_run_segments(
     Ok(runs)
 }
 
+/// Runs are deleted from segment 0 on (cancel, retention): a run without its segment 0 is
+/// being deleted, or was when its deleter died, and is not listed (the next sweep finishes).
+pub(crate) fn being_deleted(segs: &[(u32, PathBuf)]) -> bool {
+    segs.first().is_none_or(|(seq, _)| *seq != 0)
+}
+
 /// Is the writer of a run still alive? (It holds an exclusive lock on segment 0.)
 pub(crate) fn writer_alive(seg0: &Path) -> bool {
     let Ok(f) = File::open(seg0) else {
@@ -660,6 +666,9 @@ impl Journal {
     fn runs_in(&self, dir: &Path, hint: &str) -> Result<Vec<RunInfo>, ReadError> {
         let mut out = Vec::new();
         for (id, segs) in list_run_segments(dir)? {
+            if being_deleted(&segs) {
+                continue;
+            }
             let r = assemble_run(hint, &id, &segs, false)?;
             if r.info.status != RunStatus::Cancelled {
                 out.push(r.info);
@@ -679,10 +688,13 @@ impl Journal {
     pub fn read_run(&self, job: &str, run_id: &str) -> Result<RunLog, ReadError> {
         let dir = layout::job_dir(&self.dir, job);
         let all = list_run_segments(&dir)?;
-        let segs = all.get(run_id).ok_or_else(|| ReadError::NoSuchRun {
-            job: job.to_owned(),
-            run: run_id.to_owned(),
-        })?;
+        let segs = all
+            .get(run_id)
+            .filter(|s| !being_deleted(s))
+            .ok_or_else(|| ReadError::NoSuchRun {
+                job: job.to_owned(),
+                run: run_id.to_owned(),
+            })?;
         let r = assemble_run(job, run_id, segs, true)?;
         if r.info.status == RunStatus::Cancelled || r.info.job != job {
             return Err(ReadError::NoSuchRun {

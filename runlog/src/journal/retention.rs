@@ -10,6 +10,7 @@ use super::frame::{decode_frame, FrameType, END_FRAME_LEN, HEADER_LEN};
 use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::payload::{decode_payload, Frame, Outcome};
 use super::reader::{list_run_segments, scan_file, writer_alive, ReadError, RunStatus, SegmentEnd};
+use super::writer::MIN_SEGMENT;
 
 /// A `.tmp-` segment file unlocked and at least this old was left by a writer that died.
 const STALE_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -70,29 +71,48 @@ fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
     Ok(())
 }
 
-/// Cut the torn or zero-filled tail of a crashed run's last segment, holding the run lock so
-/// that no writer or other recoverer is active.
+/// Could this segment still have its preallocated size (a multiple of [`MIN_SEGMENT`])? A
+/// segment cut to its frames almost never does, so a sweep scans only segments that may need
+/// cutting.
+fn maybe_uncut(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() % MIN_SEGMENT as u64 == 0)
+}
+
+/// Cut what a dead writer left after its frames: the torn or zero-filled tail of the last
+/// segment, and the zero tails of earlier segments it had no time to cut. Holds the run lock
+/// so that no writer or other recoverer is active. Damage is never modified.
 fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
-    let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
+    let Some((_, first)) = segs.first() else {
         return Ok(());
     };
     let lock = File::open(first)?;
     if lock.try_lock().is_err() {
         return Ok(());
     }
-    let scan = match scan_file(last) {
-        Ok(s) => s,
-        // Damage is reported by readers and never modified here.
-        Err(ReadError::BadSegment { .. }) => return Ok(()),
-        Err(e) => return Err(to_io(e)),
-    };
-    if matches!(
-        scan.end,
-        SegmentEnd::TornTail { .. } | SegmentEnd::ZeroTail { .. }
-    ) {
-        let f = fs::OpenOptions::new().write(true).open(last)?;
-        f.set_len(scan.valid_len)?;
-        f.sync_data()?;
+    for (i, (_, path)) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        if !maybe_uncut(path) {
+            // The last segment of a crashed run is scanned anyway: a torn frame may end it.
+            if !last {
+                continue;
+            }
+        }
+        let scan = match scan_file(path) {
+            Ok(s) => s,
+            // Damage is reported by readers and never modified here.
+            Err(ReadError::BadSegment { .. }) => continue,
+            Err(e) => return Err(to_io(e)),
+        };
+        let cut = match scan.end {
+            SegmentEnd::ZeroTail { .. } => true,
+            SegmentEnd::TornTail { .. } => last,
+            SegmentEnd::Clean | SegmentEnd::Corrupt { .. } => false,
+        };
+        if cut && !scan.is_corrupt() {
+            let f = fs::OpenOptions::new().write(true).open(path)?;
+            f.set_len(scan.valid_len)?;
+            f.sync_data()?;
+        }
     }
     let _ = lock.unlock();
     Ok(())
@@ -146,7 +166,14 @@ pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Res
             RunStatus::Failed => failed.push(id),
             RunStatus::Crashed => {
                 recover_crashed(segs)?;
-                failed.push(id);
+                // A writer killed after its end frame but before cutting its segment reads as
+                // crashed until the cut: look again.
+                match quick_status(segs) {
+                    RunStatus::Ok => ok.push(id),
+                    RunStatus::Cancelled => remove_run(segs)?,
+                    RunStatus::Running => {}
+                    RunStatus::Failed | RunStatus::Crashed => failed.push(id),
+                }
             }
         }
     }

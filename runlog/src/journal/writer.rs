@@ -462,8 +462,10 @@ pub(crate) struct RunWriter {
     off: usize,
     next_size: usize,
     opts: WriterOptions,
-    /// Earlier segments not yet made durable (fsync = commit).
-    unsynced: Vec<File>,
+    /// Earlier segments and their used lengths: the commit makes sure they are cut (the
+    /// background thread may not have had time before the process exits) and, under
+    /// `fsync = commit`, durable.
+    closed: Vec<(File, usize)>,
     last_sync_ns: i64,
     synced_upto: usize,
     /// Records written.
@@ -509,7 +511,7 @@ impl RunWriter {
             off,
             next_size: (first * 2).min(opts.segment_size.max(first)),
             opts,
-            unsynced: Vec::new(),
+            closed: Vec::new(),
             last_sync_ns: now,
             synced_upto: 0,
             records: 0,
@@ -640,20 +642,17 @@ impl RunWriter {
     }
 
     fn close_old(&mut self, old: Segment, len: usize) {
-        match self.opts.fsync {
-            FsyncPolicy::Never => {}
-            // Made durable at commit, with the rest of the run.
-            FsyncPolicy::Commit => match old.file.try_clone() {
-                Ok(f) => self.unsynced.push(f),
-                Err(e) => self.fail(e),
-            },
-            FsyncPolicy::Always | FsyncPolicy::Interval(_) => {
-                if let Err(e) = old
-                    .map
-                    .flush_range(self.synced_upto.min(len), len - self.synced_upto.min(len))
-                {
-                    self.fail(e);
-                }
+        match old.file.try_clone() {
+            Ok(f) => self.closed.push((f, len)),
+            Err(e) => self.fail(e),
+        }
+        if matches!(
+            self.opts.fsync,
+            FsyncPolicy::Always | FsyncPolicy::Interval(_)
+        ) {
+            let from = self.synced_upto.min(len);
+            if let Err(e) = old.map.flush_range(from, len - from) {
+                self.fail(e);
             }
         }
         let sync = matches!(self.opts.fsync, FsyncPolicy::Commit);
@@ -790,7 +789,11 @@ impl RunWriter {
         let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
         if sync {
             self.cur.map.flush_range(0, self.off)?;
-            for f in &self.unsynced {
+        }
+        for (f, len) in &self.closed {
+            // Usually already done by the background thread: then this changes nothing.
+            let _ = f.set_len(*len as u64);
+            if sync {
                 f.sync_data()?;
             }
         }
