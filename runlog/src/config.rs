@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 const DEFAULT_MAX_LOGS: usize = 10;
 const DEFAULT_LEVEL: LevelFilter = LevelFilter::Debug;
-const DEFAULT_SEGMENT_SIZE: u64 = 8 << 20;
+const DEFAULT_SEGMENT_SIZE: u64 = 2 << 20;
 const MIN_SEGMENT_SIZE: u64 = 64 << 10;
 const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Same bound as `RunLogger::runlog` puts on a job name.
@@ -268,7 +268,7 @@ pub struct Config {
     pub level: LevelFilter,
     /// `env_logger`-style directives (`info,myapp=debug,hyper=warn`); empty for none.
     pub filters: String,
-    /// Largest segment file size in bytes (default 8 MiB; 64 KiB to 1 GiB).
+    /// Largest segment file size in bytes (default 2 MiB; 64 KiB to 1 GiB).
     pub segment_size: u64,
     /// Per-job retention, by job name.
     pub jobs: BTreeMap<String, JobConfig>,
@@ -508,7 +508,7 @@ fn check_segment_size(n: u64) -> Result<(), String> {
     } else {
         Err(format!(
             "expected a size in bytes from {MIN_SEGMENT_SIZE} (64 KiB) to {MAX_SEGMENT_SIZE} \
-             (1 GiB); the default is {DEFAULT_SEGMENT_SIZE} (8 MiB)"
+             (1 GiB); the default is {DEFAULT_SEGMENT_SIZE} (2 MiB)"
         ))
     }
 }
@@ -1132,7 +1132,7 @@ mod tests {
                 fsync: FsyncPolicy::Commit,
                 level: LevelFilter::Debug,
                 filters: String::new(),
-                segment_size: 8_388_608,
+                segment_size: 2_097_152,
                 jobs: BTreeMap::new(),
                 redis: None,
                 source: None,

@@ -3,10 +3,17 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the Unix epoch, now.
+#[inline]
 pub fn now_ns() -> i64 {
+    // Seconds and nanoseconds separately: no 128-bit arithmetic on the hot path.
+    fn ns(d: std::time::Duration) -> i64 {
+        (d.as_secs() as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(d.subsec_nanos() as i64)
+    }
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
-        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+        Ok(d) => ns(d),
+        Err(e) => -ns(e.duration()),
     }
 }
 
