@@ -41,10 +41,10 @@ impl Shared {
             self.config.max_logs_for(job),
             self.config.max_failed_logs_for(job),
         ) {
-            eprintln!(
+            run::say(format_args!(
                 "runlog: retention for job {job:?} in {}: {e}",
                 dir.display()
-            );
+            ));
         }
     }
 }
@@ -304,12 +304,12 @@ impl RunLogger {
         let writer = match RunWriter::create(&dir, &begin, opts) {
             Ok(w) => Some(w),
             Err(e) => {
-                eprintln!(
+                run::say(format_args!(
                     "runlog: job {job:?} run {id}: cannot write the journal in {}: {e}; records \
                      of this run are dropped and counted (check free space and permissions of \
                      that directory, or set journal-dir / RUNLOG_JOURNAL_DIR)",
                     cfg.journal_dir.display()
-                );
+                ));
                 None
             }
         };
@@ -326,16 +326,42 @@ impl RunLogger {
 
     /// Run `f` in a run of `job`. An `Err` is recorded with its source chain as the run's last
     /// record, the run ends `failed`, and the `Err` is returned unchanged. A panic is recorded
-    /// (by the hook [`RunLogger::install`] sets) and goes on.
+    /// (by the hook [`RunLogger::install`] sets) and goes on. For boxed errors
+    /// (`Box<dyn Error + Send + Sync>`, what `anyhow::Error` converts into) see
+    /// [`RunLogger::run_dyn`].
     pub fn run<T, E, F>(&self, job: &str, f: F) -> Result<T, E>
     where
         F: FnOnce(&Run) -> Result<T, E>,
         E: std::error::Error + 'static,
     {
+        self.run_with(job, f, |e| e as &(dyn std::error::Error + 'static))
+    }
+
+    /// [`RunLogger::run`] for closures that return boxed errors (`Box<dyn Error>`, with or
+    /// without `Send + Sync`).
+    pub fn run_dyn<T, E, F>(&self, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Run) -> Result<T, E>,
+        E: BoxedError,
+    {
+        self.run_with(job, f, BoxedError::as_error)
+    }
+
+    fn run_with<T, E, F>(
+        &self,
+        job: &str,
+        f: F,
+        as_error: impl Fn(&E) -> &(dyn std::error::Error + 'static),
+    ) -> Result<T, E>
+    where
+        F: FnOnce(&Run) -> Result<T, E>,
+    {
         let run = match self.runlog(job) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("runlog: {e}; the run of this job is not recorded");
+                run::say(format_args!(
+                    "runlog: {e}; the run of this job is not recorded"
+                ));
                 Run::start(RunCore::new(
                     String::new(),
                     job.to_owned(),
@@ -347,7 +373,7 @@ impl RunLogger {
         };
         let res = f(&run);
         if let Err(e) = &res {
-            run::record_error(run.core(), e);
+            run::record_error(run.core(), as_error(e));
             run.fail();
         }
         drop(run);
@@ -369,4 +395,28 @@ fn install_panic_hook() {
             prev(info);
         }));
     });
+}
+
+/// A boxed error whose source chain [`RunLogger::run_dyn`] can record.
+pub trait BoxedError {
+    /// The error behind the box.
+    fn as_error(&self) -> &(dyn std::error::Error + 'static);
+}
+
+impl BoxedError for Box<dyn std::error::Error + 'static> {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self.as_ref()
+    }
+}
+
+impl BoxedError for Box<dyn std::error::Error + Send + 'static> {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self.as_ref()
+    }
+}
+
+impl BoxedError for Box<dyn std::error::Error + Send + Sync + 'static> {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self.as_ref()
+    }
 }

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::journal::payload::Outcome;
-use crate::journal::writer::{encode_record_frame, RunWriter};
+use crate::journal::writer::{encode_record_frame, fork_generation, RunWriter, SCRATCH_FRAME};
 use crate::logger::Shared;
 use crate::time::now_ns;
 
@@ -21,7 +21,9 @@ thread_local! {
     /// Set while this thread is inside a journal write, so that a record logged from inside
     /// (a `Display` impl that logs, a panic while formatting) does not deadlock on the run.
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
-    /// Where a record is encoded when another thread holds its run's lock.
+    /// Set while this thread holds a run's lock (no job code runs then).
+    static IN_LOCK: Cell<bool> = const { Cell::new(false) };
+    /// Where this thread encodes a record before copying it into the segment.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct RunCore {
     failed: AtomicBool,
     state: Mutex<RunState>,
     shared: Arc<Shared>,
+    /// The fork generation of the process that started the run.
+    fork_gen: u64,
 }
 
 impl RunCore {
@@ -93,6 +97,7 @@ impl RunCore {
                 told: false,
             }),
             shared,
+            fork_gen: fork_generation(),
         }
     }
 
@@ -114,81 +119,76 @@ impl RunCore {
     /// Write a record to this run's journal (the caller checked `enabled`).
     pub(crate) fn write(&self, record: &Record<'_>) {
         if IN_WRITE.with(|w| w.replace(true)) {
+            // A record logged while formatting another (a `Display` that logs): skipped.
             return;
         }
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                IN_WRITE.with(|w| w.set(false));
-            }
-        }
-        let _reset = Reset;
-        let ts = now_ns();
-        let mut st = match self.state.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                // Another thread of this run is writing: encode outside the lock, then only
-                // copy under it.
-                let done = SCRATCH.with(|s| {
-                    let mut s = s.try_borrow_mut().ok()?;
-                    let n = encode_record_frame(&mut s, ts, record)?;
-                    let mut st = self.lock();
-                    if !st.ended {
-                        match st.writer.as_mut() {
-                            Some(w) => {
-                                let before = w.dropped;
-                                w.append_record_frame(ts, &s[..n]);
-                                let dropped = w.dropped != before;
-                                self.after_drop_check(&mut st, dropped);
-                            }
-                            None => st.dropped_detached += 1,
-                        }
-                    }
-                    Some(())
-                });
-                if done.is_some() {
-                    return;
-                }
-                self.lock()
-            }
-        };
-        if st.ended {
-            return;
-        }
-        match st.writer.as_mut() {
-            Some(w) => {
-                let before = w.dropped;
-                w.write_record(ts, record);
-                let dropped = w.dropped != before;
-                self.after_drop_check(&mut st, dropped);
-            }
-            None => {
-                st.dropped_detached += 1;
-            }
-        }
+        let _reset = ResetInWrite(false);
+        self.write_unguarded(record);
     }
 
-    /// Tell the job once that this run is dropping records.
-    fn after_drop_check(&self, st: &mut RunState, dropped: bool) {
-        if dropped && !st.told {
-            st.told = true;
-            let err = st
-                .writer
-                .as_ref()
-                .and_then(|w| w.error.as_ref().map(|e| e.to_string()));
-            self.tell_dropping(err.as_deref().unwrap_or("segment full"));
+    /// Does this run belong to a parent process of this one (we are a fork child)?
+    #[inline]
+    fn foreign(&self) -> bool {
+        self.fork_gen != fork_generation()
+    }
+
+    fn write_unguarded(&self, record: &Record<'_>) {
+        if self.foreign() {
+            return;
+        }
+        let ts = now_ns();
+        let _ = SCRATCH.try_with(|s| match s.try_borrow_mut() {
+            Ok(mut buf) => self.append(&mut buf, ts, record),
+            // Only while a panic is recorded from inside the formatting of another record.
+            Err(_) => self.append(&mut Vec::new(), ts, record),
+        });
+    }
+
+    /// Encode the record into `buf` (the job's `Display` code runs here, with no lock held),
+    /// then copy it into the segment under the run's lock.
+    fn append(&self, buf: &mut Vec<u8>, ts: i64, record: &Record<'_>) {
+        let n = encode_record_frame(buf, ts, record);
+        let mut tell = None;
+        {
+            let _locked = Flag::set(&IN_LOCK);
+            let mut st = self.lock();
+            if !st.ended {
+                match st.writer.as_mut() {
+                    Some(w) if n > 0 => {
+                        let before = w.dropped;
+                        w.append_record_frame(ts, &buf[..n]);
+                        if w.dropped != before && !st.told {
+                            st.told = true;
+                            tell = Some(
+                                st.writer
+                                    .as_ref()
+                                    .and_then(|w| w.error.as_ref().map(|e| e.to_string()))
+                                    .unwrap_or_else(|| "segment full".into()),
+                            );
+                        }
+                    }
+                    Some(w) => w.dropped += 1,
+                    None => st.dropped_detached += 1,
+                }
+            }
+        }
+        if buf.len() > SCRATCH_FRAME {
+            buf.truncate(SCRATCH_FRAME);
+            buf.shrink_to(SCRATCH_FRAME);
+        }
+        if let Some(err) = tell {
+            self.tell_dropping(&err);
         }
     }
 
     fn tell_dropping(&self, err: &str) {
-        eprintln!(
+        say(format_args!(
             "runlog: job {:?} run {}: cannot write the journal in {}: {err}; records of this run \
              are dropped and counted (check free space and permissions of that directory)",
             self.job,
             self.id,
             self.shared.config.journal_dir.display()
-        );
+        ));
     }
 
     pub(crate) fn label(&self, key: &str, value: &str) {
@@ -214,6 +214,12 @@ impl RunCore {
             st.writer.take()
         };
         let Some(w) = writer else { return };
+        if self.foreign() {
+            // A fork child's copy of its parent's run: the parent ends it. Dropping the writer
+            // here could remove the parent's prepared segment; leave it all alone.
+            std::mem::forget(w);
+            return;
+        }
         let now = now_ns();
         let res = if outcome == Outcome::Cancelled {
             w.cancel(now)
@@ -221,14 +227,45 @@ impl RunCore {
             w.finish(now, outcome)
         };
         if let Err(e) = res {
-            eprintln!(
+            say(format_args!(
                 "runlog: job {:?} run {}: could not end the run in the journal {}: {e}",
                 self.job,
                 self.id,
                 self.shared.config.journal_dir.display()
-            );
+            ));
         }
         self.shared.after_run(&self.job);
+    }
+}
+
+/// Tell the job something on stderr. Never panics (a closed stderr is ignored).
+pub(crate) fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// Sets a thread-local flag for as long as it lives.
+struct Flag(&'static std::thread::LocalKey<Cell<bool>>);
+
+impl Flag {
+    fn set(key: &'static std::thread::LocalKey<Cell<bool>>) -> Flag {
+        let _ = key.try_with(|f| f.set(true));
+        Flag(key)
+    }
+}
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        let _ = self.0.try_with(|f| f.set(false));
+    }
+}
+
+/// Restores `IN_WRITE` to the value it had.
+struct ResetInWrite(bool);
+
+impl Drop for ResetInWrite {
+    fn drop(&mut self) {
+        let _ = IN_WRITE.try_with(|w| w.set(self.0));
     }
 }
 
@@ -280,12 +317,20 @@ pub(crate) fn current_enabled(meta: &Metadata<'_>) -> bool {
 
 /// Called from the panic hook: record the panic in the current run.
 pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
-    if IN_WRITE.try_with(|w| w.get()).unwrap_or(true) {
+    // A panic with a run's lock held (only a bug in runlog could do that) must not try to
+    // take it again.
+    if IN_LOCK.try_with(|l| l.get()).unwrap_or(true) {
         return;
     }
     let Some(core) = with_current(Arc::clone) else {
         return;
     };
+    // Wherever it was raised (an attached thread, inside a `Display`, caught or not), a panic
+    // in a run fails it.
+    core.mark_failed();
+    // Also when the panic comes from inside the formatting of another record: that record is
+    // lost, the panic is not.
+    let _restore = ResetInWrite(IN_WRITE.try_with(|w| w.replace(true)).unwrap_or(true));
     let msg: &str = if let Some(s) = info.payload().downcast_ref::<&str>() {
         s
     } else if let Some(s) = info.payload().downcast_ref::<String>() {
@@ -301,7 +346,7 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
         .map_or(("<unknown>", 0), |l| (l.file(), l.line()));
     let col = info.location().map_or(0, |l| l.column());
     let kvs = [("thread", tname)];
-    core.write(
+    core.write_unguarded(
         &Record::builder()
             .level(Level::Error)
             .target("runlog::panic")
@@ -313,7 +358,7 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
             ))
             .build(),
     );
-    core.write(
+    core.write_unguarded(
         &Record::builder()
             .level(Level::Error)
             .target("runlog::panic")
@@ -553,6 +598,24 @@ impl RunHandle {
     /// The run id.
     pub fn id(&self) -> &str {
         &self.core.id
+    }
+
+    /// Attach a label to the run; see [`Run::label`].
+    pub fn label(&self, key: &str, value: &str) {
+        self.core.label(key, value);
+    }
+
+    /// Mark the run failed; see [`Run::fail`].
+    pub fn fail(&self) {
+        self.core.mark_failed();
+    }
+
+    /// Set the run's level; see [`Run::set_level`].
+    pub fn set_level(&self, level: LevelFilter) {
+        self.core
+            .level
+            .store(level_to_usize(level), Ordering::Relaxed);
+        self.core.shared.raise_max_level(level);
     }
 
     /// Attach the current thread until the returned guard is dropped.

@@ -379,10 +379,10 @@ fn large_runs_roll_into_several_segments_and_read_back_in_order() {
             format!("record number {i} with some padding to fill segments")
         );
     }
-    // Larger than a whole segment: kept, cut, and flagged.
-    let cut = &log.records[5000];
-    assert!(cut.truncated);
-    assert!(cut.message.len() > 30_000 && big.starts_with(&cut.message));
+    // Larger than a whole segment: it gets a segment of its own, whole.
+    let whole = &log.records[5000];
+    assert!(!whole.truncated);
+    assert_eq!(whole.message, big);
     assert_eq!(log.records[5001].message, "after big");
 }
 
@@ -413,7 +413,10 @@ fn a_display_impl_that_logs_or_panics_does_not_deadlock_the_run() {
     let m = messages(&log.records);
     assert_eq!(m.first().map(String::as_str), Some("value is loud"));
     assert_eq!(m.last().map(String::as_str), Some("still logging"));
-    assert_eq!(log.info.status, RunStatus::Ok);
+    // The record being formatted is lost; the panic is recorded and fails the run, even though
+    // the job caught it.
+    assert!(m.iter().any(|x| x.contains("boom in Display")), "{m:?}");
+    assert_eq!(log.info.status, RunStatus::Failed);
 }
 
 #[test]
@@ -496,4 +499,116 @@ fn a_running_run_is_listed_as_running_with_its_records_so_far() {
     assert_eq!(messages(&log.records), vec!["first", "second"]);
     drop(run);
     assert_eq!(only_run(&j, "ongoing").info.status, RunStatus::Ok);
+}
+
+#[test]
+fn a_record_over_the_frame_limit_is_cut_keeping_its_message_and_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    let huge = "m".repeat(3 << 20);
+    let big_value = "v".repeat(100 << 10);
+    {
+        let _r = rl.runlog("huge").unwrap();
+        log::info!(big = big_value.as_str(), small = 1; "{huge}");
+        log::info!("after");
+    }
+    let log = only_run(&rl.journal().unwrap(), "huge");
+    let cut = &log.records[0];
+    assert!(cut.truncated);
+    // The key-values are cut to their cap, and the message still gets most of the frame.
+    assert!(cut.message.len() > 400 << 10, "{}", cut.message.len());
+    assert!(huge.starts_with(&cut.message));
+    assert_eq!(cut.kvs[0].0, "big");
+    assert!(big_value.starts_with(&cut.kvs[0].1) && !cut.kvs[0].1.is_empty());
+    assert_eq!(log.records[1].message, "after");
+}
+
+#[test]
+fn a_display_that_labels_the_run_or_takes_a_lock_another_logging_thread_holds_does_not_deadlock() {
+    use std::sync::{Arc, Barrier, Mutex};
+    struct Labels<'a>(&'a runlog::RunHandle);
+    impl std::fmt::Display for Labels<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.label("from", "display");
+            write!(f, "labelled")
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    let m = Arc::new(Mutex::new(()));
+    {
+        let run = rl.runlog("no-deadlock").unwrap();
+        let h = run.handle();
+        log::info!("{}", Labels(&h));
+        // Thread A holds M while logging; thread B logs a value whose Display takes M.
+        struct TakesLock(Arc<Mutex<()>>);
+        impl std::fmt::Display for TakesLock {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let _g = self.0.lock().unwrap();
+                write!(f, "took the lock")
+            }
+        }
+        let barrier = Arc::new(Barrier::new(2));
+        run.scope(|s| {
+            let (m1, b1) = (m.clone(), barrier.clone());
+            s.spawn(move || {
+                let _g = m1.lock().unwrap();
+                b1.wait();
+                for i in 0..2000 {
+                    log::info!("a {i}");
+                }
+            });
+            let (m2, b2) = (m.clone(), barrier.clone());
+            s.spawn(move || {
+                b2.wait();
+                for _ in 0..50 {
+                    log::info!("b {}", TakesLock(m2.clone()));
+                }
+            });
+        });
+    }
+    let log = only_run(&rl.journal().unwrap(), "no-deadlock");
+    assert_eq!(log.records.len(), 1 + 2000 + 50);
+    assert_eq!(log.info.labels, vec![("from".into(), "display".into())]);
+}
+
+#[test]
+fn a_panic_in_an_attached_thread_fails_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    {
+        let run = rl.runlog("worker-panic").unwrap();
+        let h = run.handle();
+        let r = std::thread::spawn(move || {
+            let _g = h.enter();
+            panic!("worker blew up");
+        })
+        .join();
+        assert!(r.is_err());
+    }
+    let log = only_run(&rl.journal().unwrap(), "worker-panic");
+    assert_eq!(log.info.status, RunStatus::Failed);
+    assert!(log.records[0].message.contains("worker blew up"));
+}
+
+#[test]
+fn the_closure_form_takes_boxed_errors_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let res: Result<(), BoxError> = rl.run_dyn("boxed", |_| {
+        Err(Box::new(Outer(std::io::Error::other("disk on fire"))) as BoxError)
+    });
+    assert!(res.is_err());
+    let res: Result<(), Box<dyn std::error::Error>> =
+        rl.run_dyn("boxed", |_| Err("plain message".into()));
+    assert_eq!(res.unwrap_err().to_string(), "plain message");
+    let runs = rl.journal().unwrap().runs("boxed").unwrap();
+    let j = rl.journal().unwrap();
+    let first = j.read_run("boxed", &runs[0].id).unwrap();
+    assert_eq!(
+        first.records.last().unwrap().message,
+        "run failed: could not load the user\ncaused by: disk on fire"
+    );
+    assert_eq!(runs[1].status, RunStatus::Failed);
 }

@@ -429,17 +429,31 @@ pub(crate) fn being_deleted(segs: &[(u32, PathBuf)]) -> bool {
     segs.first().is_none_or(|(seq, _)| *seq != 0)
 }
 
-/// Is the writer of a run still alive? (It holds an exclusive lock on segment 0.)
-pub(crate) fn writer_alive(seg0: &Path) -> bool {
-    let Ok(f) = File::open(seg0) else {
-        return false;
+/// What the lock on a run's segment 0 says about its writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// The lock is held: the writer is alive (or a sweep holds it for a moment).
+    Alive,
+    /// The lock is free: the writer is gone.
+    Dead,
+    /// The file is gone: the run was deleted meanwhile.
+    Gone,
+}
+
+/// The state of a run's writer, from the lock on its segment 0. When the file cannot be
+/// opened for another reason the answer is `Alive`: never treat a run as dead on a guess.
+pub fn writer_state(seg0: &Path) -> Writer {
+    let f = match File::open(seg0) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Writer::Gone,
+        Err(_) => return Writer::Alive,
     };
     match f.try_lock_shared() {
         Ok(()) => {
             let _ = f.unlock();
-            false
+            Writer::Dead
         }
-        Err(_) => true,
+        Err(_) => Writer::Alive,
     }
 }
 
@@ -468,7 +482,9 @@ pub(crate) fn assemble_run(
     let mut records = Vec::new();
     let mut begin: Option<Begin> = None;
     let mut end: Option<End> = None;
-    let alive = segs.first().is_some_and(|(_, p)| writer_alive(p));
+    let alive = segs
+        .first()
+        .is_some_and(|(_, p)| writer_state(p) == Writer::Alive);
     let mut scans = Vec::with_capacity(segs.len());
     for (i, (seq, path)) in segs.iter().enumerate() {
         if *seq != i as u32 {
@@ -493,6 +509,13 @@ pub(crate) fn assemble_run(
                     });
                 }
                 break;
+            }
+            // Deleted since the directory was listed (cancel, retention): the run is gone.
+            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(ReadError::NoSuchRun {
+                    job: job_hint.to_owned(),
+                    run: id.to_owned(),
+                });
             }
             Err(e) => return Err(e),
         }
@@ -669,7 +692,11 @@ impl Journal {
             if being_deleted(&segs) {
                 continue;
             }
-            let r = assemble_run(hint, &id, &segs, false)?;
+            let r = match assemble_run(hint, &id, &segs, false) {
+                Ok(r) => r,
+                Err(ReadError::NoSuchRun { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             if r.info.status != RunStatus::Cancelled {
                 out.push(r.info);
             }

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use super::frame::{decode_frame, FrameType, END_FRAME_LEN, HEADER_LEN};
 use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::payload::{decode_payload, Frame, Outcome};
-use super::reader::{list_run_segments, scan_file, writer_alive, ReadError, RunStatus, SegmentEnd};
-use super::writer::MIN_SEGMENT;
+use super::reader::{
+    list_run_segments, scan_file, writer_state, ReadError, RunStatus, SegmentEnd, Writer,
+};
+use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
 
 /// A `.tmp-` segment file unlocked and at least this old was left by a writer that died.
 const STALE_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -34,10 +36,9 @@ pub(crate) fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
             Outcome::Cancelled => RunStatus::Cancelled,
         };
     }
-    if writer_alive(first) {
-        RunStatus::Running
-    } else {
-        RunStatus::Crashed
+    match writer_state(first) {
+        Writer::Alive => RunStatus::Running,
+        Writer::Dead | Writer::Gone => RunStatus::Crashed,
     }
 }
 
@@ -58,6 +59,22 @@ fn tail_outcome(path: &Path) -> Option<Outcome> {
         Frame::End(e) => Some(e.outcome),
         _ => None,
     }
+}
+
+/// Before deleting a run as cancelled, check by a full scan that its last frame really is a
+/// CANCEL frame: the last bytes of a crashed run's last record could look like one.
+fn really_cancelled(segs: &[(u32, PathBuf)]) -> bool {
+    let Some((_, last)) = segs.last() else {
+        return false;
+    };
+    let Ok(scan) = scan_file(last) else {
+        return false;
+    };
+    scan.end == SegmentEnd::Clean
+        && !scan.is_corrupt()
+        && scan.frames.last().is_some_and(
+            |f| matches!(&f.frame, Ok(Frame::End(e)) if e.outcome == Outcome::Cancelled),
+        )
 }
 
 fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
@@ -81,13 +98,18 @@ fn maybe_uncut(path: &Path) -> bool {
 /// Cut what a dead writer left after its frames: the torn or zero-filled tail of the last
 /// segment, and the zero tails of earlier segments it had no time to cut. Holds the run lock
 /// so that no writer or other recoverer is active. Damage is never modified.
-fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
+fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
     let Some((_, first)) = segs.first() else {
-        return Ok(());
+        return Ok(false);
     };
-    let lock = File::open(first)?;
+    let lock = match File::open(first) {
+        Ok(f) => f,
+        // Deleted meanwhile (by another sweep, say).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
     if lock.try_lock().is_err() {
-        return Ok(());
+        return Ok(false);
     }
     for (i, (_, path)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -101,6 +123,9 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
             Ok(s) => s,
             // Damage is reported by readers and never modified here.
             Err(ReadError::BadSegment { .. }) => continue,
+            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(false)
+            }
             Err(e) => return Err(to_io(e)),
         };
         let cut = match scan.end {
@@ -115,7 +140,7 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<()> {
         }
     }
     let _ = lock.unlock();
-    Ok(())
+    Ok(true)
 }
 
 /// Recover, clean and trim one job directory.
@@ -129,24 +154,29 @@ pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Res
             let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
                 continue;
             };
+            let rest = rest.strip_prefix(SYNC_TMP_TAG).unwrap_or(rest);
             let Some((id, seq)) = parse_segment_name(rest) else {
                 continue;
             };
-            let owner_alive = if seq == 0 {
-                writer_alive(&ent.path())
-            } else {
-                runs.get(id)
-                    .and_then(|s| s.first())
-                    .is_some_and(|(_, p)| writer_alive(p))
-            };
-            // A writer creates and then locks its file: give it time before calling it stale.
+            // A writer creates and then locks its file: give it time before calling it stale,
+            // and do not even probe its lock meanwhile (a probe could make its lock fail).
             let young = ent
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_none_or(|age| age < STALE_TMP_AGE);
-            if !owner_alive && !young {
+            if young {
+                continue;
+            }
+            let owner = if seq == 0 {
+                writer_state(&ent.path())
+            } else {
+                runs.get(id)
+                    .and_then(|s| s.first())
+                    .map_or(Writer::Gone, |(_, p)| writer_state(p))
+            };
+            if owner != Writer::Alive {
                 let _ = fs::remove_file(ent.path());
             }
         }
@@ -161,16 +191,24 @@ pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Res
         }
         match quick_status(segs) {
             RunStatus::Running => {}
-            RunStatus::Cancelled => remove_run(segs)?,
+            RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
+            // Only looked cancelled: a crashed run.
+            RunStatus::Cancelled => failed.push(id),
             RunStatus::Ok => ok.push(id),
             RunStatus::Failed => failed.push(id),
             RunStatus::Crashed => {
-                recover_crashed(segs)?;
+                if !recover_crashed(segs)? {
+                    // Its lock could not be taken (a writer after all, or a reader holding it
+                    // for a moment): not counted, not touched.
+                    continue;
+                }
                 // A writer killed after its end frame but before cutting its segment reads as
                 // crashed until the cut: look again.
                 match quick_status(segs) {
                     RunStatus::Ok => ok.push(id),
-                    RunStatus::Cancelled => remove_run(segs)?,
+                    RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
+                    // Only looked cancelled: a crashed run.
+                    RunStatus::Cancelled => failed.push(id),
                     RunStatus::Running => {}
                     RunStatus::Failed | RunStatus::Crashed => failed.push(id),
                 }

@@ -13,7 +13,8 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex, Once};
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -31,6 +32,9 @@ use crate::config::FsyncPolicy;
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
 /// short run costs little to start and little disk.
 pub(crate) const FIRST_SEGMENT: usize = 256 << 10;
+/// Marks the temporary name of a segment made on the logging thread (the background thread's
+/// may exist at the same time under the plain temporary name).
+pub(crate) const SYNC_TMP_TAG: &str = "sync-";
 /// The last segment number a file name can hold (six digits).
 const MAX_SEQ: u32 = 999_999;
 /// Smallest allowed segment size.
@@ -110,9 +114,10 @@ fn prepare_segment(
     seq: u32,
     size: usize,
     first_frame: Option<(FrameType, &[u8])>,
+    tmp_tag: &str,
 ) -> io::Result<Prepared> {
     let name = segment_name(run_id, seq);
-    let tmp = job_dir.join(format!("{TMP_PREFIX}{name}"));
+    let tmp = job_dir.join(format!("{TMP_PREFIX}{tmp_tag}{name}"));
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -193,34 +198,79 @@ fn close_segment(seg: Segment, len: usize, sync: bool) {
     }
 }
 
-/// The background thread (started on first use); `None` if it could not be started.
-fn background() -> Option<&'static mpsc::Sender<BgWork>> {
-    static BG: OnceLock<Option<mpsc::Sender<BgWork>>> = OnceLock::new();
-    BG.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<BgWork>();
-        std::thread::Builder::new()
-            .name("runlog-segments".into())
-            .spawn(move || {
-                for work in rx {
-                    match work {
-                        BgWork::Prepare {
-                            job_dir,
-                            run_id,
-                            seq,
-                            size,
-                            reply,
-                        } => {
-                            // If the run has ended, the reply is dropped and so is the file.
-                            let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None));
-                        }
-                        BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many times this process is a fork child of a process that used runlog. A run (and its
+/// mapping, and the background threads) belongs to the generation that made it: a forked
+/// child never writes into, ends or cuts its parent's segments (that would corrupt them or
+/// make the parent's next store raise SIGBUS), and starts background threads of its own.
+pub(crate) fn fork_generation() -> u64 {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: `count_fork_in_child` is async-signal-safe (one atomic add), as a handler
+        // run in the child after fork must be; registering has no other precondition.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(count_fork_in_child));
+        }
+    });
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// A background thread of this process (started on first use, again in a fork child);
+/// `None` if it could not be started.
+fn worker(
+    slot: &'static Mutex<Option<(u64, mpsc::Sender<BgWork>)>>,
+    name: &str,
+) -> Option<mpsc::Sender<BgWork>> {
+    let generation = fork_generation();
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((g, tx)) = slot.as_ref() {
+        if *g == generation {
+            return Some(tx.clone());
+        }
+    }
+    let (tx, rx) = mpsc::channel::<BgWork>();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            for work in rx {
+                match work {
+                    BgWork::Prepare {
+                        job_dir,
+                        run_id,
+                        seq,
+                        size,
+                        reply,
+                    } => {
+                        // If the run has ended or stopped waiting, the reply is dropped and so is
+                        // the file.
+                        let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None, ""));
                     }
+                    BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
                 }
-            })
-            .ok()
-            .map(|_| tx)
-    })
-    .as_ref()
+            }
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    *slot = Some((generation, tx.clone()));
+    Some(tx)
+}
+
+/// Prepares next segments (kept apart from syncing, so a slow `fdatasync` never delays them).
+fn preparer() -> Option<mpsc::Sender<BgWork>> {
+    static SLOT: Mutex<Option<(u64, mpsc::Sender<BgWork>)>> = Mutex::new(None);
+    worker(&SLOT, "runlog-prepare")
+}
+
+/// Unmaps, cuts and syncs full segments.
+fn closer() -> Option<mpsc::Sender<BgWork>> {
+    static SLOT: Mutex<Option<(u64, mpsc::Sender<BgWork>)>> = Mutex::new(None);
+    worker(&SLOT, "runlog-close")
 }
 
 /// Touch every page for writing now, so the hot path does not take page faults.
@@ -245,6 +295,8 @@ struct Cursor<'a> {
     /// The end of space for the field being written (a per-field cap when cutting).
     limit: usize,
     full: bool,
+    /// A field was cut to its cap (when cutting).
+    cut_any: bool,
 }
 
 impl Cursor<'_> {
@@ -263,18 +315,30 @@ impl Cursor<'_> {
     fn put_u32(&mut self, v: u32) -> bool {
         self.put(&v.to_le_bytes())
     }
+    /// Run `f` with the room capped at `cap` more bytes (when cutting). Hitting only that cap
+    /// cuts the field (`cut_any`) but leaves the cursor usable for the next fields.
+    fn capped(&mut self, cap: Option<usize>, f: impl FnOnce(&mut Self)) {
+        let outer = self.limit;
+        if let Some(cap) = cap {
+            self.limit = self.limit.min(self.pos + cap);
+        }
+        f(self);
+        let capped_only = self.full && self.pos < outer;
+        self.limit = outer;
+        if cap.is_some() && capped_only {
+            self.full = false;
+            self.cut_any = true;
+        }
+    }
     /// A length-prefixed string; when `cut` is set it is cut to `cap` and the room left.
     fn put_lp(&mut self, s: &str, cut: Option<usize>) -> bool {
         let start = self.pos;
         if !self.put_u32(0) {
             return false;
         }
-        let outer = self.limit;
-        if let Some(cap) = cut {
-            self.limit = self.limit.min(self.pos + cap);
-        }
-        let _ = self.write_str(s);
-        self.limit = outer;
+        self.capped(cut, |c| {
+            let _ = c.write_str(s);
+        });
         self.finish_lp(start, cut.is_some())
     }
     fn finish_lp(&mut self, start: usize, cutting: bool) -> bool {
@@ -328,12 +392,9 @@ impl<'kvs> log::kv::VisitSource<'kvs> for KvWriter<'_, '_> {
             && {
                 let start = self.c.pos;
                 if self.c.put_u32(0) {
-                    let outer = self.c.limit;
-                    if self.cut {
-                        self.c.limit = self.c.limit.min(self.c.pos + CUT_VALUE_CAP);
-                    }
-                    let _ = write!(self.c, "{value}");
-                    self.c.limit = outer;
+                    self.c.capped(self.cut.then_some(CUT_VALUE_CAP), |c| {
+                        let _ = write!(c, "{value}");
+                    });
                     self.c.finish_lp(start, self.cut)
                 } else {
                     false
@@ -371,6 +432,7 @@ fn encode_record_into(
         pos: REC_FIXED_LEN,
         limit,
         full: false,
+        cut_any: false,
     };
     let target = rec.target();
     let name_cap = cut.then_some(CUT_NAME_CAP);
@@ -391,6 +453,11 @@ fn encode_record_into(
     if !c.put_lp(rec.file().unwrap_or(""), name_cap) {
         return None;
     }
+    // When cutting, key-values may take at most half of what is left: the message comes too.
+    let outer = c.limit;
+    if cut {
+        c.limit = c.pos + (outer - c.pos) / 2;
+    }
     let mut kvs = KvWriter {
         c: &mut c,
         cut,
@@ -401,6 +468,10 @@ fn encode_record_into(
     let (kv_count, kv_failed) = (kvs.count, kvs.failed);
     if kv_failed && !cut {
         return None;
+    }
+    if cut {
+        c.limit = outer;
+        c.full = false;
     }
     if !c.full {
         let args = rec.args();
@@ -414,7 +485,7 @@ fn encode_record_into(
             return None;
         }
         flags |= REC_TRUNCATED;
-    } else if kv_failed {
+    } else if kv_failed || c.cut_any {
         flags |= REC_TRUNCATED;
     }
     let len = c.pos;
@@ -427,21 +498,41 @@ fn encode_record_into(
     Some(len)
 }
 
-/// Largest frame encoded outside the run's lock when threads of one run contend (larger ones
-/// are encoded in place, under the lock).
-pub(crate) const SCRATCH_FRAME: usize = 16 << 10;
+/// Size of a thread's encoding buffer; a larger record grows it (up to one whole frame) for
+/// as long as it is being written.
+pub(crate) const SCRATCH_FRAME: usize = 64 << 10;
 
-/// Encode a whole, sealed RECORD frame into `scratch` (used when another thread holds the run's
-/// lock, so that only a copy happens under it). `None` if it needs more than [`SCRATCH_FRAME`].
+/// Encode a whole, sealed RECORD frame into `scratch`, whose length is used as it is (its old
+/// bytes are overwritten, not cleared). The job's `Display` code runs here: callers hold no
+/// lock. A record larger than [`MAX_PAYLOAD`] is cut and flagged. Returns the frame length,
+/// 0 if nothing could be encoded.
 pub(crate) fn encode_record_frame(
     scratch: &mut Vec<u8>,
     ts_ns: i64,
     rec: &log::Record<'_>,
-) -> Option<usize> {
-    scratch.resize(SCRATCH_FRAME, 0);
-    let n = encode_record_into(&mut scratch[FRAME_HEADER_LEN..], ts_ns, rec, false)?;
-    seal_frame(&mut scratch[..FRAME_HEADER_LEN + n], FrameType::Record, n);
-    Some(FRAME_HEADER_LEN + n)
+) -> usize {
+    if scratch.len() < SCRATCH_FRAME {
+        scratch.resize(SCRATCH_FRAME, 0);
+    }
+    let whole = FRAME_HEADER_LEN + MAX_PAYLOAD;
+    let mut n = encode_record_into(&mut scratch[FRAME_HEADER_LEN..], ts_ns, rec, false);
+    if n.is_none() {
+        // Larger than the buffer: once more with room for the largest frame (the message is
+        // formatted a second time), cutting what still does not fit.
+        let cut = scratch.len() >= whole;
+        scratch.resize(whole, 0);
+        n = encode_record_into(&mut scratch[FRAME_HEADER_LEN..], ts_ns, rec, cut);
+        if n.is_none() && !cut {
+            n = encode_record_into(&mut scratch[FRAME_HEADER_LEN..], ts_ns, rec, true);
+        }
+    }
+    match n {
+        Some(n) => {
+            seal_frame(&mut scratch[..FRAME_HEADER_LEN + n], FrameType::Record, n);
+            FRAME_HEADER_LEN + n
+        }
+        None => 0,
+    }
 }
 
 /// Writer settings.
@@ -498,6 +589,7 @@ impl RunWriter {
             0,
             first,
             Some((FrameType::Begin, &payload)),
+            "",
         )?
         .publish()?;
         let lock = seg.file.try_clone()?;
@@ -568,7 +660,7 @@ impl RunWriter {
 
     /// Ask the background thread for the next segment, so the rollover does not wait for it.
     fn request_next(&mut self) {
-        let Some(bg) = background() else { return };
+        let Some(bg) = preparer() else { return };
         let (reply, rx) = mpsc::sync_channel(1);
         let work = BgWork::Prepare {
             job_dir: self.job_dir.clone(),
@@ -596,17 +688,20 @@ impl RunWriter {
             return false;
         }
         let ready = match self.pending.take() {
-            // Normally already there; if not, it is being made right now.
-            Some((seq, rx)) if seq == next => rx.recv().ok(),
+            // Normally long ready. Never wait for it: a log call must not wait on a background
+            // thread that may be busy with another run's segment.
+            Some((seq, rx)) if seq == next => rx.try_recv().ok(),
             _ => None,
         };
         let prepared = match ready {
             Some(Ok(p)) if p.size() >= min_size => Ok(p),
             Some(Err(e)) => Err(e),
             _ => {
+                // Not ready (its file, under another temporary name, is removed when it
+                // arrives to nobody): make a small one here, cheap to create.
                 drop(ready);
-                let size = self.next_size.max(min_size);
-                prepare_segment(&self.job_dir, &self.run_id, next, size, None)
+                let size = FIRST_SEGMENT.min(self.next_size).max(min_size);
+                prepare_segment(&self.job_dir, &self.run_id, next, size, None, SYNC_TMP_TAG)
             }
         };
         match prepared.and_then(Prepared::publish) {
@@ -656,7 +751,7 @@ impl RunWriter {
             }
         }
         let sync = matches!(self.opts.fsync, FsyncPolicy::Commit);
-        match background() {
+        match closer() {
             Some(bg) => {
                 if let Err(mpsc::SendError(BgWork::Close { seg, len, sync })) =
                     bg.send(BgWork::Close {
@@ -669,49 +764,6 @@ impl RunWriter {
                 }
             }
             None => close_segment(old, len, false),
-        }
-    }
-
-    /// Write one `log` record.
-    pub(crate) fn write_record(&mut self, ts_ns: i64, rec: &log::Record<'_>) {
-        if self.broken {
-            self.dropped += 1;
-            return;
-        }
-        let mut rolled = false;
-        loop {
-            let space = self.space();
-            let fresh = self.off == HEADER_LEN;
-            let cut = fresh && (rolled || self.cur.map.len() >= self.opts.segment_size);
-            let cap = space.saturating_sub(FRAME_HEADER_LEN).min(MAX_PAYLOAD);
-            let start = self.off;
-            let buf = &mut self.cur.map[start + FRAME_HEADER_LEN..start + FRAME_HEADER_LEN + cap];
-            if let Some(n) = encode_record_into(buf, ts_ns, rec, cut) {
-                seal_frame(
-                    &mut self.cur.map[start..start + FRAME_HEADER_LEN + n],
-                    FrameType::Record,
-                    n,
-                );
-                self.off += FRAME_HEADER_LEN + n;
-                self.records += 1;
-                self.after_write(ts_ns);
-                if self.pending.is_none()
-                    && self.off > self.cur.map.len() / 2
-                    && ts_ns >= self.retry_at_ns
-                {
-                    self.request_next();
-                }
-                return;
-            }
-            // The failed attempt left bytes past the last frame. Zero them now: if the process
-            // died before this segment is cut to length, they would read as a torn frame in
-            // the middle of the run.
-            self.cur.map[start + FRAME_HEADER_LEN..start + FRAME_HEADER_LEN + cap].fill(0);
-            if rolled || !self.rollover(ts_ns, 0) {
-                self.dropped += 1;
-                return;
-            }
-            rolled = true;
         }
     }
 
@@ -781,21 +833,26 @@ impl RunWriter {
             records: self.records,
             dropped: self.dropped,
         });
+        let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
+        for (f, len) in &self.closed {
+            // Usually already done by the background thread: then this changes nothing.
+            let _ = f.set_len(*len as u64);
+            if sync && kind == FrameType::Commit {
+                f.sync_data()?;
+            }
+        }
+        // What the end frame commits is durable before the end frame is written: a power loss
+        // can never leave a run that reads as ended but lacks some of its records.
+        if sync && kind == FrameType::Commit {
+            self.cur.map.flush_range(0, self.off)?;
+        }
         let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
         self.cur.map[start + FRAME_HEADER_LEN..start + n].copy_from_slice(&payload);
         seal_frame(&mut self.cur.map[start..start + n], kind, END_PAYLOAD_LEN);
         self.off += n;
-        let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
         if sync {
-            self.cur.map.flush_range(0, self.off)?;
-        }
-        for (f, len) in &self.closed {
-            // Usually already done by the background thread: then this changes nothing.
-            let _ = f.set_len(*len as u64);
-            if sync {
-                f.sync_data()?;
-            }
+            self.cur.map.flush_range(start, n)?;
         }
         let Segment { file, map, .. } = self.cur;
         drop(map);
