@@ -32,6 +32,9 @@ use crate::config::FsyncPolicy;
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
 /// short run costs little to start and little disk.
 pub(crate) const FIRST_SEGMENT: usize = 256 << 10;
+/// The longest a rollover waits for the segment being prepared in the background before it
+/// makes a small one itself.
+const MAX_ROLLOVER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Marks the temporary name of a segment made on the logging thread (the background thread's
 /// may exist at the same time under the plain temporary name).
 pub(crate) const SYNC_TMP_TAG: &str = "sync-";
@@ -180,6 +183,9 @@ enum BgWork {
     },
     /// Unmap a full segment, cut its unused tail and (if `sync`) start making it durable,
     /// so that the commit finds it already on disk.
+    /// Make a new run's segment 0 and its directory entry durable (`fsync = commit` and
+    /// interval: the start of a run need not wait for the disk).
+    SyncStart { file: File, dir: PathBuf },
     Close {
         seg: Segment,
         len: usize,
@@ -251,6 +257,11 @@ fn worker(
                         let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None, ""));
                     }
                     BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
+                    BgWork::SyncStart { file, dir } => {
+                        // Errors surface again when the commit syncs the same file and dir.
+                        let _ = file.sync_data();
+                        let _ = sync_dir(&dir);
+                    }
                 }
             }
         });
@@ -613,11 +624,30 @@ impl RunWriter {
             pending: None,
             error: None,
         };
-        if !matches!(w.opts.fsync, FsyncPolicy::Never) {
-            // Make the new file's directory entry durable with it.
-            w.sync_current(off);
-            if let Err(e) = sync_dir(job_dir) {
-                w.fail(e);
+        match w.opts.fsync {
+            FsyncPolicy::Never => {}
+            FsyncPolicy::Always => {
+                // Make the new file's directory entry durable with it, before the first record.
+                w.sync_current(off);
+                if let Err(e) = sync_dir(job_dir) {
+                    w.fail(e);
+                }
+            }
+            FsyncPolicy::Commit | FsyncPolicy::Interval(_) => {
+                let work = w.lock.try_clone().map(|file| BgWork::SyncStart {
+                    file,
+                    dir: job_dir.to_path_buf(),
+                });
+                let sent = match (work, closer()) {
+                    (Ok(work), Some(bg)) => bg.send(work).is_ok(),
+                    _ => false,
+                };
+                if !sent {
+                    w.sync_current(off);
+                    if let Err(e) = sync_dir(job_dir) {
+                        w.fail(e);
+                    }
+                }
             }
         }
         Ok(w)
@@ -688,9 +718,9 @@ impl RunWriter {
             return false;
         }
         let ready = match self.pending.take() {
-            // Normally long ready. Never wait for it: a log call must not wait on a background
-            // thread that may be busy with another run's segment.
-            Some((seq, rx)) if seq == next => rx.try_recv().ok(),
+            // Normally long ready. Otherwise wait a little (it is being made right now), but
+            // not long: the thread may be busy with another run's segment.
+            Some((seq, rx)) if seq == next => rx.recv_timeout(MAX_ROLLOVER_WAIT).ok(),
             _ => None,
         };
         let prepared = match ready {
@@ -784,7 +814,9 @@ impl RunWriter {
         self.off += frame.len();
         self.records += 1;
         self.after_write(ts_ns);
-        if self.pending.is_none() && self.off > self.cur.map.len() / 2 && ts_ns >= self.retry_at_ns
+        // Early (an eighth in), so the next segment is ready long before it is needed; not at
+        // once, so that a short run does not make a second segment it never uses.
+        if self.pending.is_none() && self.off > self.cur.map.len() / 8 && ts_ns >= self.retry_at_ns
         {
             self.request_next();
         }
