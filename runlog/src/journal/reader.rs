@@ -69,6 +69,9 @@ pub struct SegmentScan {
     pub end: SegmentEnd,
     /// Offset just past the last valid frame (the length recovery truncates a torn tail to).
     pub valid_len: u64,
+    /// Listings only: RECORD frames counted (CRC-checked) but not kept in `frames`, and the
+    /// latest timestamp among them.
+    skimmed: (u64, i64),
 }
 
 impl SegmentScan {
@@ -135,6 +138,7 @@ fn skim_record(raw: &super::frame::RawFrame<'_>) -> Result<Frame, PayloadError> 
 pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
     let header = decode_header(buf)?;
     let mut frames = Vec::new();
+    let mut skimmed = (0u64, i64::MIN);
     let mut off = HEADER_LEN;
     let end = loop {
         if off == buf.len() {
@@ -142,15 +146,22 @@ pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan
         }
         match decode_frame(&buf[off..]) {
             Ok(raw) => {
-                let frame = if records || raw.kind != FrameType::Record {
-                    decode_payload(&raw)
+                if records || raw.kind != FrameType::Record {
+                    frames.push(FrameAt {
+                        offset: off as u64,
+                        frame: decode_payload(&raw),
+                    });
+                } else if let Ok(Frame::Record(r)) = skim_record(&raw) {
+                    // Listings keep no per-record state: memory stays independent of the
+                    // number of records.
+                    skimmed.0 += 1;
+                    skimmed.1 = skimmed.1.max(r.ts_ns);
                 } else {
-                    skim_record(&raw)
-                };
-                frames.push(FrameAt {
-                    offset: off as u64,
-                    frame,
-                });
+                    frames.push(FrameAt {
+                        offset: off as u64,
+                        frame: decode_payload(&raw),
+                    });
+                }
                 off += raw.encoded_len();
             }
             Err(error) => {
@@ -181,6 +192,7 @@ pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan
         frames,
         end,
         valid_len: off as u64,
+        skimmed,
     })
 }
 
@@ -269,7 +281,10 @@ fn scan_file_opts(path: &Path, records: bool) -> Result<SegmentScan, ReadError> 
 
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
     let f = File::open(path).map_err(io_err(path))?;
-    let mut bytes = Vec::new();
+    // Reserve what the file holds now (bounded), so reading does not grow the vector by
+    // doubling past it.
+    let len = f.metadata().map_or(0, |m| m.len().min(MAX_SEGMENT_FILE));
+    let mut bytes = Vec::with_capacity(len as usize);
     f.take(MAX_SEGMENT_FILE)
         .read_to_end(&mut bytes)
         .map_err(io_err(path))?;
@@ -534,6 +549,10 @@ pub(crate) fn assemble_run(
                     scan.header.run_id, scan.header.seq
                 ),
             });
+        }
+        info.records += scan.skimmed.0;
+        if scan.skimmed.0 > 0 {
+            info.last_ns = info.last_ns.max(scan.skimmed.1);
         }
         for fa in &scan.frames {
             match &fa.frame {
