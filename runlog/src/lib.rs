@@ -37,6 +37,8 @@ pub use config::{
 };
 pub use error::Error;
 pub use journal::payload::Record;
-pub use journal::reader::{JobInfo, Journal, Problem, ReadError, RunInfo, RunLog, RunStatus};
+pub use journal::reader::{
+    JobInfo, Journal, Problem, ReadError, RunInfo, RunLog, RunStatus, Writer,
+};
 pub use logger::{BoxedError, Builder, RunLogger, MAX_JOB_NAME};
 pub use run::{Entered, Instrumented, Run, RunHandle, RunScope};

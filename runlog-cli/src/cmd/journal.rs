@@ -2,7 +2,7 @@
 //! files, without the journal's directory layout being required.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -104,19 +104,10 @@ impl RunSegments {
     }
 }
 
-/// Is the writer of the run whose segment 0 is `seg0` alive? It holds a lock on that file
-/// for the run's whole life (the same test the library's reader makes).
+/// Is the writer of the run whose segment 0 is `seg0` alive? (The library's test: the lock
+/// it holds on that file for the run's whole life.)
 fn writer_alive(seg0: &Path) -> bool {
-    let Ok(f) = File::open(seg0) else {
-        return false;
-    };
-    match f.try_lock_shared() {
-        Ok(()) => {
-            let _ = f.unlock();
-            false
-        }
-        Err(_) => true,
-    }
+    runlog::journal::reader::writer_state(seg0) == runlog::Writer::Alive
 }
 
 /// How bad a finding is.
