@@ -3,7 +3,8 @@
 # journal, then show what runlog kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet -p runlog-cli -p runlog --example demo_job
+cargo build --quiet -p runlog-cli
+cargo build --quiet -p runlog --example demo_job
 ./target/debug/examples/demo_job || true
 echo
 echo '$ runlog list-runs demo-job'
