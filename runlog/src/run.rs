@@ -192,6 +192,9 @@ impl RunCore {
     }
 
     pub(crate) fn label(&self, key: &str, value: &str) {
+        if self.foreign() {
+            return;
+        }
         let (key, value) = (cut_str(key, MAX_LABEL_KEY), cut_str(value, MAX_LABEL_VALUE));
         let mut st = self.lock();
         if let Some(w) = st.writer.as_mut() {

@@ -612,3 +612,28 @@ fn the_closure_form_takes_boxed_errors_too() {
     );
     assert_eq!(runs[1].status, RunStatus::Failed);
 }
+
+#[test]
+fn a_record_whose_key_values_fill_half_the_frame_is_flagged_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rl = logger(tmp.path());
+    let v = "v".repeat(60 << 10);
+    {
+        let _r = rl.runlog("many-kvs").unwrap();
+        log::info!(
+            a = v.as_str(), b = v.as_str(), c = v.as_str(), d = v.as_str(), e = v.as_str(),
+            f = v.as_str(), g = v.as_str(), h = v.as_str(), i = v.as_str(), j = v.as_str(),
+            k = v.as_str(), l = v.as_str(), m = v.as_str(), n = v.as_str(), o = v.as_str(),
+            p = v.as_str(), q = v.as_str(), r = v.as_str(), s = v.as_str(), t = v.as_str();
+            "short message"
+        );
+    }
+    let log = only_run(&rl.journal().unwrap(), "many-kvs");
+    let rec = &log.records[0];
+    assert_eq!(rec.message, "short message");
+    assert!(rec.kvs.len() < 20, "{}", rec.kvs.len());
+    assert!(
+        rec.truncated,
+        "key-values were left out: the record must say it was cut"
+    );
+}

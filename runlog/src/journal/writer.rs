@@ -482,6 +482,8 @@ fn encode_record_into(
     }
     if cut {
         c.limit = outer;
+        // Key-values that reached their half of the room were cut or left out.
+        c.cut_any |= c.full;
         c.full = false;
     }
     if !c.full {
