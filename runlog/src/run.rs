@@ -202,6 +202,18 @@ impl RunCore {
         }
     }
 
+    fn set_level(&self, level: LevelFilter) {
+        self.level.store(level_to_usize(level), Ordering::Relaxed);
+        self.shared.raise_max_level(level);
+    }
+
+    fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("job", &self.job)
+            .field("id", &self.id)
+            .finish()
+    }
+
     pub(crate) fn mark_failed(&self) {
         self.failed.store(true, Ordering::Relaxed);
     }
@@ -349,29 +361,25 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
         .map_or(("<unknown>", 0), |l| (l.file(), l.line()));
     let col = info.location().map_or(0, |l| l.column());
     let kvs = [("thread", tname)];
-    core.write_unguarded(
-        &Record::builder()
-            .level(Level::Error)
-            .target("runlog::panic")
-            .file(Some(file))
-            .line(Some(line))
-            .key_values(&kvs)
-            .args(format_args!(
-                "thread '{tname}' panicked at {file}:{line}:{col}:\n{msg}"
-            ))
-            .build(),
+    let write = |kvs: &[(&str, &str)], args: std::fmt::Arguments<'_>| {
+        core.write_unguarded(
+            &Record::builder()
+                .level(Level::Error)
+                .target("runlog::panic")
+                .file(Some(file))
+                .line(Some(line))
+                .key_values(&kvs)
+                .args(args)
+                .build(),
+        )
+    };
+    write(
+        &kvs,
+        format_args!("thread '{tname}' panicked at {file}:{line}:{col}:\n{msg}"),
     );
-    core.write_unguarded(
-        &Record::builder()
-            .level(Level::Error)
-            .target("runlog::panic")
-            .file(Some(file))
-            .line(Some(line))
-            .args(format_args!(
-                "stack backtrace:\n{}",
-                short_backtrace(&bt.to_string())
-            ))
-            .build(),
+    write(
+        &[],
+        format_args!("stack backtrace:\n{}", short_backtrace(&bt.to_string())),
     );
 }
 
@@ -453,10 +461,7 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run")
-            .field("job", &self.core.job)
-            .field("id", &self.core.id)
-            .finish()
+        self.core.debug("Run", f)
     }
 }
 
@@ -482,10 +487,7 @@ impl Run {
 
     /// The most verbose level this run keeps (target directives from the config still apply).
     pub fn set_level(&self, level: LevelFilter) {
-        self.core
-            .level
-            .store(level_to_usize(level), Ordering::Relaxed);
-        self.core.shared.raise_max_level(level);
+        self.core.set_level(level);
     }
 
     /// The run's level.
@@ -590,10 +592,7 @@ pub struct RunHandle {
 
 impl std::fmt::Debug for RunHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunHandle")
-            .field("job", &self.core.job)
-            .field("id", &self.core.id)
-            .finish()
+        self.core.debug("RunHandle", f)
     }
 }
 
@@ -615,10 +614,7 @@ impl RunHandle {
 
     /// Set the run's level; see [`Run::set_level`].
     pub fn set_level(&self, level: LevelFilter) {
-        self.core
-            .level
-            .store(level_to_usize(level), Ordering::Relaxed);
-        self.core.shared.raise_max_level(level);
+        self.core.set_level(level);
     }
 
     /// Attach the current thread until the returned guard is dropped.
