@@ -5,8 +5,6 @@
 //! test cannot build it, and a missing or stale binary fails the tests with that advice.
 
 use std::fs;
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Once;
@@ -661,75 +659,40 @@ fn control_characters_reach_a_pipe_raw() {
     assert!(out.contains(" \x1b[1;31mERROR\x1b[0m "), "{out:?}");
 }
 
-/// Run the binary with stdout on a new pseudo-terminal; what it wrote there (with the
-/// terminal's `\r\n` turned back into `\n`). `None` if this machine has no pseudo-terminals.
-fn on_a_terminal(dir: &Path, args: &[&str], no_color: bool) -> Option<Out> {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty writes two file descriptors into the given ints; the name, termios and
-    // winsize arguments may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        eprintln!("no pseudo-terminal here; skipping the terminal checks");
-        return None;
+/// Run the binary with stdout on a new pseudo-terminal (made by `script` from util-linux);
+/// what it wrote there, with the terminal's `\r\n` turned back into `\n`.
+fn on_a_terminal(dir: &Path, args: &[&str], no_color: bool) -> Out {
+    fn quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
-    // Children that other tests spawn meanwhile must not keep the terminal open.
-    for fd in [master, slave] {
-        // SAFETY: fcntl on descriptors this function owns.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let mut master = fs::File::from(master);
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        // Reading the master side ends with EIO once the child's end is closed.
-        while let Ok(n) = master.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        buf
-    });
-    let child = {
-        let mut c = cmd();
-        c.arg("--journal-dir")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(slave))
-            .stderr(Stdio::piped());
-        if no_color {
-            c.env("NO_COLOR", "1");
-        }
-        c.spawn().expect("spawn runlog")
-        // The Command, and with it this process's copy of the terminal's end, is dropped here.
-    };
-    let o = child.wait_with_output().unwrap();
-    let stdout = reader.join().unwrap();
-    Some(Out {
+    let err = dir.join("terminal.stderr");
+    let mut line = vec![quote(&bin().to_string_lossy()), "--journal-dir".into()];
+    line.push(quote(&dir.to_string_lossy()));
+    line.extend(args.iter().map(|a| quote(a)));
+    let shell = format!("{} 2>{}", line.join(" "), quote(&err.to_string_lossy()));
+    // script: -q quiet, -e the command's exit status, -f flush, -c the command; no log file.
+    let o = Command::new("script")
+        .args(["-qefc", &shell, "/dev/null"])
+        // Nothing from this environment (RUNLOG_*, NO_COLOR) but what the test sets.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .envs(no_color.then_some(("NO_COLOR", "1")))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run `script` (util-linux) to give runlog a terminal: install util-linux");
+    Out {
         code: o.status.code().unwrap(),
-        stdout: String::from_utf8_lossy(&stdout).replace("\r\n", "\n"),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    })
+        stdout: String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n"),
+        stderr: fs::read_to_string(&err).unwrap_or_default(),
+    }
 }
 
 #[test]
 fn on_a_terminal_control_characters_are_escaped_and_levels_coloured_unless_no_color() {
     let (dir, job) = hostile_journal();
     let d = dir.path();
-    let Some(o) = on_a_terminal(d, &["logs", job, "last"], false) else {
-        return;
-    };
+    let o = on_a_terminal(d, &["logs", job, "last"], false);
     assert_eq!(o.code, 0, "{o:?}");
     let line = o.stdout.lines().next().unwrap();
     assert!(
@@ -743,7 +706,7 @@ fn on_a_terminal_control_characters_are_escaped_and_levels_coloured_unless_no_co
     // The only escape sequences left are the level's colour.
     assert_eq!(line.matches('\x1b').count(), 2, "{line:?}");
 
-    let o = on_a_terminal(d, &["logs", job, "last"], true).unwrap();
+    let o = on_a_terminal(d, &["logs", job, "last"], true);
     assert!(!o.stdout.contains('\x1b'), "NO_COLOR: {:?}", o.stdout);
     assert!(
         o.stdout.contains(" ERROR cli: \\x1b[31mred"),
@@ -751,13 +714,13 @@ fn on_a_terminal_control_characters_are_escaped_and_levels_coloured_unless_no_co
         o.stdout
     );
 
-    let o = on_a_terminal(d, &["list-runs", job], true).unwrap();
+    let o = on_a_terminal(d, &["list-runs", job], true);
     assert!(
         o.stdout.contains("note=\\x1b]0;pwned\\x07"),
         "{:?}",
         o.stdout
     );
-    let o = on_a_terminal(d, &["list-jobs"], true).unwrap();
+    let o = on_a_terminal(d, &["list-jobs"], true);
     assert!(o.stdout.contains("evil\\x1b[2Jjob"), "{:?}", o.stdout);
     assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
 }

@@ -451,18 +451,17 @@ fn check_iteration(plan: &Plan, dir: &Path) -> Result<Stats, String> {
             thread::sleep(left);
         }
     }
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet (we wait for
-    // it below), so the pid cannot have been reused.
-    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    // `Child::kill` sends SIGKILL on Unix; the child is not reaped yet, so it is ours.
+    let killed = child.kill();
     let status = child
         .wait()
         .map_err(|e| format!("waiting for the child: {e}"))?;
     let acks = reader.finish();
     let err = read_stderr(&stderr);
     waited.map_err(|e| format!("{e}; child stderr: {err:?}"))?;
-    if killed != 0 || status.signal() != Some(libc::SIGKILL) {
+    if killed.is_err() || status.signal() != Some(libc::SIGKILL) {
         return Err(format!(
-            "the child was not killed by SIGKILL (kill returned {killed}, status {status}); \
+            "the child was not killed by SIGKILL (kill returned {killed:?}, status {status}); \
              its stderr: {err:?}"
         ));
     }

@@ -18,22 +18,21 @@ use runlog_e2e::crash::{
     THREADS,
 };
 
-/// Write an acknowledgement with one `write(2)` (a line of at most `PIPE_BUF` bytes is written
-/// to a pipe atomically, so threads never interleave inside a line).
+/// Write an acknowledgement line. Standard output is line-buffered and locked per call: a
+/// whole line goes out in one `write(2)` when its newline is written (a line of at most
+/// `PIPE_BUF` bytes is written to a pipe atomically), so threads never interleave inside a
+/// line, and it has left the process before this returns.
 fn ack(a: &Ack) {
+    use std::io::Write;
     let line = a.line();
-    let mut b = line.as_bytes();
-    while !b.is_empty() {
-        // SAFETY: `b` is a valid, initialised buffer of `b.len()` bytes for the whole call.
-        let n = unsafe { libc::write(1, b.as_ptr().cast(), b.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            // The test is gone: nobody is there to kill us.
-            exit(4);
-        }
-        b = &b[n as usize..];
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        // The test is gone: nobody is there to kill us.
+        exit(4);
     }
 }
 
@@ -108,12 +107,7 @@ fn main() {
         exit(2)
     });
     assert_eq!(module_path!(), DEFAULT_TARGET);
-    // Die with the test if it dies (the thread that spawned us waits for us).
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
+    // If the test dies, the next acknowledgement fails (its pipe is closed) and we exit.
     ack(&Ack::Hello);
     let rl = RunLogger::builder()
         .journal_dir(&args.journal_dir)
