@@ -6,6 +6,12 @@ if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs), then re-run" >&2
     exit 1
 fi
+for tool in script prlimit; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "$tool not found: the end-to-end tests need it; install util-linux and bsdutils" >&2
+        exit 1
+    fi
+done
 # End-to-end tests drive the real binaries: build them first.
 cargo build --workspace --all-targets
 log=$(mktemp)
