@@ -220,6 +220,11 @@ impl RunCore {
 
     /// End the run (idempotent).
     fn end(&self, outcome: Outcome) {
+        if self.foreign() {
+            // A fork child's copy of its parent's run: the parent ends it. Not even its lock is
+            // touched: a thread of the parent may have held it at the fork, forever here.
+            return;
+        }
         let writer = {
             let mut st = self.lock();
             if st.ended {
@@ -229,12 +234,6 @@ impl RunCore {
             st.writer.take()
         };
         let Some(w) = writer else { return };
-        if self.foreign() {
-            // A fork child's copy of its parent's run: the parent ends it. Dropping the writer
-            // here could remove the parent's prepared segment; leave it all alone.
-            std::mem::forget(w);
-            return;
-        }
         let now = now_ns();
         let res = if outcome == Outcome::Cancelled {
             w.cancel(now)
@@ -515,19 +514,25 @@ impl Run {
 
     /// Records written so far.
     pub fn records(&self) -> u64 {
+        if self.core.foreign() {
+            return 0;
+        }
         let st = self.core.lock();
         st.writer.as_ref().map_or(0, |w| w.records)
     }
 
     /// Records dropped so far (disk full, journal not writable).
     pub fn dropped(&self) -> u64 {
+        if self.core.foreign() {
+            return 0;
+        }
         let st = self.core.lock();
         st.dropped_detached + st.writer.as_ref().map_or(0, |w| w.dropped)
     }
 
     /// Is the run being written to the journal? (False when the journal could not be opened.)
     pub fn is_recording(&self) -> bool {
-        self.core.lock().writer.is_some()
+        !self.core.foreign() && self.core.lock().writer.is_some()
     }
 
     /// A handle that can attach other threads and futures to this run.

@@ -637,3 +637,37 @@ fn a_record_whose_key_values_fill_half_the_frame_is_flagged_cut() {
         "key-values were left out: the record must say it was cut"
     );
 }
+
+#[test]
+fn a_long_run_does_not_hold_a_file_descriptor_per_segment() {
+    // Bug: every rollover kept a descriptor of the old segment until the run ended, so a long
+    // run ran the job out of descriptors.
+    let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let tmp = tempfile::tempdir().unwrap();
+    install();
+    let rl = RunLogger::builder()
+        .journal_dir(tmp.path())
+        .no_config_file()
+        .segment_size(64 << 10)
+        .build()
+        .unwrap();
+    let run = rl.runlog("long").unwrap();
+    let line = "x".repeat(1000);
+    for i in 0..200 {
+        log::info!("{i} {line}");
+    }
+    let before = open_fds();
+    for i in 0..20_000 {
+        log::info!("{i} {line}");
+    }
+    let after = open_fds();
+    drop(run);
+    let log = only_run(&rl.journal().unwrap(), "long");
+    assert!(log.info.segments.len() > 250, "{}", log.info.segments.len());
+    // Other tests run in parallel threads and open files too: allow some slack, far below
+    // one per segment.
+    assert!(
+        after < before + 40,
+        "open descriptors grew from {before} to {after}"
+    );
+}

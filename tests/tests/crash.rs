@@ -1206,15 +1206,17 @@ fn ends_with_cancel(files: &[PathBuf], id: &str) -> bool {
 fn age_tmp_files(journal: &Path) -> Result<usize, String> {
     let then = std::time::SystemTime::now() - Duration::from_secs(120);
     let mut n = 0;
+    // Every file of the dead child: `.tmp-` files, and the rest of a run whose deletion the
+    // kill interrupted, are only cleaned up once a minute old.
     for p in job_files(journal)? {
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(then))
+            .map_err(|e| format!("ageing {}: {e}", p.display()))?;
         if p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
         {
-            fs::File::options()
-                .write(true)
-                .open(&p)
-                .and_then(|f| f.set_modified(then))
-                .map_err(|e| format!("ageing {}: {e}", p.display()))?;
             n += 1;
         }
     }

@@ -14,7 +14,8 @@ use super::reader::{
 };
 use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
 
-/// A `.tmp-` segment file unlocked and at least this old was left by a writer that died.
+/// A `.tmp-` segment file unlocked and at least this old was left by a writer that died (and
+/// the rest of a half-deleted run this old is finished off).
 const STALE_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn to_io(e: ReadError) -> io::Error {
@@ -185,8 +186,21 @@ pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Res
     let mut failed = Vec::new();
     for (id, segs) in &runs {
         if segs.first().map(|s| s.0) != Some(0) {
-            // The head of a run whose deletion was interrupted: finish the job.
-            remove_run(segs)?;
+            // The rest of a run whose deletion was interrupted: finish the job, but only once
+            // sure. A directory listing may miss a file renamed in while it is read, so a live
+            // run's segment 0 could be missing from it: check the path itself, and leave
+            // anything young alone.
+            let seg0 = dir.join(super::layout::segment_name(id, 0));
+            let stale = segs.iter().all(|(_, p)| {
+                fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_TMP_AGE)
+            });
+            if stale && !seg0.exists() {
+                remove_run(segs)?;
+            }
             continue;
         }
         match quick_status(segs) {

@@ -13,8 +13,8 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Once, TryLockError};
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -180,6 +180,8 @@ enum BgWork {
         seq: u32,
         size: usize,
         reply: mpsc::SyncSender<io::Result<Prepared>>,
+        /// Cleared when the writer no longer wants it (it stopped waiting, or the run ended).
+        wanted: Arc<AtomicBool>,
     },
     /// Unmap a full segment, cut its unused tail and (if `sync`) start making it durable,
     /// so that the commit finds it already on disk.
@@ -233,7 +235,16 @@ fn worker(
     name: &str,
 ) -> Option<mpsc::Sender<BgWork>> {
     let generation = fork_generation();
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    // Held only for a moment, so a few tries suffice; in a fork child it may have been taken
+    // by a thread that does not exist there, and then it is never released: do without.
+    let mut slot = (0..1000).find_map(|_| match slot.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => {
+            std::thread::yield_now();
+            None
+        }
+    })?;
     if let Some((g, tx)) = slot.as_ref() {
         if *g == generation {
             return Some(tx.clone());
@@ -251,9 +262,13 @@ fn worker(
                         seq,
                         size,
                         reply,
+                        wanted,
                     } => {
-                        // If the run has ended or stopped waiting, the reply is dropped and so is
-                        // the file.
+                        if !wanted.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        // If the run has ended or stopped waiting meanwhile, the reply is
+                        // dropped and so is the file.
                         let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None, ""));
                     }
                     BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
@@ -548,6 +563,20 @@ pub(crate) fn encode_record_frame(
     }
 }
 
+/// The next segment, asked of the background thread.
+struct Pending {
+    seq: u32,
+    rx: mpsc::Receiver<io::Result<Prepared>>,
+    wanted: Arc<AtomicBool>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Not prepared yet: do not prepare it at all.
+        self.wanted.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Writer settings.
 #[derive(Clone, Debug)]
 pub(crate) struct WriterOptions {
@@ -569,7 +598,7 @@ pub(crate) struct RunWriter {
     /// Earlier segments and their used lengths: the commit makes sure they are cut (the
     /// background thread may not have had time before the process exits) and, under
     /// `fsync = commit`, durable.
-    closed: Vec<(File, usize)>,
+    closed: Vec<(u32, usize)>,
     last_sync_ns: i64,
     synced_upto: usize,
     /// Records written.
@@ -581,7 +610,7 @@ pub(crate) struct RunWriter {
     /// While the next segment cannot be created: do not retry before this time.
     retry_at_ns: i64,
     /// The next segment, being prepared in the background: (its seq, where it arrives).
-    pending: Option<(u32, mpsc::Receiver<io::Result<Prepared>>)>,
+    pending: Option<Pending>,
     /// First error, to be reported once.
     pub(crate) error: Option<io::Error>,
 }
@@ -694,15 +723,21 @@ impl RunWriter {
     fn request_next(&mut self) {
         let Some(bg) = preparer() else { return };
         let (reply, rx) = mpsc::sync_channel(1);
+        let wanted = Arc::new(AtomicBool::new(true));
         let work = BgWork::Prepare {
             job_dir: self.job_dir.clone(),
             run_id: self.run_id.clone(),
             seq: self.seq + 1,
             size: self.next_size,
             reply,
+            wanted: wanted.clone(),
         };
         if bg.send(work).is_ok() {
-            self.pending = Some((self.seq + 1, rx));
+            self.pending = Some(Pending {
+                seq: self.seq + 1,
+                rx,
+                wanted,
+            });
         }
     }
 
@@ -722,7 +757,7 @@ impl RunWriter {
         let ready = match self.pending.take() {
             // Normally long ready. Otherwise wait a little (it is being made right now), but
             // not long: the thread may be busy with another run's segment.
-            Some((seq, rx)) if seq == next => rx.recv_timeout(MAX_ROLLOVER_WAIT).ok(),
+            Some(p) if p.seq == next => p.rx.recv_timeout(MAX_ROLLOVER_WAIT).ok(),
             _ => None,
         };
         let prepared = match ready {
@@ -733,6 +768,8 @@ impl RunWriter {
                 // arrives to nobody): make a small one here, cheap to create.
                 drop(ready);
                 let size = FIRST_SEGMENT.min(self.next_size).max(min_size);
+                // Grow again from here: the background thread is behind.
+                self.next_size = FIRST_SEGMENT.min(self.next_size);
                 prepare_segment(&self.job_dir, &self.run_id, next, size, None, SYNC_TMP_TAG)
             }
         };
@@ -769,10 +806,9 @@ impl RunWriter {
     }
 
     fn close_old(&mut self, old: Segment, len: usize) {
-        match old.file.try_clone() {
-            Ok(f) => self.closed.push((f, len)),
-            Err(e) => self.fail(e),
-        }
+        // Remembered by number, not by open file: a long run must not hold a descriptor per
+        // segment (it would run the job out of descriptors).
+        self.closed.push((self.seq - 1, len));
         if matches!(
             self.opts.fsync,
             FsyncPolicy::Always | FsyncPolicy::Interval(_)
@@ -868,9 +904,11 @@ impl RunWriter {
             dropped: self.dropped,
         });
         let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
-        for (f, len) in &self.closed {
+        for &(seq, len) in &self.closed {
             // Usually already done by the background thread: then this changes nothing.
-            let _ = f.set_len(*len as u64);
+            let path = self.job_dir.join(segment_name(&self.run_id, seq));
+            let f = OpenOptions::new().write(true).open(&path)?;
+            let _ = f.set_len(len as u64);
             if sync && kind == FrameType::Commit {
                 f.sync_data()?;
             }
