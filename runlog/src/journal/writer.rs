@@ -768,8 +768,6 @@ impl RunWriter {
                 // arrives to nobody): make a small one here, cheap to create.
                 drop(ready);
                 let size = FIRST_SEGMENT.min(self.next_size).max(min_size);
-                // Grow again from here: the background thread is behind.
-                self.next_size = FIRST_SEGMENT.min(self.next_size);
                 prepare_segment(&self.job_dir, &self.run_id, next, size, None, SYNC_TMP_TAG)
             }
         };
