@@ -32,6 +32,8 @@ use crate::config::FsyncPolicy;
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
 /// short run costs little to start and little disk.
 pub(crate) const FIRST_SEGMENT: usize = 256 << 10;
+/// Work items a background thread may have queued before the writer does the work itself.
+const BG_QUEUE: usize = 4;
 /// The longest a rollover waits for the segment being prepared in the background before it
 /// makes a small one itself.
 const MAX_ROLLOVER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
@@ -231,9 +233,9 @@ pub(crate) fn fork_generation() -> u64 {
 /// A background thread of this process (started on first use, again in a fork child);
 /// `None` if it could not be started.
 fn worker(
-    slot: &'static Mutex<Option<(u64, mpsc::Sender<BgWork>)>>,
+    slot: &'static Mutex<Option<(u64, mpsc::SyncSender<BgWork>)>>,
     name: &str,
-) -> Option<mpsc::Sender<BgWork>> {
+) -> Option<mpsc::SyncSender<BgWork>> {
     let generation = fork_generation();
     // Held only for a moment, so a few tries suffice; in a fork child it may have been taken
     // by a thread that does not exist there, and then it is never released: do without.
@@ -250,7 +252,9 @@ fn worker(
             return Some(tx.clone());
         }
     }
-    let (tx, rx) = mpsc::channel::<BgWork>();
+    // Bounded: queued work holds open files (a segment being closed holds its descriptor and
+    // mapping), so when the thread falls behind the writer does the work itself instead.
+    let (tx, rx) = mpsc::sync_channel::<BgWork>(BG_QUEUE);
     let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -288,14 +292,14 @@ fn worker(
 }
 
 /// Prepares next segments (kept apart from syncing, so a slow `fdatasync` never delays them).
-fn preparer() -> Option<mpsc::Sender<BgWork>> {
-    static SLOT: Mutex<Option<(u64, mpsc::Sender<BgWork>)>> = Mutex::new(None);
+fn preparer() -> Option<mpsc::SyncSender<BgWork>> {
+    static SLOT: Mutex<Option<(u64, mpsc::SyncSender<BgWork>)>> = Mutex::new(None);
     worker(&SLOT, "runlog-prepare")
 }
 
 /// Unmaps, cuts and syncs full segments.
-fn closer() -> Option<mpsc::Sender<BgWork>> {
-    static SLOT: Mutex<Option<(u64, mpsc::Sender<BgWork>)>> = Mutex::new(None);
+fn closer() -> Option<mpsc::SyncSender<BgWork>> {
+    static SLOT: Mutex<Option<(u64, mpsc::SyncSender<BgWork>)>> = Mutex::new(None);
     worker(&SLOT, "runlog-close")
 }
 
@@ -670,7 +674,7 @@ impl RunWriter {
                     dir: job_dir.to_path_buf(),
                 });
                 let sent = match (work, closer()) {
-                    (Ok(work), Some(bg)) => bg.send(work).is_ok(),
+                    (Ok(work), Some(bg)) => bg.try_send(work).is_ok(),
                     _ => false,
                 };
                 if !sent {
@@ -732,7 +736,7 @@ impl RunWriter {
             reply,
             wanted: wanted.clone(),
         };
-        if bg.send(work).is_ok() {
+        if bg.try_send(work).is_ok() {
             self.pending = Some(Pending {
                 seq: self.seq + 1,
                 rx,
@@ -817,19 +821,21 @@ impl RunWriter {
             }
         }
         let sync = matches!(self.opts.fsync, FsyncPolicy::Commit);
-        match closer() {
-            Some(bg) => {
-                if let Err(mpsc::SendError(BgWork::Close { seg, len, sync })) =
-                    bg.send(BgWork::Close {
-                        seg: old,
-                        len,
-                        sync,
-                    })
-                {
-                    close_segment(seg, len, sync);
-                }
-            }
-            None => close_segment(old, len, false),
+        let work = BgWork::Close {
+            seg: old,
+            len,
+            sync,
+        };
+        let refused = match closer() {
+            Some(bg) => match bg.try_send(work) {
+                Ok(()) => None,
+                Err(mpsc::TrySendError::Full(w) | mpsc::TrySendError::Disconnected(w)) => Some(w),
+            },
+            None => Some(work),
+        };
+        if let Some(BgWork::Close { seg, len, .. }) = refused {
+            // Unmap and cut here; the end of the run syncs it (it syncs every segment).
+            close_segment(seg, len, false);
         }
     }
 
