@@ -19,10 +19,13 @@ fn install() {
 }
 
 fn logger(dir: &Path) -> RunLogger {
+    logger_with(dir, |b| b)
+}
+
+/// A logger on `dir` with more settings.
+fn logger_with(dir: &Path, f: impl FnOnce(runlog::Builder) -> runlog::Builder) -> RunLogger {
     install();
-    RunLogger::builder()
-        .journal_dir(dir)
-        .no_config_file()
+    f(RunLogger::builder().journal_dir(dir).no_config_file())
         .build()
         .unwrap()
 }
@@ -251,14 +254,7 @@ fn a_future_moved_between_runtime_threads_stays_in_its_run() {
 #[test]
 fn retention_keeps_the_last_max_logs_runs_and_failed_ones_separately() {
     let tmp = tempfile::tempdir().unwrap();
-    install();
-    let rl = RunLogger::builder()
-        .journal_dir(tmp.path())
-        .no_config_file()
-        .max_logs(3)
-        .max_failed_logs(2)
-        .build()
-        .unwrap();
+    let rl = logger_with(tmp.path(), |b| b.max_logs(3).max_failed_logs(2));
     let mut ok_ids = Vec::new();
     let mut failed_ids = Vec::new();
     for i in 0..7 {
@@ -353,13 +349,7 @@ fn an_unwritable_journal_never_fails_the_job_and_counts_drops() {
 #[test]
 fn large_runs_roll_into_several_segments_and_read_back_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    install();
-    let rl = RunLogger::builder()
-        .journal_dir(tmp.path())
-        .no_config_file()
-        .segment_size(64 << 10)
-        .build()
-        .unwrap();
+    let rl = logger_with(tmp.path(), |b| b.segment_size(64 << 10));
     let big = "x".repeat(200_000);
     {
         let _r = rl.runlog("big").unwrap();
@@ -422,13 +412,9 @@ fn a_display_impl_that_logs_or_panics_does_not_deadlock_the_run() {
 #[test]
 fn target_filters_from_the_config_apply_inside_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    install();
-    let rl = RunLogger::builder()
-        .journal_dir(tmp.path())
-        .no_config_file()
-        .filters("info,noisy=warn,chatty::db=trace")
-        .build()
-        .unwrap();
+    let rl = logger_with(tmp.path(), |b| {
+        b.filters("info,noisy=warn,chatty::db=trace")
+    });
     {
         let run = rl.runlog("filtered").unwrap();
         assert_eq!(
@@ -644,13 +630,7 @@ fn a_long_run_does_not_hold_a_file_descriptor_per_segment() {
     // run ran the job out of descriptors.
     let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     let tmp = tempfile::tempdir().unwrap();
-    install();
-    let rl = RunLogger::builder()
-        .journal_dir(tmp.path())
-        .no_config_file()
-        .segment_size(64 << 10)
-        .build()
-        .unwrap();
+    let rl = logger_with(tmp.path(), |b| b.segment_size(64 << 10));
     let run = rl.runlog("long").unwrap();
     let line = "x".repeat(1000);
     for i in 0..200 {
