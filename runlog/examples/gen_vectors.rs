@@ -408,16 +408,6 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-fn type_name(t: FrameType) -> &'static str {
-    match t {
-        FrameType::Begin => "BEGIN",
-        FrameType::Record => "RECORD",
-        FrameType::Label => "LABEL",
-        FrameType::Commit => "COMMIT",
-        FrameType::Cancel => "CANCEL",
-    }
-}
-
 fn level_name(l: log::Level) -> &'static str {
     match l {
         log::Level::Error => "ERROR",
@@ -455,7 +445,7 @@ pub(crate) fn render(name: &str, about: &str, bytes: &[u8]) -> String {
         let _ = write!(o, "frame @{} len={} ", f.offset, next - f.offset);
         match &f.frame {
             Err(e) => {
-                let _ = write!(o, "{} payload-error {:?}", type_name(e.kind), e.what);
+                let _ = write!(o, "{} payload-error {:?}", e.kind.name(), e.what);
             }
             Ok(Frame::Begin(b)) => {
                 let _ = write!(

@@ -118,11 +118,12 @@ impl RunCore {
 
     /// Write a record to this run's journal (the caller checked `enabled`).
     pub(crate) fn write(&self, record: &Record<'_>) {
-        if IN_WRITE.with(|w| w.replace(true)) {
-            // A record logged while formatting another (a `Display` that logs): skipped.
+        let in_write = Flag::set(&IN_WRITE);
+        if in_write.was_set {
+            // A record logged while formatting another (a `Display` that logs), or during
+            // thread teardown: skipped.
             return;
         }
-        let _reset = ResetInWrite(false);
         self.write_unguarded(record);
     }
 
@@ -258,28 +259,23 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{args}");
 }
 
-/// Sets a thread-local flag for as long as it lives.
-struct Flag(&'static std::thread::LocalKey<Cell<bool>>);
+/// Sets a thread-local flag for as long as it lives, then restores what it was.
+struct Flag {
+    key: &'static std::thread::LocalKey<Cell<bool>>,
+    /// It was already set (or the thread-local is gone: thread teardown).
+    was_set: bool,
+}
 
 impl Flag {
     fn set(key: &'static std::thread::LocalKey<Cell<bool>>) -> Flag {
-        let _ = key.try_with(|f| f.set(true));
-        Flag(key)
+        let was_set = key.try_with(|f| f.replace(true)).unwrap_or(true);
+        Flag { key, was_set }
     }
 }
 
 impl Drop for Flag {
     fn drop(&mut self) {
-        let _ = self.0.try_with(|f| f.set(false));
-    }
-}
-
-/// Restores `IN_WRITE` to the value it had.
-struct ResetInWrite(bool);
-
-impl Drop for ResetInWrite {
-    fn drop(&mut self) {
-        let _ = IN_WRITE.try_with(|w| w.set(self.0));
+        let _ = self.key.try_with(|f| f.set(self.was_set));
     }
 }
 
@@ -344,7 +340,7 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
     core.mark_failed();
     // Also when the panic comes from inside the formatting of another record: that record is
     // lost, the panic is not.
-    let _restore = ResetInWrite(IN_WRITE.try_with(|w| w.replace(true)).unwrap_or(true));
+    let _in_write = Flag::set(&IN_WRITE);
     let msg: &str = if let Some(s) = info.payload().downcast_ref::<&str>() {
         s
     } else if let Some(s) = info.payload().downcast_ref::<String>() {

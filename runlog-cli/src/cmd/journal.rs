@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use runlog::journal::frame::{FrameType, HeaderError};
+use runlog::journal::frame::HeaderError;
 use runlog::journal::layout::{parse_segment_name, SEGMENT_EXT, TMP_PREFIX};
 use runlog::journal::payload::{Frame, Outcome};
 use runlog::journal::reader::{scan_file, SegmentEnd, SegmentScan};
@@ -400,16 +400,6 @@ fn seg0_of(file: &Path) -> Option<PathBuf> {
     Some(file.with_file_name(runlog::journal::layout::segment_name(id, 0)))
 }
 
-fn type_name(t: FrameType) -> &'static str {
-    match t {
-        FrameType::Begin => "BEGIN",
-        FrameType::Record => "RECORD",
-        FrameType::Label => "LABEL",
-        FrameType::Commit => "COMMIT",
-        FrameType::Cancel => "CANCEL",
-    }
-}
-
 /// One frame as one line: type and content, every string quoted and escaped.
 fn describe(frame: &Frame) -> (&'static str, String) {
     match frame {
@@ -521,7 +511,7 @@ pub(crate) fn dump(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
                 Ok(frame) => describe(frame),
                 Err(e) => {
                     corrupt = true;
-                    (type_name(e.kind), format!("MALFORMED: {}", e.what))
+                    (e.kind.name(), format!("MALFORMED: {}", e.what))
                 }
             };
             out.line(&format!("{:>8}  {kind:<6}  {text}", f.offset))?;

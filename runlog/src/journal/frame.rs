@@ -59,6 +59,17 @@ pub enum FrameType {
 }
 
 impl FrameType {
+    /// The frame's name as the spec writes it (`BEGIN`, `RECORD`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameType::Begin => "BEGIN",
+            FrameType::Record => "RECORD",
+            FrameType::Label => "LABEL",
+            FrameType::Commit => "COMMIT",
+            FrameType::Cancel => "CANCEL",
+        }
+    }
+
     /// Parse a type byte.
     pub fn from_u8(b: u8) -> Option<FrameType> {
         Some(match b {
