@@ -465,41 +465,9 @@ fn resolve_dir(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> {
     Ok(base.join(p))
 }
 
-/// Check `env_logger`-style directives; the error names the bad item.
+/// Check `env_logger`-style directives (the parser runs use); the error names the bad item.
 fn check_filters(s: &str) -> Result<(), String> {
-    const FORMS: &str = "items are `LEVEL`, `TARGET=LEVEL` or `TARGET`, separated by commas, \
-                         with levels off, error, warn, info, debug, trace";
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (target, level) = match item.split_once('=') {
-            Some((t, l)) => (t.trim(), Some(l.trim())),
-            None if LevelFilter::from_str(item).is_ok() => continue,
-            None => (item, None),
-        };
-        if let Some(l) = level {
-            if LevelFilter::from_str(l).is_err() {
-                return Err(format!(
-                    "filter item {item:?}: {l:?} is not a level ({FORMS})"
-                ));
-            }
-        }
-        if target.is_empty() {
-            return Err(format!(
-                "filter item {item:?}: the target before `=` is empty ({FORMS})"
-            ));
-        }
-        if target.contains('/') {
-            return Err(format!(
-                "filter item {item:?}: regular expression filters (`/re`) are not supported \
-                 ({FORMS})"
-            ));
-        }
-        if target.contains(char::is_whitespace) {
-            return Err(format!(
-                "filter item {item:?}: a target cannot contain spaces (a missing comma?) ({FORMS})"
-            ));
-        }
-    }
-    Ok(())
+    crate::filter::Directives::parse(s).map(|_| ())
 }
 
 fn check_segment_size(n: u64) -> Result<(), String> {

@@ -14,21 +14,46 @@ pub(crate) struct Directives {
 }
 
 impl Directives {
-    /// Parse a directive string; the error names the bad item.
+    /// Parse a directive string; the error names the bad item and the accepted forms.
     pub(crate) fn parse(s: &str) -> Result<Directives, String> {
+        const FORMS: &str = "items are `LEVEL`, `TARGET=LEVEL` or `TARGET`, separated by \
+                             commas, with levels off, error, warn, info, debug, trace";
         let mut d = Directives::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            match item.split_once('=') {
+            let (target, level) = match item.split_once('=') {
                 Some((t, l)) => {
-                    let lvl = LevelFilter::from_str(l.trim())
-                        .map_err(|_| format!("invalid level {l:?} in filter item {item:?}"))?;
-                    d.targets.push((t.trim().to_owned(), lvl));
+                    let l = l.trim();
+                    let lvl = LevelFilter::from_str(l).map_err(|_| {
+                        format!("filter item {item:?}: {l:?} is not a level ({FORMS})")
+                    })?;
+                    (t.trim(), lvl)
                 }
                 None => match LevelFilter::from_str(item) {
-                    Ok(l) => d.default = Some(l),
-                    Err(_) => d.targets.push((item.to_owned(), LevelFilter::Trace)),
+                    Ok(l) => {
+                        d.default = Some(l);
+                        continue;
+                    }
+                    Err(_) => (item, LevelFilter::Trace),
                 },
+            };
+            if target.is_empty() {
+                return Err(format!(
+                    "filter item {item:?}: the target before `=` is empty ({FORMS})"
+                ));
             }
+            if target.contains('/') {
+                return Err(format!(
+                    "filter item {item:?}: regular expression filters (`/re`) are not \
+                     supported ({FORMS})"
+                ));
+            }
+            if target.contains(char::is_whitespace) {
+                return Err(format!(
+                    "filter item {item:?}: a target cannot contain spaces (a missing comma?) \
+                     ({FORMS})"
+                ));
+            }
+            d.targets.push((target.to_owned(), level));
         }
         d.targets.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
         Ok(d)
