@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use runlog::journal::frame::HeaderError;
 use runlog::journal::layout::{parse_segment_name, SEGMENT_EXT, TMP_PREFIX};
 use runlog::journal::payload::{Frame, Outcome};
+use runlog::journal::reader::list_run_segments;
 use runlog::journal::reader::{scan_file, SegmentEnd, SegmentScan};
 use runlog::time::format_micros;
 use runlog::ReadError;
@@ -83,20 +84,11 @@ impl RunSegments {
         let name = file.file_name()?.to_str()?;
         let (id, seq) = parse_segment_name(name)?;
         if self.listed.insert(dir.clone()) {
-            if let Ok(rd) = fs::read_dir(&dir) {
-                for ent in rd.flatten() {
-                    let n = ent.file_name();
-                    if let Some((rid, s)) = n.to_str().and_then(parse_segment_name) {
-                        self.runs
-                            .entry((dir.clone(), rid.to_owned()))
-                            .or_default()
-                            .push(s);
-                    }
+            if let Ok(runs) = list_run_segments(&dir) {
+                for (rid, segs) in runs {
+                    let seqs = segs.into_iter().map(|(s, _)| s).collect();
+                    self.runs.insert((dir.clone(), rid), seqs);
                 }
-            }
-            for v in self.runs.values_mut() {
-                v.sort_unstable();
-                v.dedup();
             }
         }
         let seqs = self.runs.get(&(dir, id.to_owned()))?;

@@ -409,8 +409,9 @@ pub struct Journal {
     dir: PathBuf,
 }
 
-/// Segment files of one job directory, grouped by run id, in sequence order.
-pub(crate) fn list_run_segments(
+/// Segment files of one job directory, grouped by run id, in sequence order (`.tmp-` files
+/// left out). A missing directory has no runs.
+pub fn list_run_segments(
     job_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<(u32, PathBuf)>>, ReadError> {
     let mut runs: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
