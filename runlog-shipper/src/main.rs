@@ -1,0 +1,3 @@
+//! `runlog-shipper`: ships committed runs from the journal to Redis.
+
+fn main() {}
