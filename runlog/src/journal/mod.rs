@@ -6,5 +6,5 @@ pub mod frame;
 pub mod layout;
 pub mod payload;
 pub mod reader;
-pub(crate) mod retention;
+pub mod retention;
 pub(crate) mod writer;

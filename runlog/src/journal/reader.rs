@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::frame::{
-    decode_frame, decode_header, FrameError, FrameType, HeaderError, SegmentHeader,
+    decode_frame, decode_header, FrameError, FrameType, HeaderError, SegmentHeader, END_FRAME_LEN,
     FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD,
 };
 use super::layout::{self, JOBS_DIR, TMP_PREFIX};
@@ -439,9 +439,14 @@ pub fn list_run_segments(
     Ok(runs)
 }
 
-/// Runs are deleted from segment 0 on (cancel, retention): a run without its segment 0 is
-/// being deleted, or was when its deleter died, and is not listed (the next sweep finishes).
-pub(crate) fn being_deleted(segs: &[(u32, PathBuf)]) -> bool {
+/// Is this run (its segments, as [`list_run_segments`] groups them) being deleted?
+///
+/// Runs are deleted from segment 0 on (cancel, retention, [`remove_run`]): a run without its
+/// segment 0 is being deleted, or was when its deleter died, and is not listed (the next sweep
+/// finishes). An empty list counts as being deleted.
+///
+/// [`remove_run`]: super::retention::remove_run
+pub fn being_deleted(segs: &[(u32, PathBuf)]) -> bool {
     segs.first().is_none_or(|(seq, _)| *seq != 0)
 }
 
@@ -473,8 +478,70 @@ pub fn writer_state(seg0: &Path) -> Writer {
     }
 }
 
-/// Read and assemble one run from its segments.
-pub(crate) fn assemble_run(
+/// The status of a run from its segments (as [`list_run_segments`] groups them), cheaply:
+/// reads only the last [`END_FRAME_LEN`] bytes of its last segment and, when they are not a
+/// COMMIT or CANCEL frame, the lock on segment 0 ([`writer_state`]: alive is `Running`, dead
+/// or gone is `Crashed`). An empty list is `Crashed`. Never fails: an unreadable tail reads as
+/// "no end frame".
+///
+/// An answer from an end frame is a hint: the last bytes of a crashed run's last record could
+/// look like one. Retention confirms `Cancelled` by scanning the last segment before deleting
+/// a run; [`read_run_segments`] scans every frame and gives the authoritative status (use it
+/// before shipping a run).
+pub fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
+    let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
+        return RunStatus::Crashed;
+    };
+    if let Some(outcome) = tail_outcome(last) {
+        return match outcome {
+            Outcome::Ok => RunStatus::Ok,
+            Outcome::Failed => RunStatus::Failed,
+            Outcome::Cancelled => RunStatus::Cancelled,
+        };
+    }
+    match writer_state(first) {
+        Writer::Alive => RunStatus::Running,
+        Writer::Dead | Writer::Gone => RunStatus::Crashed,
+    }
+}
+
+/// The outcome in the end frame that ends the file, if its last bytes are one.
+fn tail_outcome(path: &Path) -> Option<Outcome> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    if len < (HEADER_LEN + END_FRAME_LEN) as u64 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(len - END_FRAME_LEN as u64)).ok()?;
+    let mut b = [0u8; END_FRAME_LEN];
+    f.read_exact(&mut b).ok()?;
+    let raw = decode_frame(&b).ok()?;
+    if !matches!(raw.kind, FrameType::Commit | FrameType::Cancel) {
+        return None;
+    }
+    match decode_payload(&raw).ok()? {
+        Frame::End(e) => Some(e.outcome),
+        _ => None,
+    }
+}
+
+/// Read and assemble one run from its segments (as [`list_run_segments`] groups them; `id` is
+/// the run id they were grouped under).
+///
+/// Every frame's CRC is checked. With `want_records` the records are decoded and returned;
+/// without, only counted (and their timestamps used for [`RunInfo::last_ns`]), so that memory
+/// does not grow with the number of records. `job_hint` is the job name used until the BEGIN
+/// frame gives the exact one (e.g. the decoded directory name).
+///
+/// Unlike [`Journal::read_run`], this does not filter: the run may be `Running`, `Cancelled`,
+/// or belong to another job than `job_hint` (a cut, hashed directory name is shared); check
+/// [`RunInfo::status`] and [`RunInfo::job`]. Callers normally skip runs that are
+/// [`being_deleted`]. Damage is reported in [`RunInfo::problems`], not as an error.
+///
+/// # Errors
+/// [`ReadError::NoSuchRun`] if a segment was deleted since the listing (the run is gone);
+/// [`ReadError::Io`] for any other I/O error on a segment.
+pub fn read_run_segments(
     job_hint: &str,
     id: &str,
     segs: &[(u32, PathBuf)],
@@ -712,7 +779,7 @@ impl Journal {
             if being_deleted(&segs) {
                 continue;
             }
-            let r = match assemble_run(hint, &id, &segs, false) {
+            let r = match read_run_segments(hint, &id, &segs, false) {
                 Ok(r) => r,
                 Err(ReadError::NoSuchRun { .. }) => continue,
                 Err(e) => return Err(e),
@@ -742,7 +809,7 @@ impl Journal {
                 job: job.to_owned(),
                 run: run_id.to_owned(),
             })?;
-        let r = assemble_run(job, run_id, segs, true)?;
+        let r = read_run_segments(job, run_id, segs, true)?;
         if r.info.status == RunStatus::Cancelled || r.info.job != job {
             return Err(ReadError::NoSuchRun {
                 job: job.to_owned(),

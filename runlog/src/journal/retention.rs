@@ -1,16 +1,19 @@
 //! What happens to a job's directory after a run ends: crashed runs are recovered (a torn
 //! tail is cut), cancelled and stale files are removed, and only the newest `max-logs` ok runs
 //! and `max-failed-logs` failed or crashed runs are kept.
+//!
+//! The process that ran a job sweeps its directory after every run ([`sweep_job`]); the
+//! shipper uses [`remove_run`] to delete runs itself.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use super::frame::{decode_frame, FrameType, END_FRAME_LEN, HEADER_LEN};
 use super::layout::{parse_segment_name, TMP_PREFIX};
-use super::payload::{decode_payload, Frame, Outcome};
+use super::payload::{Frame, Outcome};
 use super::reader::{
-    list_run_segments, scan_file, writer_state, ReadError, RunStatus, SegmentEnd, Writer,
+    list_run_segments, quick_status, scan_file, writer_state, ReadError, RunStatus, SegmentEnd,
+    Writer,
 };
 use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
 
@@ -22,43 +25,6 @@ fn to_io(e: ReadError) -> io::Error {
     match e {
         ReadError::Io { source, .. } => source,
         other => io::Error::other(other.to_string()),
-    }
-}
-
-/// The status of a run, reading only the end of its last segment when it has ended.
-pub(crate) fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
-    let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
-        return RunStatus::Crashed;
-    };
-    if let Some(outcome) = tail_outcome(last) {
-        return match outcome {
-            Outcome::Ok => RunStatus::Ok,
-            Outcome::Failed => RunStatus::Failed,
-            Outcome::Cancelled => RunStatus::Cancelled,
-        };
-    }
-    match writer_state(first) {
-        Writer::Alive => RunStatus::Running,
-        Writer::Dead | Writer::Gone => RunStatus::Crashed,
-    }
-}
-
-fn tail_outcome(path: &Path) -> Option<Outcome> {
-    let mut f = File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    if len < (HEADER_LEN + END_FRAME_LEN) as u64 {
-        return None;
-    }
-    f.seek(SeekFrom::Start(len - END_FRAME_LEN as u64)).ok()?;
-    let mut b = [0u8; END_FRAME_LEN];
-    f.read_exact(&mut b).ok()?;
-    let raw = decode_frame(&b).ok()?;
-    if !matches!(raw.kind, FrameType::Commit | FrameType::Cancel) {
-        return None;
-    }
-    match decode_payload(&raw).ok()? {
-        Frame::End(e) => Some(e.outcome),
-        _ => None,
     }
 }
 
@@ -78,8 +44,23 @@ fn really_cancelled(segs: &[(u32, PathBuf)]) -> bool {
         )
 }
 
-fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
-    for (_, p) in segs {
+/// Delete a run's segment files (as [`list_run_segments`] groups them): segment 0 first, so
+/// that from the first unlink on every reader and sweep sees the run as
+/// [being deleted](super::reader::being_deleted) and none lists a run with segments missing.
+/// The rest follow in the given order. A file already gone is not an error (another sweep
+/// may be deleting the same run); if this stops half-way, a later sweep finishes the job once
+/// the remaining segments are 60 s old.
+///
+/// The caller decides that the run may go: its writer has ended it (not
+/// [`Running`](RunStatus::Running)) or it is to be forgotten anyway. Deleting a live run's
+/// files does not disturb its writer but loses the run.
+///
+/// # Errors
+/// The first error other than "not found" from unlinking a file; the files before it are gone.
+pub fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
+    let first = segs.iter().filter(|(seq, _)| *seq == 0);
+    let rest = segs.iter().filter(|(seq, _)| *seq != 0);
+    for (_, p) in first.chain(rest) {
         match fs::remove_file(p) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -144,8 +125,19 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Recover, clean and trim one job directory.
-pub(crate) fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Result<()> {
+/// Recover, clean and trim one job directory (`<journal>/jobs/<encoded job>`), as
+/// `spec/journal.md` ("Recovery and retention") describes: remove stale `.tmp-` segment files
+/// and finish half-deleted runs; delete cancelled runs; recover crashed runs (cut the torn or
+/// zero tail a dead writer left, under the run lock); then keep the newest `max_ok` ok runs and
+/// the newest `max_failed` failed or crashed runs and delete older ones. Running runs are never
+/// touched. A missing directory is swept trivially.
+///
+/// Safe to run concurrently with writers, readers and other sweeps of the same directory.
+///
+/// # Errors
+/// The first I/O error listing the directory, recovering a crashed run or deleting a run;
+/// the sweep stops there (a later one continues).
+pub fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Result<()> {
     let runs = list_run_segments(dir).map_err(to_io)?;
     // Segment files left half-created by a writer that died.
     if let Ok(rd) = fs::read_dir(dir) {
