@@ -25,6 +25,7 @@ use runlog::journal::payload::{
     REC_MODULE_IS_TARGET, REC_NO_MODULE, REC_TRUNCATED,
 };
 use runlog::journal::reader::{scan_segment, MAX_SEGMENT_FILE};
+use runlog::journal::shipped;
 
 fn vectors_dir() -> PathBuf {
     gen_vectors::default_dir()
@@ -519,6 +520,9 @@ fn every_constant_in_the_spec_has_the_value_the_code_uses() {
         ("MAX_ENCODED_JOB", MAX_ENCODED_JOB as u64),
         ("MAX_JOB_NAME", runlog::MAX_JOB_NAME as u64),
         ("MAX_SEGMENT_FILE", MAX_SEGMENT_FILE),
+        ("SHIPPED_VERSION", shipped::SHIPPED_VERSION as u64),
+        ("MAX_SHIPPED_FILE", shipped::MAX_SHIPPED_FILE),
+        ("MAX_EPOCH_LEN", shipped::MAX_EPOCH_LEN as u64),
     ]
     .into_iter()
     .collect();

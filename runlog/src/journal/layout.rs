@@ -3,6 +3,9 @@
 //! ```text
 //! <journal>/jobs/<encoded job>/<run id>.<seq:06>.seg
 //! <journal>/jobs/<encoded job>/.tmp-<run id>.<seq:06>.seg   (being created)
+//! <journal>/jobs/<encoded job>/.shipped                     (runs shipped; the shipper writes it)
+//! <journal>/jobs/<encoded job>/.shipped.tmp                 (.shipped being replaced)
+//! <journal>/shipper/                                        (a shipper ships this journal)
 //! ```
 //! A job name never becomes a path unencoded: every byte outside `[A-Za-z0-9_.-]` (and a
 //! leading `.`) is written as `%XX`; an encoding longer than [`MAX_ENCODED_JOB`] bytes is cut
@@ -21,6 +24,15 @@ pub const JOBS_DIR: &str = "jobs";
 pub const SEGMENT_EXT: &str = "seg";
 /// Prefix of a segment file that is still being created.
 pub const TMP_PREFIX: &str = ".tmp-";
+/// File in a job directory that lists the runs a shipper has shipped (see
+/// [`shipped`](super::shipped)). Its name starts with `.`: segment listings ignore it.
+pub const SHIPPED_FILE: &str = ".shipped";
+/// The temporary file a new [`SHIPPED_FILE`] is written to before it is renamed over it.
+pub const SHIPPED_TMP_FILE: &str = ".shipped.tmp";
+/// Subdirectory of the journal a shipper creates when it starts: while it exists, the journal
+/// counts as shipped, and retention keeps runs until they are listed in their job's
+/// [`SHIPPED_FILE`].
+pub const SHIPPER_DIR: &str = "shipper";
 /// Longest encoded job directory name kept whole.
 pub const MAX_ENCODED_JOB: usize = 120;
 const CUT_ENCODED_JOB: usize = 100;

@@ -7,4 +7,5 @@ pub mod layout;
 pub mod payload;
 pub mod reader;
 pub mod retention;
+pub mod shipped;
 pub(crate) mod writer;
