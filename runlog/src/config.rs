@@ -258,9 +258,10 @@ pub struct ConfigOverrides {
 pub struct Config {
     /// Where runs are journaled (absolute unless the current dir was unknown).
     pub journal_dir: PathBuf,
-    /// Ok runs kept per job (default 10).
+    /// Ok runs kept per job (default 10). While shipping is on (`redis` is set, or a shipper
+    /// created `<journal>/shipper/`), older runs not shipped yet are kept too, until shipped.
     pub max_logs: usize,
-    /// Failed and crashed runs kept per job (default: `max_logs`).
+    /// Failed and crashed runs kept per job (default: `max_logs`; shipping as for `max_logs`).
     pub max_failed_logs: usize,
     /// When the journal is synced (default [`FsyncPolicy::Commit`]).
     pub fsync: FsyncPolicy,

@@ -33,13 +33,19 @@ impl Shared {
         raise_global_max(level);
     }
 
-    /// After a run of `job` ended: recover crashed runs and apply retention.
+    /// After a run of `job` ended: recover crashed runs and apply retention. While shipping
+    /// is on (Redis is configured, or a shipper made `<journal>/shipper/`), runs that are not
+    /// shipped yet are kept beyond the limits.
     pub(crate) fn after_run(&self, job: &str) {
-        let dir = layout::job_dir(&self.config.journal_dir, job);
+        let journal = &self.config.journal_dir;
+        let dir = layout::job_dir(journal, job);
+        let protect_unshipped =
+            self.config.redis.is_some() || journal.join(layout::SHIPPER_DIR).is_dir();
         if let Err(e) = retention::sweep_job(
             &dir,
             self.config.max_logs_for(job),
             self.config.max_failed_logs_for(job),
+            protect_unshipped,
         ) {
             run::say(format_args!(
                 "runlog: retention for job {job:?} in {}: {e}",
@@ -116,12 +122,13 @@ impl Builder {
         self.code.journal_dir = Some(dir.into());
         self
     }
-    /// Runs kept per job.
+    /// Ok runs kept per job. While shipping is on (see [`RunLogger`]), older runs are kept
+    /// too until they are shipped.
     pub fn max_logs(mut self, n: usize) -> Self {
         self.code.max_logs = Some(n);
         self
     }
-    /// Failed and crashed runs kept per job.
+    /// Failed and crashed runs kept per job (as [`Builder::max_logs`], also about shipping).
     pub fn max_failed_logs(mut self, n: usize) -> Self {
         self.code.max_failed_logs = Some(n);
         self
@@ -199,6 +206,18 @@ fn hostname() -> String {
 }
 
 /// Keeps detailed logs of the last runs of each job. See the crate docs.
+///
+/// # Retention
+/// After each run of a job ends, the job's directory in the journal is swept: crashed runs
+/// are recovered, cancelled runs deleted, and only the newest `max-logs` ok runs and the newest
+/// `max-failed-logs` failed or crashed runs kept ([`Config::max_logs_for`],
+/// [`Config::max_failed_logs_for`]).
+///
+/// While shipping is on — a `[runlog-redis]` table (or `RUNLOG_REDIS_*` variable) is
+/// configured, or a shipper has created `<journal>/shipper/` — an older run is deleted only
+/// once the shipper has listed it as shipped in the job's `.shipped` file; until then it stays.
+/// A running shipper bounds the journal meanwhile (its `disk-budget`); with Redis configured
+/// but no shipper running, unshipped runs accumulate. See `spec/journal.md`.
 pub struct RunLogger {
     shared: Arc<Shared>,
     forward: std::sync::Mutex<Option<Box<dyn Log>>>,
@@ -229,7 +248,8 @@ impl RunLogger {
         &self.shared.config.journal_dir
     }
 
-    /// Runs kept per job (by default; see [`Config::max_logs_for`]).
+    /// Ok runs kept per job (by default; see [`Config::max_logs_for`] and
+    /// [retention](RunLogger#retention)).
     pub fn max_logs(&self) -> usize {
         self.shared.config.max_logs
     }

@@ -1,14 +1,17 @@
-//! What the sweep after each run must never do: delete a run that only looks cancelled, or
-//! finish deleting a run whose segment 0 a directory listing merely missed. And what readers
-//! do with a run that is being deleted.
+//! What the sweep after each run must never do: delete a run that only looks cancelled,
+//! finish deleting a run whose segment 0 a directory listing merely missed, or delete a run
+//! that is not shipped yet while shipping is on. And what readers do with a run that is being
+//! deleted.
 
 use std::fs;
 use std::path::Path;
 use std::sync::Once;
 
 use runlog::journal::frame::{encode_frame, encode_header, FrameType};
-use runlog::journal::layout::{job_dir, segment_name};
+use runlog::journal::layout::{job_dir, segment_name, SHIPPED_FILE, SHIPPER_DIR};
 use runlog::journal::payload::{encode_begin, encode_end, Begin, End, Outcome};
+use runlog::journal::retention::sweep_job;
+use runlog::journal::shipped::{write_shipped, Shipped};
 use runlog::{Journal, RunLogger, RunStatus};
 
 const JOB: &str = "swept";
@@ -140,4 +143,202 @@ fn job_names_and_labels_over_their_limits_are_refused_or_cut() {
         v.len()
     );
     assert!(v.chars().all(|c| c == 'é'));
+}
+
+// Shipping: retention never deletes a run that is not shipped yet.
+
+/// Write a run of `JOB` that ended with `outcome` (`None`: crashed, no writer).
+fn make_run(dir: &Path, id: &str, outcome: Option<Outcome>) {
+    let mut seg = [&encode_header(0, id)[..], &begin(id)].concat();
+    if let Some(outcome) = outcome {
+        let kind = if outcome == Outcome::Cancelled {
+            FrameType::Cancel
+        } else {
+            FrameType::Commit
+        };
+        let end = End {
+            end_ns: 1,
+            outcome,
+            records: 0,
+            dropped: 0,
+        };
+        seg.extend_from_slice(&encode_frame(kind, &encode_end(&end)));
+    }
+    fs::write(dir.join(segment_name(id, 0)), seg).unwrap();
+}
+
+/// Run ids that sort in the order of `n`.
+fn id(n: u32) -> String {
+    format!("2000-01-01T00:00:{n:02}.000000Z-{n:012x}")
+}
+
+/// The run ids left in a job directory.
+fn left(dir: &Path) -> Vec<String> {
+    runlog::journal::reader::list_run_segments(dir)
+        .unwrap()
+        .into_keys()
+        .collect()
+}
+
+fn ids(ns: &[u32]) -> Vec<String> {
+    ns.iter().map(|n| id(*n)).collect()
+}
+
+fn ship(dir: &Path, ns: &[u32]) {
+    write_shipped(
+        dir,
+        &Shipped {
+            epoch: "e1".into(),
+            runs: ns.iter().map(|n| id(*n)).collect(),
+        },
+    )
+    .unwrap();
+}
+
+/// A job directory with ok runs 1–5, failed runs 11–13, crashed runs 21–23 and cancelled
+/// runs 31–32.
+fn job_with_runs() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = job_dir(tmp.path(), JOB);
+    fs::create_dir_all(&dir).unwrap();
+    for n in 1..=5 {
+        make_run(&dir, &id(n), Some(Outcome::Ok));
+    }
+    for n in 11..=13 {
+        make_run(&dir, &id(n), Some(Outcome::Failed));
+    }
+    for n in 21..=23 {
+        make_run(&dir, &id(n), None);
+    }
+    for n in 31..=32 {
+        make_run(&dir, &id(n), Some(Outcome::Cancelled));
+    }
+    (tmp, dir)
+}
+
+#[test]
+fn without_shipping_retention_trims_to_the_limits_and_deletes_cancelled_runs() {
+    let (_tmp, dir) = job_with_runs();
+    // A `.shipped` file changes nothing when shipping is off.
+    ship(&dir, &[]);
+    sweep_job(&dir, 2, 2, false).unwrap();
+    assert_eq!(left(&dir), ids(&[4, 5, 22, 23]));
+    assert!(
+        dir.join(SHIPPED_FILE).exists(),
+        "the sweep kept the shipper's file"
+    );
+}
+
+#[test]
+fn with_shipping_unshipped_runs_beyond_the_limits_stay_until_they_are_listed() {
+    let (_tmp, dir) = job_with_runs();
+    // Nothing shipped yet: only cancelled runs go.
+    sweep_job(&dir, 2, 2, true).unwrap();
+    let all_but_cancelled = [1, 2, 3, 4, 5, 11, 12, 13, 21, 22, 23];
+    assert_eq!(left(&dir), ids(&all_but_cancelled));
+
+    // Some shipped, under any epoch; the newest runs stay even when shipped.
+    ship(&dir, &[1, 3, 5, 12, 21, 23]);
+    sweep_job(&dir, 2, 2, true).unwrap();
+    assert_eq!(left(&dir), ids(&[2, 4, 5, 11, 13, 22, 23]));
+
+    // A new epoch listing the rest: trimmed to the limits.
+    write_shipped(
+        &dir,
+        &Shipped {
+            epoch: "e2".into(),
+            runs: ids(&[2, 4, 11, 13, 22]).into_iter().collect(),
+        },
+    )
+    .unwrap();
+    sweep_job(&dir, 2, 2, true).unwrap();
+    assert_eq!(left(&dir), ids(&[4, 5, 22, 23]));
+}
+
+#[test]
+fn with_shipping_a_bad_or_unreadable_shipped_file_protects_every_run() {
+    let listing_all = format!(
+        "runlog-shipped 1 e1\n{}",
+        ids(&[1, 2, 3, 4, 5, 11, 12, 13, 21, 22, 23])
+            .iter()
+            .map(|i| format!("{i}\n"))
+            .collect::<String>()
+    );
+    let bad_header = listing_all.replacen("runlog-shipped 1", "runlog-shipped 9", 1);
+    let cases: [&dyn Fn(&Path); 4] = [
+        &|p| fs::write(p, &bad_header).unwrap(),
+        &|p| fs::write(p, "").unwrap(),
+        &|p| fs::create_dir(p).unwrap(),
+        &|p| {
+            let f = fs::File::create(p).unwrap();
+            f.set_len(runlog::journal::shipped::MAX_SHIPPED_FILE + 1)
+                .unwrap();
+        },
+    ];
+    for (i, make) in cases.iter().enumerate() {
+        let (_tmp, dir) = job_with_runs();
+        make(&dir.join(SHIPPED_FILE));
+        sweep_job(&dir, 0, 0, true).unwrap();
+        assert_eq!(
+            left(&dir),
+            ids(&[1, 2, 3, 4, 5, 11, 12, 13, 21, 22, 23]),
+            "case {i}"
+        );
+    }
+    // The same list with a good header lets everything go (limits 0).
+    let (_tmp, dir) = job_with_runs();
+    fs::write(dir.join(SHIPPED_FILE), &listing_all).unwrap();
+    sweep_job(&dir, 0, 0, true).unwrap();
+    assert_eq!(left(&dir), Vec::<String>::new());
+}
+
+/// Runs ended through a logger of `journal` with `max-logs` 1; returns the ids left.
+fn run_and_sweep(journal: &Path, config: Option<&Path>, runs: usize) -> Vec<String> {
+    install();
+    let b = RunLogger::builder().journal_dir(journal).max_logs(1);
+    let b = match config {
+        Some(c) => b.config_file(c),
+        None => b.no_config_file(),
+    };
+    let rl = b.build().unwrap();
+    for _ in 0..runs {
+        let _run = rl.runlog(JOB).unwrap();
+        log::info!("a run");
+    }
+    left(&job_dir(journal, JOB))
+}
+
+#[test]
+fn a_logger_protects_unshipped_runs_when_a_shipper_dir_exists_or_redis_is_configured() {
+    // No shipping: max-logs 1 keeps one.
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(run_and_sweep(tmp.path(), None, 3).len(), 1);
+
+    // A shipper's directory in the journal: nothing unshipped is deleted.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join(SHIPPER_DIR)).unwrap();
+    let kept = run_and_sweep(tmp.path(), None, 3);
+    assert_eq!(kept.len(), 3);
+    // Once shipped, the next sweep trims them.
+    let dir = job_dir(tmp.path(), JOB);
+    write_shipped(
+        &dir,
+        &Shipped {
+            epoch: "e".into(),
+            runs: kept.iter().cloned().collect(),
+        },
+    )
+    .unwrap();
+    let now = run_and_sweep(tmp.path(), None, 1);
+    assert_eq!(now.len(), 1);
+    assert!(
+        !kept.contains(&now[0]),
+        "the newest (unshipped) run is kept"
+    );
+
+    // Redis configured (no shipper directory): the same protection.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("runlog.toml");
+    fs::write(&cfg, "[runlog-redis]\nurl = \"redis://localhost:1\"\n").unwrap();
+    assert_eq!(run_and_sweep(&tmp.path().join("j"), Some(&cfg), 3).len(), 3);
 }

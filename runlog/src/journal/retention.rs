@@ -1,10 +1,12 @@
 //! What happens to a job's directory after a run ends: crashed runs are recovered (a torn
 //! tail is cut), cancelled and stale files are removed, and only the newest `max-logs` ok runs
-//! and `max-failed-logs` failed or crashed runs are kept.
+//! and `max-failed-logs` failed or crashed runs are kept (and, while shipping is on, older runs
+//! that are not shipped yet).
 //!
 //! The process that ran a job sweeps its directory after every run ([`sweep_job`]); the
 //! shipper uses [`remove_run`] to delete runs itself.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use super::reader::{
     list_run_segments, quick_status, scan_file, writer_state, ReadError, RunStatus, SegmentEnd,
     Writer,
 };
+use super::shipped::read_shipped;
 use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
 
 /// A `.tmp-` segment file unlocked and at least this old was left by a writer that died (and
@@ -132,12 +135,24 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
 /// the newest `max_failed` failed or crashed runs and delete older ones. Running runs are never
 /// touched. A missing directory is swept trivially.
 ///
+/// With `protect_unshipped` (shipping is on), an older run beyond those limits is deleted only
+/// if the job's [`.shipped`](super::shipped) file lists it (under any epoch); the others stay
+/// until a later sweep finds them listed. They still count against the limits: the newest
+/// `max_ok` / `max_failed` are kept whether shipped or not. A `.shipped` file that cannot be
+/// read or is malformed counts as listing nothing (everything is protected). Cancelled runs are
+/// deleted either way (they are never shipped).
+///
 /// Safe to run concurrently with writers, readers and other sweeps of the same directory.
 ///
 /// # Errors
 /// The first I/O error listing the directory, recovering a crashed run or deleting a run;
 /// the sweep stops there (a later one continues).
-pub fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Result<()> {
+pub fn sweep_job(
+    dir: &Path,
+    max_ok: usize,
+    max_failed: usize,
+    protect_unshipped: bool,
+) -> io::Result<()> {
     let runs = list_run_segments(dir).map_err(to_io)?;
     // Segment files left half-created by a writer that died.
     if let Ok(rd) = fs::read_dir(dir) {
@@ -221,10 +236,22 @@ pub fn sweep_job(dir: &Path, max_ok: usize, max_failed: usize) -> io::Result<()>
             }
         }
     }
+    // Read only when something is to be trimmed: most sweeps trim nothing.
+    let mut shipped: Option<BTreeSet<String>> = None;
     // Ids sort by start time: the oldest come first.
     for (list, keep) in [(ok, max_ok), (failed, max_failed)] {
         let excess = list.len().saturating_sub(keep);
         for id in &list[..excess] {
+            if protect_unshipped {
+                // Unreadable or malformed: nothing counts as shipped.
+                let listed = shipped.get_or_insert_with(|| match read_shipped(dir) {
+                    Ok(Some(s)) => s.runs,
+                    Ok(None) | Err(_) => BTreeSet::new(),
+                });
+                if !listed.contains(*id) {
+                    continue;
+                }
+            }
             remove_run(&runs[*id])?;
         }
     }
