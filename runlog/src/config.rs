@@ -24,11 +24,23 @@ const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Same bound as `RunLogger::runlog` puts on a job name.
 const MAX_JOB_NAME: usize = 64 << 10;
 const SYSTEM_CONFIG: &str = "/etc/runlog/config.toml";
+/// The prefix of every Redis key runlog writes when `[runlog-redis] prefix` is not set (keys are
+/// `<prefix>:...`).
+pub const DEFAULT_REDIS_PREFIX: &str = "runlog";
+/// Longest `[runlog-redis] prefix`, in bytes.
+const MAX_REDIS_PREFIX: usize = 256;
+/// Longest timeout or interval accepted for the Redis and shipper durations.
+const MAX_SHIPPER_DURATION: Duration = Duration::from_secs(24 * 3600);
 const LOCAL_CONFIG: &str = ".runlog.toml";
 
 const FSYNC_FORMS: &str =
     "`never`, `commit`, `always` or an interval like `250ms`, `1s`, `2m` (units ns, us, ms, s, m, h)";
 const LEVEL_FORMS: &str = "one of off, error, warn, info, debug, trace (any case)";
+const DURATION_FORMS: &str =
+    "a duration like `5s` or `250ms` (an integer and a unit: ns, us, ms, s, m, h)";
+const SIZE_FORMS: &str =
+    "an integer number of bytes, or a string like `\"2GiB\"` (an integer and a unit: B, KiB, \
+     MiB, GiB, TiB)";
 const REDIS_SCHEMES: [&str; 7] = [
     "redis",
     "rediss",
@@ -69,40 +81,77 @@ const UNITS: [(&str, u128); 6] = [
     ("ns", 1),
 ];
 
+/// Why a duration string did not parse.
+#[derive(Debug, PartialEq, Eq)]
+enum DurationError {
+    /// Not `<integer><unit>`.
+    Malformed,
+    /// Zero.
+    Zero,
+    /// More than a `Duration` holds.
+    TooLong,
+}
+
+/// Parse `<integer><unit>` (whitespace around and between allowed; unit `ns`, `us`, `ms`, `s`,
+/// `m` or `h`, any case) into a duration longer than zero.
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if digits == 0 {
+        return Err(DurationError::Malformed);
+    }
+    let n: u128 = t[..digits].parse().map_err(|_| DurationError::TooLong)?;
+    let unit = t[digits..].trim_start().to_ascii_lowercase();
+    let &(_, unit_ns) = UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .ok_or(DurationError::Malformed)?;
+    if n == 0 {
+        return Err(DurationError::Zero);
+    }
+    let ns = n.checked_mul(unit_ns).ok_or(DurationError::TooLong)?;
+    let secs = u64::try_from(ns / 1_000_000_000).map_err(|_| DurationError::TooLong)?;
+    Ok(Duration::new(secs, (ns % 1_000_000_000) as u32))
+}
+
+/// A duration in the largest unit that divides it exactly (`1500ms`, `2m`), which
+/// [`parse_duration`] parses back to the same value.
+fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let (unit, len) = UNITS
+        .iter()
+        .find(|(_, len)| ns.is_multiple_of(*len))
+        .copied()
+        .unwrap_or(("ns", 1));
+    format!("{}{unit}", ns / len)
+}
+
 impl FromStr for FsyncPolicy {
     type Err = String;
 
     /// Parse `never`, `commit`, `always` (any case) or an interval `<integer><unit>` with unit
     /// `ns`, `us`, `ms`, `s`, `m` or `h`. The error names the value and the accepted forms.
     fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        match t.to_ascii_lowercase().as_str() {
+        match s.trim().to_ascii_lowercase().as_str() {
             "never" => return Ok(FsyncPolicy::Never),
             "commit" => return Ok(FsyncPolicy::Commit),
             "always" => return Ok(FsyncPolicy::Always),
             _ => {}
         }
-        let bad = || format!("invalid fsync policy {s:?}: expected {FSYNC_FORMS}");
-        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u128 = t[..digits].parse().map_err(|_| bad())?;
-        let unit = t[digits..].trim_start().to_ascii_lowercase();
-        let &(_, unit_ns) = UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(bad)?;
-        if n == 0 {
-            return Err(format!(
-                "invalid fsync policy {s:?}: an interval must be longer than zero (use `always` \
-                 to sync after every record)"
-            ));
-        }
-        let too_long = || format!("invalid fsync policy {s:?}: the interval is too long");
-        let ns = n.checked_mul(unit_ns).ok_or_else(too_long)?;
-        let secs = u64::try_from(ns / 1_000_000_000).map_err(|_| too_long())?;
-        Ok(FsyncPolicy::Interval(Duration::new(
-            secs,
-            (ns % 1_000_000_000) as u32,
-        )))
+        parse_duration(s)
+            .map(FsyncPolicy::Interval)
+            .map_err(|e| match e {
+                DurationError::Malformed => {
+                    format!("invalid fsync policy {s:?}: expected {FSYNC_FORMS}")
+                }
+                DurationError::Zero => format!(
+                    "invalid fsync policy {s:?}: an interval must be longer than zero (use \
+                     `always` to sync after every record)"
+                ),
+                DurationError::TooLong => {
+                    format!("invalid fsync policy {s:?}: the interval is too long")
+                }
+            })
     }
 }
 
@@ -114,15 +163,7 @@ impl fmt::Display for FsyncPolicy {
             FsyncPolicy::Never => f.write_str("never"),
             FsyncPolicy::Commit => f.write_str("commit"),
             FsyncPolicy::Always => f.write_str("always"),
-            FsyncPolicy::Interval(d) => {
-                let ns = d.as_nanos();
-                let (unit, len) = UNITS
-                    .iter()
-                    .find(|(_, len)| ns % len == 0)
-                    .copied()
-                    .unwrap_or(("ns", 1));
-                write!(f, "{}{unit}", ns / len)
-            }
+            FsyncPolicy::Interval(d) => f.write_str(&format_duration(*d)),
         }
     }
 }
@@ -130,9 +171,11 @@ impl fmt::Display for FsyncPolicy {
 /// The `[runlog-redis]` table: where `runlog-shipper` and the CLI find Redis. Parsed and
 /// checked here, used by those programs. Either `url` or the separate connection fields.
 ///
+/// Its presence also turns on shipping for retention: runs are kept until shipped (see
+/// [`Config::max_logs`]).
+///
 /// `Debug` hides the password, including one inside `url`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RedisConfig {
     /// A connection URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS,
     /// `redis+unix:///path` for a socket.
@@ -147,8 +190,74 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// Password.
     pub password: Option<String>,
-    /// Prefix of every key runlog writes in Redis.
+    /// Prefix of every key runlog writes in Redis (keys are `<prefix>:...`): 1 to 256 bytes,
+    /// without `{` or `}`. See [`RedisConfig::prefix_or_default`].
     pub prefix: Option<String>,
+    /// A file of PEM CA certificates to trust for TLS (`rediss://`, `valkeys://`), instead of
+    /// the system's. Resolved: relative to the config file's directory (from a file) or the
+    /// current directory (from `RUNLOG_REDIS_TLS_CA_FILE`), `~` expanded. Not checked to exist
+    /// here; ignored for connections without TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// How long to wait for a connection (and its handshake); see
+    /// [`RedisConfig::connect_timeout_or_default`].
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for one command's reply; see [`RedisConfig::io_timeout_or_default`].
+    pub io_timeout: Option<Duration>,
+}
+
+impl RedisConfig {
+    /// Default [`RedisConfig::connect_timeout`]: 5 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default [`RedisConfig::io_timeout`]: 10 s.
+    pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The key prefix: `prefix`, else [`DEFAULT_REDIS_PREFIX`] (`runlog`).
+    pub fn prefix_or_default(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(DEFAULT_REDIS_PREFIX)
+    }
+
+    /// `connect_timeout`, else [`RedisConfig::DEFAULT_CONNECT_TIMEOUT`].
+    pub fn connect_timeout_or_default(&self) -> Duration {
+        self.connect_timeout
+            .unwrap_or(Self::DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// `io_timeout`, else [`RedisConfig::DEFAULT_IO_TIMEOUT`].
+    pub fn io_timeout_or_default(&self) -> Duration {
+        self.io_timeout.unwrap_or(Self::DEFAULT_IO_TIMEOUT)
+    }
+}
+
+/// The `[runlog-shipper]` table: settings of `runlog-shipper`. Always present in a [`Config`],
+/// with the defaults for what is not set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShipperConfig {
+    /// Largest total size, in bytes, of the segment files in the journal: above it the shipper
+    /// deletes the oldest unshipped runs (default 1 GiB, at least 1 MiB).
+    pub disk_budget: u64,
+    /// How often the shipper rescans the journal even without a file-system event (default
+    /// 5 s, at least 10 ms).
+    pub rescan_interval: Duration,
+}
+
+impl ShipperConfig {
+    /// Default [`ShipperConfig::disk_budget`]: 1 GiB.
+    pub const DEFAULT_DISK_BUDGET: u64 = 1 << 30;
+    /// Smallest [`ShipperConfig::disk_budget`]: 1 MiB.
+    pub const MIN_DISK_BUDGET: u64 = 1 << 20;
+    /// Default [`ShipperConfig::rescan_interval`]: 5 s.
+    pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+    /// Shortest [`ShipperConfig::rescan_interval`]: 10 ms.
+    pub const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(10);
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        ShipperConfig {
+            disk_budget: Self::DEFAULT_DISK_BUDGET,
+            rescan_interval: Self::DEFAULT_RESCAN_INTERVAL,
+        }
+    }
 }
 
 impl fmt::Debug for RedisConfig {
@@ -161,6 +270,9 @@ impl fmt::Debug for RedisConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("prefix", &self.prefix)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
             .finish()
     }
 }
@@ -273,8 +385,11 @@ pub struct Config {
     pub segment_size: u64,
     /// Per-job retention, by job name.
     pub jobs: BTreeMap<String, JobConfig>,
-    /// The `[runlog-redis]` table, or `RUNLOG_REDIS_URL` / `RUNLOG_REDIS_PREFIX`.
+    /// The `[runlog-redis]` table, or `RUNLOG_REDIS_URL` / `RUNLOG_REDIS_PREFIX` /
+    /// `RUNLOG_REDIS_TLS_CA_FILE`. Set means shipping is on (see [`Config::max_logs`]).
     pub redis: Option<RedisConfig>,
+    /// The `[runlog-shipper]` table with `RUNLOG_SHIPPER_*` applied (defaults when absent).
+    pub shipper: ShipperConfig,
     /// The config file that was read, if any.
     pub source: Option<PathBuf>,
 }
@@ -400,7 +515,32 @@ impl std::error::Error for ConfigError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawFile {
     runlog: Option<RawRunlog>,
-    runlog_redis: Option<RedisConfig>,
+    runlog_redis: Option<RawRedis>,
+    runlog_shipper: Option<RawShipper>,
+}
+
+/// The `[runlog-redis]` table as written; checked and resolved by [`redis_from_file`].
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRedis {
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    db: Option<u32>,
+    username: Option<String>,
+    password: Option<String>,
+    prefix: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    connect_timeout: Option<toml::Value>,
+    io_timeout: Option<toml::Value>,
+}
+
+/// The `[runlog-shipper]` table as written; checked by [`shipper_from_file`].
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawShipper {
+    disk_budget: Option<toml::Value>,
+    rescan_interval: Option<toml::Value>,
 }
 
 /// The `[runlog]` table as written; strings are checked in [`Layer::from_file`] so that
@@ -447,9 +587,9 @@ fn abs_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
 }
 
 /// `~` or `~/...` expanded with `$HOME`, then a relative path joined to `base`.
-fn resolve_dir(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> {
+fn resolve_path(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> {
     if p.as_os_str().is_empty() {
-        return Err("expected a directory path, got an empty string".to_owned());
+        return Err("expected a path, got an empty string".to_owned());
     }
     if let Ok(rest) = p.strip_prefix("~") {
         let home = abs_dir(env, "HOME").ok_or_else(|| {
@@ -506,7 +646,7 @@ impl Layer {
         };
         let journal_dir = match &code.journal_dir {
             Some(p) => Some(
-                resolve_dir(p, cwd, env)
+                resolve_path(p, cwd, env)
                     .map_err(|r| bad("journal_dir", format!("{:?}", p.display()), r))?,
             ),
             None => None,
@@ -547,7 +687,7 @@ impl Layer {
         let base = path.parent().unwrap_or(Path::new("/"));
         let journal_dir = match raw.journal_dir {
             Some(p) => Some(
-                resolve_dir(&p, base, env)
+                resolve_path(&p, base, env)
                     .map_err(|r| bad("journal-dir", format!("{:?}", p.display()), r))?,
             ),
             None => None,
@@ -582,7 +722,7 @@ impl Layer {
 
     fn from_env(env: Env<'_>, cwd: &Path) -> Result<Layer, ConfigError> {
         let journal_dir = match var(env, "RUNLOG_JOURNAL_DIR") {
-            Some(v) => Some(resolve_dir(Path::new(&v), cwd, env).map_err(|reason| {
+            Some(v) => Some(resolve_path(Path::new(&v), cwd, env).map_err(|reason| {
                 ConfigError::InvalidEnv {
                     var: "RUNLOG_JOURNAL_DIR",
                     value: v.to_string_lossy().into_owned(),
@@ -655,8 +795,116 @@ fn env_value<T>(
     parse(s).map(Some).map_err(bad)
 }
 
-/// Check `[runlog-redis]`.
-fn check_redis(r: &RedisConfig, path: &Path) -> Result<(), ConfigError> {
+/// A TOML value as written, for messages.
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn check_prefix(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > MAX_REDIS_PREFIX {
+        return Err(format!(
+            "expected 1 to {MAX_REDIS_PREFIX} bytes (keys are `<prefix>:...`; the default is \
+             `{DEFAULT_REDIS_PREFIX}`)"
+        ));
+    }
+    if p.contains(['{', '}']) {
+        return Err(
+            "a prefix must not contain `{` or `}`: they would make Redis Cluster hash tags of \
+             runlog's keys"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// A Redis timeout: a duration string greater than zero, at most 24 h.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d <= MAX_SHIPPER_DURATION => Ok(d),
+        Err(DurationError::Zero) => Err(format!(
+            "a timeout must be longer than zero; expected {DURATION_FORMS}, at most 24h"
+        )),
+        _ => Err(format!(
+            "expected {DURATION_FORMS}, greater than zero and at most 24h"
+        )),
+    }
+}
+
+/// The shipper's rescan interval: 10 ms to 24 h.
+fn parse_rescan_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if (ShipperConfig::MIN_RESCAN_INTERVAL..=MAX_SHIPPER_DURATION).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "expected {DURATION_FORMS}, from 10ms to 24h (the default is {})",
+            format_duration(ShipperConfig::DEFAULT_RESCAN_INTERVAL)
+        )),
+    }
+}
+
+/// A duration key of a file: a string parsed with `parse`.
+fn duration_value(
+    v: &toml::Value,
+    parse: fn(&str) -> Result<Duration, String>,
+) -> Result<Duration, String> {
+    match v {
+        toml::Value::String(s) => parse(s),
+        toml::Value::Integer(_) | toml::Value::Float(_) => Err(format!(
+            "write the unit: expected a string, {DURATION_FORMS}"
+        )),
+        _ => Err(format!("expected a string, {DURATION_FORMS}")),
+    }
+}
+
+/// A size written as a string: digits, optionally followed by a unit `B`, `KiB`, `MiB`, `GiB`
+/// or `TiB` (any case, whitespace allowed before it).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected {SIZE_FORMS}");
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if digits == 0 {
+        return Err(bad());
+    }
+    let unit: u64 = match t[digits..].trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let too_large = || format!("the size is too large; expected {SIZE_FORMS}");
+    let n: u64 = t[..digits].parse().map_err(|_| too_large())?;
+    n.checked_mul(unit).ok_or_else(too_large)
+}
+
+fn check_disk_budget(n: u64) -> Result<u64, String> {
+    if n < ShipperConfig::MIN_DISK_BUDGET {
+        Err(format!(
+            "expected at least 1 MiB ({} bytes): {SIZE_FORMS}; the default is 1GiB",
+            ShipperConfig::MIN_DISK_BUDGET
+        ))
+    } else {
+        Ok(n)
+    }
+}
+
+/// `disk-budget` of a file: an integer or a string with a unit.
+fn disk_budget_value(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) => {
+            let n = u64::try_from(*i).map_err(|_| format!("expected {SIZE_FORMS}"))?;
+            check_disk_budget(n)
+        }
+        toml::Value::String(s) => check_disk_budget(parse_size(s)?),
+        _ => Err(format!("expected {SIZE_FORMS}")),
+    }
+}
+
+/// Check and resolve `[runlog-redis]`.
+fn redis_from_file(r: RawRedis, path: &Path, env: Env<'_>) -> Result<RedisConfig, ConfigError> {
     let bad = |key: &str, value: String, reason: String| ConfigError::InvalidKey {
         path: path.to_owned(),
         key: format!("runlog-redis.{key}"),
@@ -700,14 +948,47 @@ fn check_redis(r: &RedisConfig, path: &Path) -> Result<(), ConfigError> {
             "expected a port from 1 to 65535".to_owned(),
         ));
     }
-    Ok(())
+    if let Some(p) = &r.prefix {
+        check_prefix(p).map_err(|reason| bad("prefix", format!("{p:?}"), reason))?;
+    }
+    let base = path.parent().unwrap_or(Path::new("/"));
+    let tls_ca_file = match &r.tls_ca_file {
+        Some(p) => Some(
+            resolve_path(p, base, env)
+                .map_err(|reason| bad("tls-ca-file", format!("{:?}", p.display()), reason))?,
+        ),
+        None => None,
+    };
+    let timeout = |key: &str, v: &Option<toml::Value>| match v {
+        Some(v) => duration_value(v, parse_timeout)
+            .map(Some)
+            .map_err(|reason| bad(key, shown(v), reason)),
+        None => Ok(None),
+    };
+    let connect_timeout = timeout("connect-timeout", &r.connect_timeout)?;
+    let io_timeout = timeout("io-timeout", &r.io_timeout)?;
+    Ok(RedisConfig {
+        url: r.url,
+        host: r.host,
+        port: r.port,
+        db: r.db,
+        username: r.username,
+        password: r.password,
+        prefix: r.prefix,
+        tls_ca_file,
+        connect_timeout,
+        io_timeout,
+    })
 }
 
-/// The `[runlog-redis]` table with `RUNLOG_REDIS_URL` and `RUNLOG_REDIS_PREFIX` applied. A URL
-/// from the environment replaces every connection field of the file.
+/// The `[runlog-redis]` table with `RUNLOG_REDIS_URL`, `RUNLOG_REDIS_PREFIX` and
+/// `RUNLOG_REDIS_TLS_CA_FILE` applied (any of them makes a table if the file has none). A URL
+/// from the environment replaces every connection field of the file; the prefix, CA file and
+/// timeouts stay.
 fn redis_with_env(
     file: Option<RedisConfig>,
     env: Env<'_>,
+    cwd: &Path,
 ) -> Result<Option<RedisConfig>, ConfigError> {
     let url = env_value(env, "RUNLOG_REDIS_URL", |s| {
         check_redis_url(s).map(|()| s.to_owned())
@@ -720,8 +1001,21 @@ fn redis_with_env(
         },
         e => e,
     })?;
-    let prefix = env_value(env, "RUNLOG_REDIS_PREFIX", |s| Ok(s.to_owned()))?;
-    if url.is_none() && prefix.is_none() {
+    let prefix = env_value(env, "RUNLOG_REDIS_PREFIX", |s| {
+        check_prefix(s).map(|()| s.to_owned())
+    })?;
+    const CA_VAR: &str = "RUNLOG_REDIS_TLS_CA_FILE";
+    let tls_ca_file = match var(env, CA_VAR) {
+        Some(v) => Some(resolve_path(Path::new(&v), cwd, env).map_err(|reason| {
+            ConfigError::InvalidEnv {
+                var: CA_VAR,
+                value: v.to_string_lossy().into_owned(),
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    if url.is_none() && prefix.is_none() && tls_ca_file.is_none() {
         return Ok(file);
     }
     let mut r = file.unwrap_or_default();
@@ -729,13 +1023,52 @@ fn redis_with_env(
         r = RedisConfig {
             url: Some(url),
             prefix: r.prefix,
+            tls_ca_file: r.tls_ca_file,
+            connect_timeout: r.connect_timeout,
+            io_timeout: r.io_timeout,
             ..RedisConfig::default()
         };
     }
     if prefix.is_some() {
         r.prefix = prefix;
     }
+    if tls_ca_file.is_some() {
+        r.tls_ca_file = tls_ca_file;
+    }
     Ok(Some(r))
+}
+
+/// Check `[runlog-shipper]`; unset keys get the defaults.
+fn shipper_from_file(r: RawShipper, path: &Path) -> Result<ShipperConfig, ConfigError> {
+    let bad = |key: &str, v: &toml::Value, reason: String| ConfigError::InvalidKey {
+        path: path.to_owned(),
+        key: format!("runlog-shipper.{key}"),
+        value: shown(v),
+        reason,
+    };
+    let mut c = ShipperConfig::default();
+    if let Some(v) = &r.disk_budget {
+        c.disk_budget = disk_budget_value(v).map_err(|reason| bad("disk-budget", v, reason))?;
+    }
+    if let Some(v) = &r.rescan_interval {
+        c.rescan_interval = duration_value(v, parse_rescan_interval)
+            .map_err(|reason| bad("rescan-interval", v, reason))?;
+    }
+    Ok(c)
+}
+
+/// `[runlog-shipper]` with `RUNLOG_SHIPPER_DISK_BUDGET` and `RUNLOG_SHIPPER_RESCAN_INTERVAL`
+/// applied.
+fn shipper_with_env(mut c: ShipperConfig, env: Env<'_>) -> Result<ShipperConfig, ConfigError> {
+    if let Some(n) = env_value(env, "RUNLOG_SHIPPER_DISK_BUDGET", |s| {
+        parse_size(s).and_then(check_disk_budget)
+    })? {
+        c.disk_budget = n;
+    }
+    if let Some(d) = env_value(env, "RUNLOG_SHIPPER_RESCAN_INTERVAL", parse_rescan_interval)? {
+        c.rescan_interval = d;
+    }
+    Ok(c)
 }
 
 /// Turn a `toml` error into one line naming the table, line and column, with a hint for an
@@ -897,7 +1230,7 @@ fn resolve(
     cwd: &Path,
 ) -> Result<Config, ConfigError> {
     let code_layer = Layer::from_code(code, cwd, env)?;
-    let (file_layer, jobs, redis) = match file {
+    let (file_layer, jobs, redis, shipper) = match file {
         Some((path, text)) => {
             let raw = parse_file(text, path)?;
             let runlog = raw.runlog.unwrap_or_default();
@@ -910,17 +1243,31 @@ fn resolve(
                     reason: "a job name must be 1 byte to 64 KiB long".to_owned(),
                 });
             }
-            if let Some(r) = &raw.runlog_redis {
-                check_redis(r, path)?;
-            }
-            (Layer::from_file(runlog, path, env)?, jobs, raw.runlog_redis)
+            let redis = match raw.runlog_redis {
+                Some(r) => Some(redis_from_file(r, path, env)?),
+                None => None,
+            };
+            let shipper = match raw.runlog_shipper {
+                Some(r) => shipper_from_file(r, path)?,
+                None => ShipperConfig::default(),
+            };
+            (Layer::from_file(runlog, path, env)?, jobs, redis, shipper)
         }
-        None => (Layer::default(), BTreeMap::new(), None),
+        None => (
+            Layer::default(),
+            BTreeMap::new(),
+            None,
+            ShipperConfig::default(),
+        ),
     };
-    let (env_layer, redis) = if overrides_from_env {
-        (Layer::from_env(env, cwd)?, redis_with_env(redis, env)?)
+    let (env_layer, redis, shipper) = if overrides_from_env {
+        (
+            Layer::from_env(env, cwd)?,
+            redis_with_env(redis, env, cwd)?,
+            shipper_with_env(shipper, env)?,
+        )
     } else {
-        (Layer::default(), redis)
+        (Layer::default(), redis, shipper)
     };
     let l = env_layer.over(file_layer.over(code_layer));
     let max_logs = l.max_logs.unwrap_or(DEFAULT_MAX_LOGS);
@@ -934,6 +1281,7 @@ fn resolve(
         segment_size: l.segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE),
         jobs,
         redis,
+        shipper,
         source: file.map(|(p, _)| p.to_owned()),
     })
 }
@@ -1104,6 +1452,10 @@ mod tests {
                 segment_size: 2_097_152,
                 jobs: BTreeMap::new(),
                 redis: None,
+                shipper: ShipperConfig {
+                    disk_budget: 1 << 30,
+                    rescan_interval: Duration::from_secs(5),
+                },
                 source: None,
             }
         );
@@ -1149,7 +1501,14 @@ mod tests {
             db = 2
             username = "runlog"
             password = "s3cret"
-            prefix = "rl:"
+            prefix = "rl"
+            tls-ca-file = "certs/ca.pem"
+            connect-timeout = "250ms"
+            io-timeout = "1m"
+
+            [runlog-shipper]
+            disk-budget = "2GiB"
+            rescan-interval = "500ms"
             "#,
         )
         .unwrap();
@@ -1178,8 +1537,18 @@ mod tests {
                 db: Some(2),
                 username: Some("runlog".into()),
                 password: Some("s3cret".into()),
-                prefix: Some("rl:".into()),
+                prefix: Some("rl".into()),
+                tls_ca_file: Some("/cfg/dir/certs/ca.pem".into()),
+                connect_timeout: Some(Duration::from_millis(250)),
+                io_timeout: Some(Duration::from_secs(60)),
             })
+        );
+        assert_eq!(
+            c.shipper,
+            ShipperConfig {
+                disk_budget: 2 << 30,
+                rescan_interval: Duration::from_millis(500),
+            }
         );
         let c = parse("[runlog-redis]\nurl = \"rediss://u:p@h:6379/1\"\n").unwrap();
         assert_eq!(
@@ -1386,6 +1755,11 @@ mod tests {
             ("RUNLOG_SEGMENT_SIZE", "8MiB"),
             ("RUNLOG_SEGMENT_SIZE", "100"),
             ("RUNLOG_REDIS_URL", "localhost:6379"),
+            ("RUNLOG_REDIS_PREFIX", "a{b"),
+            ("RUNLOG_SHIPPER_DISK_BUDGET", "1KiB"),
+            ("RUNLOG_SHIPPER_DISK_BUDGET", "lots"),
+            ("RUNLOG_SHIPPER_RESCAN_INTERVAL", "1ms"),
+            ("RUNLOG_SHIPPER_RESCAN_INTERVAL", "5"),
         ];
         for (var, value) in cases {
             let e = w
@@ -1621,9 +1995,12 @@ mod tests {
         let r = RedisConfig {
             url: Some("redis://user:hunter2@h:6379/0?password=hunter3".into()),
             password: Some("hunter4".into()),
+            tls_ca_file: Some("/etc/ca.pem".into()),
+            io_timeout: Some(Duration::from_secs(3)),
             ..Default::default()
         };
         let d = format!("{r:?}");
+        assert!(d.contains("/etc/ca.pem") && d.contains("3s"), "{d}");
         assert!(!d.contains("hunter"), "{d}");
         assert!(
             d.contains("***") && d.contains("user") && d.contains("h:6379/0"),
@@ -1636,5 +2013,281 @@ mod tests {
             redact_url("redis+unix:///s.sock?db=1&pass=x"),
             "redis+unix:///s.sock?db=1&pass=***"
         );
+    }
+
+    #[test]
+    fn redis_defaults_and_accessors() {
+        let r = RedisConfig::default();
+        assert_eq!(r.prefix_or_default(), "runlog");
+        assert_eq!(DEFAULT_REDIS_PREFIX, "runlog");
+        assert_eq!(r.connect_timeout_or_default(), Duration::from_secs(5));
+        assert_eq!(r.io_timeout_or_default(), Duration::from_secs(10));
+        let c = parse("[runlog-redis]\nurl = \"redis://h\"\n").unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!((r.prefix, r.tls_ca_file), (None, None));
+        assert_eq!((r.connect_timeout, r.io_timeout), (None, None));
+        let r = RedisConfig {
+            prefix: Some("p".into()),
+            connect_timeout: Some(Duration::from_millis(1)),
+            io_timeout: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        assert_eq!(r.prefix_or_default(), "p");
+        assert_eq!(r.connect_timeout_or_default(), Duration::from_millis(1));
+        assert_eq!(r.io_timeout_or_default(), Duration::from_secs(2));
+        assert_eq!(parse("").unwrap().shipper, ShipperConfig::default());
+    }
+
+    #[test]
+    fn tls_ca_file_is_relative_to_the_file_or_the_cwd() {
+        let c = parse("[runlog-redis]\ntls-ca-file = \"/abs/ca.pem\"\n").unwrap();
+        assert_eq!(
+            c.redis.unwrap().tls_ca_file.unwrap(),
+            Path::new("/abs/ca.pem")
+        );
+        let c = parse("[runlog-redis]\ntls-ca-file = \"~/ca.pem\"\n").unwrap();
+        assert_eq!(
+            c.redis.unwrap().tls_ca_file.unwrap(),
+            Path::new("/home/u/ca.pem")
+        );
+        let e = parse("[runlog-redis]\ntls-ca-file = \"\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`runlog-redis.tls-ca-file` = \"\""),
+            "{e}"
+        );
+
+        let w = World::new();
+        let file = w.write(
+            "cfg/c.toml",
+            "[runlog-redis]\nurl = \"rediss://h\"\ntls-ca-file = \"ca.pem\"\n\
+             connect-timeout = \"2s\"\n",
+        );
+        let src = ConfigSource::File(file);
+        let none = ConfigOverrides::default();
+        let r = w.load(&src, &none, &[]).unwrap().redis.unwrap();
+        assert_eq!(r.tls_ca_file.unwrap(), w.path("cfg/ca.pem"));
+        let r = w
+            .load(&src, &none, &[("RUNLOG_REDIS_TLS_CA_FILE", "env-ca.pem")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.tls_ca_file.unwrap(), w.path("cwd/env-ca.pem"));
+        // A URL from the environment keeps the CA file and the timeouts.
+        let r = w
+            .load(&src, &none, &[("RUNLOG_REDIS_URL", "rediss://other")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.tls_ca_file.unwrap(), w.path("cfg/ca.pem"));
+        assert_eq!(r.connect_timeout, Some(Duration::from_secs(2)));
+        // The variable alone makes a `[runlog-redis]` table.
+        let c = w
+            .load(
+                &ConfigSource::None,
+                &none,
+                &[("RUNLOG_REDIS_TLS_CA_FILE", "/etc/ca.pem")],
+            )
+            .unwrap();
+        assert_eq!(
+            c.redis.unwrap().tls_ca_file.unwrap(),
+            Path::new("/etc/ca.pem")
+        );
+    }
+
+    #[test]
+    fn redis_timeouts_are_durations_greater_than_zero() {
+        for (text, want) in [
+            ("\"5s\"", Duration::from_secs(5)),
+            ("\"250ms\"", Duration::from_millis(250)),
+            ("\" 2 m \"", Duration::from_secs(120)),
+            ("\"24h\"", Duration::from_secs(86400)),
+            ("\"1ns\"", Duration::from_nanos(1)),
+        ] {
+            let c = parse(&format!(
+                "[runlog-redis]\nconnect-timeout = {text}\nio-timeout = {text}\n"
+            ))
+            .unwrap();
+            let r = c.redis.unwrap();
+            assert_eq!((r.connect_timeout, r.io_timeout), (Some(want), Some(want)));
+        }
+        for key in ["connect-timeout", "io-timeout"] {
+            for (bad, why) in [
+                ("\"0s\"", "longer than zero"),
+                ("5", "write the unit"),
+                ("\"5\"", "a duration like `5s`"),
+                ("\"1.5s\"", "a duration like `5s`"),
+                ("\"-1s\"", "a duration like `5s`"),
+                ("\"1d\"", "a duration like `5s`"),
+                ("\"25h\"", "at most 24h"),
+                ("\"999999999999999999999999h\"", "at most 24h"),
+                ("true", "expected a string"),
+            ] {
+                let e = parse(&format!("[runlog-redis]\n{key} = {bad}\n")).unwrap_err();
+                assert!(
+                    matches!(&e, ConfigError::InvalidKey { key: k, .. } if *k == format!("runlog-redis.{key}")),
+                    "{e:?}"
+                );
+                let m = e.to_string();
+                assert!(m.contains(&format!("`runlog-redis.{key}` = {bad}")), "{m}");
+                assert!(m.contains(why), "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_prefix_is_checked() {
+        let ok = "p".repeat(256);
+        let c = parse(&format!("[runlog-redis]\nprefix = \"{ok}\"\n")).unwrap();
+        assert_eq!(c.redis.unwrap().prefix_or_default(), ok);
+        for (bad, why) in [
+            (String::new(), "1 to 256 bytes"),
+            ("p".repeat(257), "1 to 256 bytes"),
+            ("run{log}".to_owned(), "hash tags"),
+            ("a}".to_owned(), "`{` or `}`"),
+        ] {
+            let e = parse(&format!("[runlog-redis]\nprefix = \"{bad}\"\n")).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains("`runlog-redis.prefix`") && m.contains(&format!("{bad:?}")),
+                "{m}"
+            );
+            assert!(m.contains(why), "{m}");
+        }
+        let w = World::new();
+        let e = w
+            .load(
+                &ConfigSource::None,
+                &ConfigOverrides::default(),
+                &[("RUNLOG_REDIS_PREFIX", "{x}")],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::InvalidEnv {
+                    var: "RUNLOG_REDIS_PREFIX",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("hash tags"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        for (s, n) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("512B", 512),
+            ("4KiB", 4 << 10),
+            ("2GiB", 2 << 30),
+            (" 3 mib ", 3 << 20),
+            ("1TiB", 1 << 40),
+        ] {
+            assert_eq!(parse_size(s), Ok(n), "{s}");
+        }
+        for bad in ["", "GiB", "2GB", "2 G", "1.5GiB", "-1", "2KB", "2 GiB x"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("KiB, MiB, GiB, TiB"), "{bad}: {e}");
+        }
+        assert!(parse_size("20000000TiB").unwrap_err().contains("too large"));
+        assert!(parse_size("99999999999999999999")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn the_shipper_table_is_checked() {
+        for (text, budget) in [
+            ("1048576", 1 << 20),
+            ("\"1MiB\"", 1 << 20),
+            ("\"2GiB\"", 2 << 30),
+            ("\"5000000\"", 5_000_000),
+            ("10_000_000", 10_000_000),
+        ] {
+            let c = parse(&format!("[runlog-shipper]\ndisk-budget = {text}\n")).unwrap();
+            assert_eq!(c.shipper.disk_budget, budget, "{text}");
+            assert_eq!(c.shipper.rescan_interval, Duration::from_secs(5));
+        }
+        for (bad, why) in [
+            ("1048575", "at least 1 MiB"),
+            ("0", "at least 1 MiB"),
+            ("\"1023KiB\"", "at least 1 MiB"),
+            ("-1", "an integer number of bytes"),
+            ("\"2GB\"", "an integer number of bytes"),
+            ("1.5", "an integer number of bytes"),
+        ] {
+            let e = parse(&format!("[runlog-shipper]\ndisk-budget = {bad}\n")).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("`runlog-shipper.disk-budget` = {bad}")),
+                "{m}"
+            );
+            assert!(m.contains(why), "{m}");
+        }
+        let c = parse("[runlog-shipper]\nrescan-interval = \"10ms\"\n").unwrap();
+        assert_eq!(c.shipper.rescan_interval, Duration::from_millis(10));
+        for bad in ["\"9ms\"", "\"0s\"", "\"25h\"", "\"soon\"", "5"] {
+            let e = parse(&format!("[runlog-shipper]\nrescan-interval = {bad}\n")).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("`runlog-shipper.rescan-interval` = {bad}")),
+                "{m}"
+            );
+        }
+        let m = parse("[runlog-shipper]\nstate-dir = \"/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("unknown key `state-dir`") && m.contains("[runlog-shipper]"),
+            "{m}"
+        );
+        let m = parse("[runlog-redis]\nconnect-timout = \"1s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("unknown key `connect-timout`"), "{m}");
+        assert!(
+            m.contains("`io-timeout`"),
+            "the accepted keys are listed: {m}"
+        );
+        let m = parse("[runlog-shippers]\n").unwrap_err().to_string();
+        assert!(m.contains("`runlog-shipper`"), "{m}");
+    }
+
+    #[test]
+    fn shipper_settings_from_the_environment() {
+        let w = World::new();
+        let file = w.write(
+            "c.toml",
+            "[runlog-shipper]\ndisk-budget = \"4GiB\"\nrescan-interval = \"1s\"\n",
+        );
+        let src = ConfigSource::File(file);
+        let none = ConfigOverrides::default();
+        let c = w.load(&src, &none, &[]).unwrap();
+        assert_eq!(c.shipper.disk_budget, 4 << 30);
+        let c = w
+            .load(
+                &src,
+                &none,
+                &[
+                    ("RUNLOG_SHIPPER_DISK_BUDGET", "3MiB"),
+                    ("RUNLOG_SHIPPER_RESCAN_INTERVAL", "20ms"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            c.shipper,
+            ShipperConfig {
+                disk_budget: 3 << 20,
+                rescan_interval: Duration::from_millis(20),
+            }
+        );
+        assert_eq!(c.redis, None, "shipper settings do not configure Redis");
+        let c = w
+            .load(&src, &none, &[("RUNLOG_SHIPPER_DISK_BUDGET", "2097152")])
+            .unwrap();
+        assert_eq!(c.shipper.disk_budget, 2 << 20);
+        assert_eq!(c.shipper.rescan_interval, Duration::from_secs(1));
     }
 }

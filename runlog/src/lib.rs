@@ -34,6 +34,7 @@ pub mod time;
 
 pub use config::{
     Config, ConfigError, ConfigOverrides, ConfigSource, FsyncPolicy, JobConfig, RedisConfig,
+    ShipperConfig, DEFAULT_REDIS_PREFIX,
 };
 pub use error::Error;
 pub use journal::payload::Record;
