@@ -198,17 +198,18 @@ pub struct RedisConfig {
     /// current directory (from `RUNLOG_REDIS_TLS_CA_FILE`), `~` expanded. Not checked to exist
     /// here; ignored for connections without TLS.
     pub tls_ca_file: Option<PathBuf>,
-    /// How long to wait for a connection (and its handshake); see
-    /// [`RedisConfig::connect_timeout_or_default`].
+    /// How long to wait for a connection (and its handshake), if set; the method
+    /// [`RedisConfig::connect_timeout()`] applies the default.
     pub connect_timeout: Option<Duration>,
-    /// How long to wait for one command's reply; see [`RedisConfig::io_timeout_or_default`].
+    /// How long to wait for one command's reply, if set; the method
+    /// [`RedisConfig::io_timeout()`] applies the default.
     pub io_timeout: Option<Duration>,
 }
 
 impl RedisConfig {
-    /// Default [`RedisConfig::connect_timeout`]: 5 s.
+    /// Default connect timeout: 5 s.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Default [`RedisConfig::io_timeout`]: 10 s.
+    /// Default I/O timeout: 10 s.
     pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// The key prefix: `prefix`, else [`DEFAULT_REDIS_PREFIX`] (`runlog`).
@@ -216,14 +217,15 @@ impl RedisConfig {
         self.prefix.as_deref().unwrap_or(DEFAULT_REDIS_PREFIX)
     }
 
-    /// `connect_timeout`, else [`RedisConfig::DEFAULT_CONNECT_TIMEOUT`].
-    pub fn connect_timeout_or_default(&self) -> Duration {
+    /// The connect timeout: the `connect_timeout` field, else
+    /// [`RedisConfig::DEFAULT_CONNECT_TIMEOUT`].
+    pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
             .unwrap_or(Self::DEFAULT_CONNECT_TIMEOUT)
     }
 
-    /// `io_timeout`, else [`RedisConfig::DEFAULT_IO_TIMEOUT`].
-    pub fn io_timeout_or_default(&self) -> Duration {
+    /// The I/O timeout: the `io_timeout` field, else [`RedisConfig::DEFAULT_IO_TIMEOUT`].
+    pub fn io_timeout(&self) -> Duration {
         self.io_timeout.unwrap_or(Self::DEFAULT_IO_TIMEOUT)
     }
 }
@@ -2020,8 +2022,8 @@ mod tests {
         let r = RedisConfig::default();
         assert_eq!(r.prefix_or_default(), "runlog");
         assert_eq!(DEFAULT_REDIS_PREFIX, "runlog");
-        assert_eq!(r.connect_timeout_or_default(), Duration::from_secs(5));
-        assert_eq!(r.io_timeout_or_default(), Duration::from_secs(10));
+        assert_eq!(r.connect_timeout(), Duration::from_secs(5));
+        assert_eq!(r.io_timeout(), Duration::from_secs(10));
         let c = parse("[runlog-redis]\nurl = \"redis://h\"\n").unwrap();
         let r = c.redis.unwrap();
         assert_eq!((r.prefix, r.tls_ca_file), (None, None));
@@ -2033,8 +2035,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(r.prefix_or_default(), "p");
-        assert_eq!(r.connect_timeout_or_default(), Duration::from_millis(1));
-        assert_eq!(r.io_timeout_or_default(), Duration::from_secs(2));
+        assert_eq!(r.connect_timeout(), Duration::from_millis(1));
+        assert_eq!(r.io_timeout(), Duration::from_secs(2));
         assert_eq!(parse("").unwrap().shipper, ShipperConfig::default());
     }
 
