@@ -1,0 +1,458 @@
+//! The shipper: finds ended runs in the journal that Redis does not have yet, uploads them,
+//! records what was uploaded durably, applies local retention and the disk budget.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use runlog::journal::layout::{decode_job, JOBS_DIR, SHIPPER_DIR};
+use runlog::journal::reader::{being_deleted, list_run_segments, quick_status, RunStatus};
+use runlog::journal::retention::{remove_run, sweep_job};
+use runlog::journal::shipped::{read_shipped, write_shipped, Shipped};
+use runlog::Config;
+
+use crate::prepare::{prepare_run, PrepareError, PreparedRun};
+use crate::schema::ChunkBuilder;
+use crate::upload::{Redis, UploadError};
+
+/// A batch of runs is uploaded once their segment files add up to this many bytes.
+const BATCH_JOURNAL_BYTES: u64 = 64 << 20;
+/// ... or once it holds this many runs.
+const BATCH_RUNS: usize = 256;
+/// Name of the lock file in `<journal>/shipper/`.
+pub const LOCK_FILE: &str = "lock";
+/// Name of the counters file in `<journal>/shipper/`.
+pub const STATE_FILE: &str = "state";
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Runs uploaded.
+    pub runs: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Bytes of chunk data sent.
+    pub bytes: u64,
+}
+
+/// An ended run in the journal that Redis does not have (under the current epoch).
+#[derive(Clone, Debug)]
+struct Candidate {
+    job_dir: PathBuf,
+    job_hint: String,
+    id: String,
+    segs: Vec<(u32, PathBuf)>,
+    size: u64,
+}
+
+/// The durable counters of `<journal>/shipper/state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Runs deleted before they were uploaded because the journal exceeded its disk budget.
+    pub dropped_unshipped: u64,
+}
+
+impl Counters {
+    fn parse(text: &str) -> Counters {
+        let mut c = Counters::default();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("dropped-unshipped ") {
+                c.dropped_unshipped = v.trim().parse().unwrap_or(0);
+            }
+        }
+        c
+    }
+}
+
+/// Write `bytes` to `path` atomically and durably: a temp file, fsync, rename, fsync the dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// The journal side of shipping.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    config: Config,
+    _lock: File,
+    /// Durable counters.
+    pub counters: Counters,
+}
+
+fn job_name_hint(job_dir: &Path) -> String {
+    let enc = job_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    decode_job(&enc).unwrap_or(enc)
+}
+
+impl Journal {
+    /// Open the journal for shipping: create `<journal>/shipper/` (which tells jobs to keep
+    /// unshipped runs) and take its lock, so that one shipper ships a journal.
+    pub fn open(config: &Config) -> Result<Journal, String> {
+        let dir = config.journal_dir.clone();
+        let sdir = dir.join(SHIPPER_DIR);
+        fs::create_dir_all(dir.join(JOBS_DIR)).map_err(|e| {
+            format!(
+                "journal dir {} cannot be created: {e}; create it or set [runlog] journal-dir",
+                dir.display()
+            )
+        })?;
+        fs::create_dir_all(&sdir).map_err(|e| {
+            format!(
+                "shipper state dir {} cannot be created: {e}; is the journal dir writable by this user?",
+                sdir.display()
+            )
+        })?;
+        let lock_path = sdir.join(LOCK_FILE);
+        let mut lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| format!("shipper lock {} cannot be opened: {e}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            let pid = fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(format!(
+                "another runlog-shipper (pid {}) already ships journal {}; stop it first",
+                pid.trim(),
+                dir.display()
+            ));
+        }
+        let _ = lock.set_len(0);
+        let _ = write!(lock, "{}", std::process::id());
+        let counters = fs::read_to_string(sdir.join(STATE_FILE))
+            .map(|t| Counters::parse(&t))
+            .unwrap_or_default();
+        Ok(Journal {
+            dir,
+            config: config.clone(),
+            _lock: lock,
+            counters,
+        })
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every job directory.
+    pub fn job_dirs(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for ent in fs::read_dir(self.dir.join(JOBS_DIR))? {
+            let ent = ent?;
+            if ent.file_type()?.is_dir() {
+                out.push(ent.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `(max-logs, max-failed-logs)` of a job.
+    pub fn limits(&self, job: &str) -> (usize, usize) {
+        (
+            self.config.max_logs_for(job),
+            self.config.max_failed_logs_for(job),
+        )
+    }
+
+    fn save_counters(&self) -> io::Result<()> {
+        let text = format!("dropped-unshipped {}\n", self.counters.dropped_unshipped);
+        write_atomic(
+            &self.dir.join(SHIPPER_DIR).join(STATE_FILE),
+            text.as_bytes(),
+        )
+    }
+
+    /// The runs of `job_dir` listed as uploaded under `epoch`.
+    fn shipped(job_dir: &Path, epoch: &str) -> BTreeSet<String> {
+        match read_shipped(job_dir) {
+            Ok(Some(s)) if s.epoch == epoch => s.runs,
+            Ok(_) => BTreeSet::new(),
+            Err(e) => {
+                log::warn!("{e}; uploading the job's runs again (uploads are idempotent)");
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// Ended runs of these job directories that Redis does not have, oldest first.
+    fn candidates(&self, dirs: &[PathBuf], epoch: &str) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for dir in dirs {
+            let runs = match list_run_segments(dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("cannot list {}: {e}", dir.display());
+                    continue;
+                }
+            };
+            if runs.is_empty() {
+                continue;
+            }
+            let shipped = Self::shipped(dir, epoch);
+            let hint = job_name_hint(dir);
+            for (id, segs) in runs {
+                if shipped.contains(&id) || being_deleted(&segs) {
+                    continue;
+                }
+                match quick_status(&segs) {
+                    RunStatus::Running | RunStatus::Cancelled => continue,
+                    RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed => {}
+                }
+                let size = segs
+                    .iter()
+                    .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+                    .sum();
+                out.push(Candidate {
+                    job_dir: dir.clone(),
+                    job_hint: hint.clone(),
+                    id,
+                    segs,
+                    size,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Upload the ended runs of these job directories that Redis lacks; record them in the
+    /// jobs' `.shipped` files; apply local retention to the jobs that changed.
+    /// `stop()` is checked between batches.
+    pub fn ship(
+        &mut self,
+        redis: &mut Redis,
+        dirs: &[PathBuf],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Pass, UploadError> {
+        let cands = self.candidates(dirs, &redis.epoch);
+        let mut pass = Pass::default();
+        let mut start = 0;
+        while start < cands.len() {
+            if stop() {
+                break;
+            }
+            let mut end = start;
+            let mut bytes = 0;
+            while end < cands.len()
+                && end - start < BATCH_RUNS
+                && (end == start || bytes < BATCH_JOURNAL_BYTES)
+            {
+                bytes += cands[end].size;
+                end += 1;
+            }
+            let batch = &cands[start..end];
+            start = end;
+            let prepared = prepare_all(batch);
+            let mut runs = Vec::with_capacity(prepared.len());
+            let mut done: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+            for (c, p) in batch.iter().zip(prepared) {
+                match p {
+                    Ok(run) => {
+                        done.entry(&c.job_dir).or_default().push(&c.id);
+                        runs.push(run);
+                    }
+                    // Deleted meanwhile, or not ended after all: nothing to do.
+                    Err(PrepareError::NotShippable) => {}
+                    Err(e) => log::error!(
+                        "run {} of job {:?} cannot be read, not uploaded: {e}",
+                        c.id,
+                        c.job_hint
+                    ),
+                }
+            }
+            let limits = |job: &str| self.limits(job);
+            redis.upload(&runs, &limits)?;
+            for r in &runs {
+                pass.runs += 1;
+                pass.records += r.records;
+                pass.bytes += r.chunk_bytes() as u64;
+                log::debug!(
+                    "uploaded run {} of job {:?}: {}, {} records, {} bytes",
+                    r.id,
+                    r.job,
+                    r.status,
+                    r.records,
+                    r.chunk_bytes()
+                );
+            }
+            for (dir, ids) in done {
+                self.record_shipped(dir, &redis.epoch, &ids);
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Add `ids` to the job's `.shipped` (dropping runs no longer in the journal), then apply
+    /// local retention.
+    fn record_shipped(&self, dir: &Path, epoch: &str, ids: &[&str]) {
+        let mut runs = Self::shipped(dir, epoch);
+        runs.extend(ids.iter().map(|s| s.to_string()));
+        if let Ok(present) = list_run_segments(dir) {
+            runs.retain(|id| present.contains_key(id));
+        }
+        let s = Shipped {
+            epoch: epoch.to_owned(),
+            runs,
+        };
+        if let Err(e) = write_shipped(dir, &s) {
+            // The runs are uploaded again later; uploads are idempotent.
+            log::error!(
+                "cannot record uploaded runs in {}: {e}; they will be uploaded again",
+                dir.display()
+            );
+            return;
+        }
+        let job = job_name_hint(dir);
+        let (max_ok, max_failed) = self.limits(&job);
+        if let Err(e) = sweep_job(dir, max_ok, max_failed, true) {
+            log::warn!("local retention in {}: {e}", dir.display());
+        }
+    }
+
+    /// Keep the journal within `budget` bytes: delete the oldest uploaded runs first, then,
+    /// loudly and counted, the oldest runs not uploaded yet. Running runs are never touched.
+    /// Returns the number of unshipped runs deleted.
+    pub fn enforce_budget(&mut self, budget: u64, epoch: Option<&str>) -> u64 {
+        let Ok(dirs) = self.job_dirs() else {
+            return 0;
+        };
+        let mut total = 0u64;
+        // (not uploaded yet?, the run)
+        let mut ended: Vec<(bool, Candidate)> = Vec::new();
+        for dir in &dirs {
+            let Ok(runs) = list_run_segments(dir) else {
+                continue;
+            };
+            let shipped = read_shipped(dir)
+                .ok()
+                .flatten()
+                .filter(|s| epoch.is_none_or(|e| e == s.epoch))
+                .map(|s| s.runs)
+                .unwrap_or_default();
+            for (id, segs) in runs {
+                let size: u64 = segs
+                    .iter()
+                    .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+                    .sum();
+                total += size;
+                if being_deleted(&segs) || quick_status(&segs) == RunStatus::Running {
+                    continue;
+                }
+                ended.push((
+                    !shipped.contains(&id),
+                    Candidate {
+                        job_dir: dir.clone(),
+                        job_hint: job_name_hint(dir),
+                        id,
+                        segs,
+                        size,
+                    },
+                ));
+            }
+        }
+        if total <= budget {
+            return 0;
+        }
+        ended.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        let mut dropped = 0;
+        for (unshipped, c) in ended {
+            let Candidate {
+                job_hint,
+                id,
+                job_dir: dir,
+                segs,
+                size,
+            } = c;
+            if total <= budget {
+                break;
+            }
+            if let Err(e) = remove_run(&segs) {
+                log::error!("cannot delete run {id} in {}: {e}", dir.display());
+                continue;
+            }
+            total = total.saturating_sub(size);
+            if unshipped {
+                dropped += 1;
+                self.counters.dropped_unshipped += 1;
+                log::error!(
+                    "DISK BUDGET EXCEEDED: deleted run {id} of job {:?} ({size} bytes) before it was uploaded to Redis; \
+                     {} runs lost this way so far; raise [runlog-shipper] disk-budget or fix the Redis connection",
+                    job_hint,
+                    self.counters.dropped_unshipped
+                );
+            } else {
+                log::info!(
+                    "disk budget: deleted uploaded run {id} of job {job_hint:?} ({size} bytes) from the journal"
+                );
+            }
+        }
+        if dropped > 0 {
+            if let Err(e) = self.save_counters() {
+                log::error!("cannot save shipper counters: {e}");
+            }
+        }
+        dropped
+    }
+}
+
+/// Prepare runs on all cores, results in input order.
+fn prepare_all(batch: &[Candidate]) -> Vec<Result<PreparedRun, PrepareError>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(batch.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<PreparedRun, PrepareError>>>> =
+        Mutex::new((0..batch.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut builder = match ChunkBuilder::new() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        log::error!("cannot create a Zstandard compressor: {e}");
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(c) = batch.get(i) else { break };
+                    let r = prepare_run(&c.job_hint, &c.id, &c.segs, &mut builder);
+                    if let Ok(mut res) = results.lock() {
+                        res[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(PrepareError::Io(io::Error::other(
+                    "no compressor available",
+                )))
+            })
+        })
+        .collect()
+}
