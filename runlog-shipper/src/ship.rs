@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use runlog::journal::layout::{decode_job, JOBS_DIR, SHIPPER_DIR};
 use runlog::journal::reader::{being_deleted, list_run_segments, quick_status, RunStatus};
 use runlog::journal::retention::{remove_run, sweep_job};
-use runlog::journal::shipped::{read_shipped, write_shipped, Shipped};
+use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, Shipped};
 use runlog::Config;
 
 use crate::prepare::{prepare_run, PrepareError, PreparedRun};
@@ -65,20 +65,6 @@ impl Counters {
         }
         c
     }
-}
-
-/// Write `bytes` to `path` atomically and durably: a temp file, fsync, rename, fsync the dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 /// The journal side of shipping.
@@ -174,7 +160,7 @@ impl Journal {
 
     fn save_counters(&self) -> io::Result<()> {
         let text = format!("dropped-unshipped {}\n", self.counters.dropped_unshipped);
-        write_atomic(
+        write_file_atomic(
             &self.dir.join(SHIPPER_DIR).join(STATE_FILE),
             text.as_bytes(),
         )

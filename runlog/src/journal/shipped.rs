@@ -195,8 +195,22 @@ pub fn encode_shipped(s: &Shipped) -> io::Result<Vec<u8>> {
 /// but may not survive a power loss.
 pub fn write_shipped(job_dir: &Path, s: &Shipped) -> io::Result<()> {
     let bytes = encode_shipped(s)?;
-    let tmp = job_dir.join(SHIPPED_TMP_FILE);
-    let path = job_dir.join(SHIPPED_FILE);
+    write_file_atomic(&job_dir.join(SHIPPED_FILE), &bytes)
+}
+
+/// Replace `path` atomically and durably: write `<name>.tmp` beside it (mode `0600`,
+/// replacing one a crash left), fsync it, rename it over `path`, fsync the directory. A crash
+/// at any point leaves either the old file or the new one, whole. Used for [`SHIPPED_FILE`]
+/// and the shipper's own state.
+///
+/// # Errors
+/// The first I/O error, naming the file. An error from the final directory fsync means the
+/// new file is in place but may not survive a power loss.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
     let named = |p: &Path| {
         let p = p.to_path_buf();
         move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
@@ -208,13 +222,13 @@ pub fn write_shipped(job_dir: &Path, s: &Shipped) -> io::Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(named(&tmp))?;
-    f.write_all(&bytes).map_err(named(&tmp))?;
+    f.write_all(bytes).map_err(named(&tmp))?;
     f.sync_all().map_err(named(&tmp))?;
     drop(f);
-    fs::rename(&tmp, &path).map_err(named(&path))?;
-    File::open(job_dir)
+    fs::rename(&tmp, path).map_err(named(path))?;
+    File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(named(job_dir))
+        .map_err(named(dir))
 }
 
 #[cfg(test)]
