@@ -167,10 +167,23 @@ impl Journal {
     }
 
     /// The runs of `job_dir` listed as uploaded under `epoch`.
+    ///
+    /// A list from another epoch (Redis lost its data since) is replaced by an empty one at
+    /// once, so that jobs keep those runs again until they are uploaded anew.
     fn shipped(job_dir: &Path, epoch: &str) -> BTreeSet<String> {
         match read_shipped(job_dir) {
             Ok(Some(s)) if s.epoch == epoch => s.runs,
-            Ok(_) => BTreeSet::new(),
+            Ok(None) => BTreeSet::new(),
+            Ok(Some(_)) => {
+                let fresh = Shipped {
+                    epoch: epoch.to_owned(),
+                    runs: BTreeSet::new(),
+                };
+                if let Err(e) = write_shipped(job_dir, &fresh) {
+                    log::warn!("cannot reset {}: {e}", job_dir.display());
+                }
+                BTreeSet::new()
+            }
             Err(e) => {
                 log::warn!("{e}; uploading the job's runs again (uploads are idempotent)");
                 BTreeSet::new()
