@@ -170,6 +170,15 @@ fn run(args: &Args) -> Result<(), String> {
     let mut next_rescan = Instant::now();
     let mut pending: Vec<PathBuf> = Vec::new();
     let mut full = true;
+    // While Redis is away the journal must still not fill the disk: check the budget at most
+    // once per rescan interval.
+    let mut next_budget = Instant::now();
+    let mut budget_while_away = |journal: &mut Journal| {
+        if Instant::now() >= next_budget {
+            next_budget = Instant::now() + rescan;
+            journal.enforce_budget(budget, None);
+        }
+    };
     while !stopping() {
         if redis.is_none() {
             match Redis::connect(&target, &keys) {
@@ -190,6 +199,7 @@ fn run(args: &Args) -> Result<(), String> {
                         "Redis at {where_} cannot be reached: {e}; retry {} in {wait:?} (runs wait safely in the journal)",
                         backoff.failures()
                     );
+                    budget_while_away(&mut journal);
                     wait_for(&rx, wait, &mut pending, &stopping, true);
                     continue;
                 }
@@ -257,8 +267,7 @@ fn run(args: &Args) -> Result<(), String> {
                     backoff.failures()
                 );
                 redis = None;
-                // Enforce the budget while Redis is away: the journal must not fill the disk.
-                journal.enforce_budget(budget, None);
+                budget_while_away(&mut journal);
                 wait_for(&rx, wait, &mut pending, &stopping, true);
                 continue;
             }
