@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::payload::{Frame, Outcome};
 use super::reader::{
-    list_run_segments, quick_status, scan_file, writer_state, ReadError, RunStatus, SegmentEnd,
-    Writer,
+    being_deleted, list_run_segments, quick_status, scan_file, writer_state, ReadError, RunStatus,
+    SegmentEnd, Writer,
 };
 use super::shipped::read_shipped;
 use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
@@ -192,7 +192,7 @@ pub fn sweep_job(
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for (id, segs) in &runs {
-        if segs.first().map(|s| s.0) != Some(0) {
+        if being_deleted(segs) {
             // The rest of a run whose deletion was interrupted: finish the job, but only once
             // sure. A directory listing may miss a file renamed in while it is read, so a live
             // run's segment 0 could be missing from it: check the path itself, and leave
@@ -210,30 +210,23 @@ pub fn sweep_job(
             }
             continue;
         }
-        match quick_status(segs) {
+        let mut status = quick_status(segs);
+        if status == RunStatus::Crashed {
+            if !recover_crashed(segs)? {
+                // Its lock could not be taken (a writer after all, or a reader holding it for a
+                // moment): not counted, not touched.
+                continue;
+            }
+            // A writer killed after its end frame but before cutting its segment reads as
+            // crashed until the cut: look again.
+            status = quick_status(segs);
+        }
+        match status {
             RunStatus::Running => {}
             RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
-            // Only looked cancelled: a crashed run.
-            RunStatus::Cancelled => failed.push(id),
             RunStatus::Ok => ok.push(id),
-            RunStatus::Failed => failed.push(id),
-            RunStatus::Crashed => {
-                if !recover_crashed(segs)? {
-                    // Its lock could not be taken (a writer after all, or a reader holding it
-                    // for a moment): not counted, not touched.
-                    continue;
-                }
-                // A writer killed after its end frame but before cutting its segment reads as
-                // crashed until the cut: look again.
-                match quick_status(segs) {
-                    RunStatus::Ok => ok.push(id),
-                    RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
-                    // Only looked cancelled: a crashed run.
-                    RunStatus::Cancelled => failed.push(id),
-                    RunStatus::Running => {}
-                    RunStatus::Failed | RunStatus::Crashed => failed.push(id),
-                }
-            }
+            // Only looked cancelled: a crashed run.
+            RunStatus::Cancelled | RunStatus::Failed | RunStatus::Crashed => failed.push(id),
         }
     }
     // Read only when something is to be trimmed: most sweeps trim nothing.
