@@ -113,29 +113,7 @@ pub fn scan_segment(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
     scan_segment_opts(buf, true)
 }
 
-/// A record frame reduced to its timestamp, for listings that do not need the records (every
-/// frame's CRC is still checked).
-fn skim_record(raw: &super::frame::RawFrame<'_>) -> Result<Frame, PayloadError> {
-    let p = raw.payload;
-    if p.len() < 8 {
-        return decode_payload(raw);
-    }
-    let mut ts = [0u8; 8];
-    ts.copy_from_slice(&p[..8]);
-    Ok(Frame::Record(Record {
-        ts_ns: i64::from_le_bytes(ts),
-        level: log::Level::Info,
-        target: String::new(),
-        module_path: None,
-        file: None,
-        line: None,
-        kvs: Vec::new(),
-        message: String::new(),
-        truncated: false,
-    }))
-}
-
-pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
+fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
     let header = decode_header(buf)?;
     let mut frames = Vec::new();
     let mut skimmed = (0u64, i64::MIN);
@@ -146,21 +124,18 @@ pub(crate) fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan
         }
         match decode_frame(&buf[off..]) {
             Ok(raw) => {
-                if records || raw.kind != FrameType::Record {
-                    frames.push(FrameAt {
-                        offset: off as u64,
-                        frame: decode_payload(&raw),
-                    });
-                } else if let Ok(Frame::Record(r)) = skim_record(&raw) {
+                match raw.payload.get(..8) {
                     // Listings keep no per-record state: memory stays independent of the
-                    // number of records.
-                    skimmed.0 += 1;
-                    skimmed.1 = skimmed.1.max(r.ts_ns);
-                } else {
-                    frames.push(FrameAt {
+                    // number of records. The CRC was checked; the time is all they need.
+                    Some(ts) if !records && raw.kind == FrameType::Record => {
+                        let ts = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
+                        skimmed.0 += 1;
+                        skimmed.1 = skimmed.1.max(ts);
+                    }
+                    _ => frames.push(FrameAt {
                         offset: off as u64,
                         frame: decode_payload(&raw),
-                    });
+                    }),
                 }
                 off += raw.encoded_len();
             }
