@@ -1120,20 +1120,35 @@ pub fn read_job_atomically(
 /// What a reader may rely on at any instant, for one job: every run in `runs` has its complete
 /// metadata and chunks (when `full` holds the complete keys of every run — e.g. a snapshot of
 /// a ship that trimmed nothing — each visible run must equal it byte for byte), `failed` ⊆
-/// `runs`, at most `max_runs` runs, and no keys of the job besides `runs`, `failed`, the
-/// `run:`/`log:` keys of visible runs and `stage:` keys.
+/// `runs`, at most `max-logs` ok and `max-failed-logs` failed or crashed runs (`limits`), and
+/// no keys of the job besides `runs`, `failed`, the `run:`/`log:` keys of visible runs and
+/// `stage:` keys.
 pub fn check_view(
     view: &JobView,
     prefix: &str,
-    max_runs: usize,
+    limits: (usize, usize),
     full: Option<&Snapshot>,
 ) -> Result<(), String> {
     let job = &view.job;
     let base = job_base(prefix, job);
-    if view.runs.len() > max_runs {
+    let (max_ok, max_failed) = limits;
+    if view.runs.len() > max_ok + max_failed {
         return Err(format!(
-            "job {job:?}: {} runs visible, more than max-logs + max-failed-logs = {max_runs}",
-            view.runs.len()
+            "job {job:?}: {} runs visible, more than max-logs + max-failed-logs = {}",
+            view.runs.len(),
+            max_ok + max_failed
+        ));
+    }
+    if view.failed.len() > max_failed {
+        return Err(format!(
+            "job {job:?}: {} failed runs visible, more than max-failed-logs = {max_failed}",
+            view.failed.len()
+        ));
+    }
+    if view.runs.len() - view.failed.len().min(view.runs.len()) > max_ok {
+        return Err(format!(
+            "job {job:?}: {} ok runs visible, more than max-logs = {max_ok}",
+            view.runs.len() - view.failed.len()
         ));
     }
     let ids: BTreeSet<&str> = view.runs.iter().map(|r| r.id.as_str()).collect();
