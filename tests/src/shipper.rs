@@ -113,9 +113,12 @@ pub struct ShipperConfig {
     pub rescan: String,
     /// `[runlog-shipper] disk-budget`.
     pub disk_budget: String,
+    /// TOML appended at the end (e.g. `[runlog.jobs."name"]` tables).
+    pub extra: String,
 }
 
-fn toml_str(s: &str) -> String {
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -144,6 +147,7 @@ impl ShipperConfig {
             io_timeout: "2s".into(),
             rescan: "200ms".into(),
             disk_budget: "1GiB".into(),
+            extra: String::new(),
         }
     }
 
@@ -168,6 +172,7 @@ impl ShipperConfig {
         let _ = writeln!(t, "\n[runlog-shipper]");
         let _ = writeln!(t, "rescan-interval = {}", toml_str(&self.rescan));
         let _ = writeln!(t, "disk-budget = {}", toml_str(&self.disk_budget));
+        t.push_str(&self.extra);
         t
     }
 
@@ -396,6 +401,8 @@ pub struct KidArgs {
     pub labels: Vec<(String, String)>,
     /// Extra bytes of (varied) text per message.
     pub size: usize,
+    /// Make that text random (it barely compresses) instead of words.
+    pub noise: bool,
     /// Measure log calls and print `latency` lines at exit.
     pub latency: bool,
     /// The kid's own `max-logs`.
@@ -418,6 +425,7 @@ impl KidArgs {
             delay_ms: 0,
             labels: Vec::new(),
             size: 40,
+            noise: false,
             latency: false,
             max_logs: 100_000,
             max_failed_logs: 100_000,
@@ -460,6 +468,9 @@ impl KidArgs {
         if self.latency {
             a.push("--latency".into());
         }
+        if self.noise {
+            a.push("--noise".into());
+        }
         a
     }
 
@@ -493,6 +504,7 @@ impl KidArgs {
                     k.labels.push((a.to_owned(), b.to_owned()));
                 }
                 "--latency" => k.latency = true,
+                "--noise" => k.noise = true,
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }

@@ -1586,3 +1586,460 @@ fn epoch_change_reuploads() {
     let st = s.wait_timeout(SOON).expect("exit after SIGTERM");
     assert!(st.success(), "{st}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// More: limits per job, foreign schemas and prefixes, runs bigger than a pipeline, the checks
+// ---------------------------------------------------------------------------------------------
+
+/// `[runlog.jobs."<name>"]` limits apply to the job in Redis and in the journal's retention —
+/// also for a name so long that its directory name is cut (and cannot be decoded back).
+#[test]
+fn per_job_limits_apply_in_redis_and_in_the_journal() {
+    let t = tmp();
+    let journal = t.path().join("journal");
+    let redis = RedisServer::start();
+    let short = "limited";
+    let long = format!("{}✓ {{x}}", "a-long-job-name-".repeat(12));
+    assert!(
+        runlog::journal::layout::encode_job(&long).contains('~'),
+        "the long name's directory is cut"
+    );
+    for job in [short, long.as_str()] {
+        run_kid(
+            kid(),
+            &kid_args(&journal, job, 9, 10, &[Kind::Ok, Kind::Ok, Kind::Fail]),
+        );
+    }
+    let mut c = ShipperConfig::new(&journal, &redis.url(), 2, 2);
+    c.extra = format!(
+        "\n[runlog.jobs.{}]\nmax-logs = 1\nmax-failed-logs = 1\n\n[runlog.jobs.{}]\nmax-logs = 5\nmax-failed-logs = 3\n",
+        runlog_e2e::shipper::toml_str(short),
+        runlog_e2e::shipper::toml_str(&long)
+    );
+    let cfg = config(t.path(), "shipper.toml", &c);
+    let before: BTreeMap<String, BTreeMap<String, RunLog>> = [short, long.as_str()]
+        .iter()
+        .map(|j| ((*j).to_owned(), journal_logs(&journal, j)))
+        .collect();
+    ship_once_ok(&cfg, &t.path().join("shipper.log"));
+    let store = check_consistent(&mut redis.conn(), PREFIX).unwrap_or_else(|e| panic!("{e}"));
+    for (job, (max_ok, max_failed)) in [(short, (1, 1)), (long.as_str(), (5, 3))] {
+        let want = newest(&statuses(&before[job]), max_ok, max_failed);
+        assert_eq!(
+            store.ids(job).into_iter().collect::<BTreeSet<_>>(),
+            want,
+            "job {job:?}: Redis keeps its own limits ({max_ok}, {max_failed})"
+        );
+        let local: BTreeSet<String> = journal_infos(&journal, job)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert!(
+            local.is_superset(&want),
+            "job {job:?}: the journal lost some of its newest {max_ok} ok / {max_failed} failed \
+             runs after shipping (its retention must use the job's own limits): kept {local:?}, \
+             newest {want:?}"
+        );
+    }
+}
+
+/// A Redis whose `<P>:schema` says another version stops the shipper (`--once` and the daemon)
+/// with a message naming the key, and nothing is written under that prefix; another prefix on
+/// the same Redis is an independent store.
+#[test]
+fn foreign_schema_stops_the_shipper_and_prefixes_are_independent() {
+    let t = tmp();
+    let journal = t.path().join("journal");
+    let redis = RedisServer::start();
+    run_kid(kid(), &kid_args(&journal, "schema job", 3, 10, &[Kind::Ok]));
+    let mut conn = redis.conn();
+    let _: () = redis::cmd("SET")
+        .arg("runlog:schema")
+        .arg("2")
+        .query(&mut conn)
+        .expect("SET");
+    let cfg = config(
+        t.path(),
+        "shipper.toml",
+        &ShipperConfig::new(&journal, &redis.url(), 5, 5),
+    );
+    let log = t.path().join("shipper.log");
+    let (st, out) = ship_once(&cfg, &log);
+    assert!(
+        !st.success(),
+        "--once must fail on a foreign schema:\n{out}"
+    );
+    assert!(
+        out.contains("runlog:schema"),
+        "the message names the key:\n{out}"
+    );
+    let mut s = Shipper::spawn(&cfg, false, &log);
+    let st = s
+        .wait_timeout(SOON)
+        .unwrap_or_else(|| panic!("the daemon keeps running on a foreign schema:\n{}", s.log()));
+    assert!(!st.success());
+    let keys = scan_keys(&mut conn, "runlog:*");
+    assert_eq!(
+        keys,
+        vec![b"runlog:schema".to_vec()],
+        "nothing written under the prefix"
+    );
+
+    // The same journal under another prefix.
+    let mut c = ShipperConfig::new(&journal, &redis.url(), 5, 5);
+    c.prefix = Some("team:b".into());
+    let cfg2 = config(t.path(), "other.toml", &c);
+    ship_once_ok(&cfg2, &log);
+    let store = check_consistent(&mut conn, "team:b").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.runs("schema job").len(), 3);
+    assert_eq!(
+        scan_keys(&mut conn, "runlog:*"),
+        vec![b"runlog:schema".to_vec()]
+    );
+    for k in scan_keys(&mut conn, "*") {
+        assert!(
+            k.starts_with(b"team:b:") || k == b"runlog:schema",
+            "{} is outside the prefix",
+            String::from_utf8_lossy(&k)
+        );
+    }
+}
+
+/// A run whose chunks do not fit one pipeline (~9 MB compressed): killed at points of its
+/// upload, the shipper leaves nothing visible but a stage list that expires (spec/redis.md,
+/// *Upload*: "at most a stage list that expires or is replaced by the next attempt"); a reader
+/// never sees the run partially; finishing gives exactly a clean ship.
+#[test]
+fn a_run_larger_than_a_pipeline_is_atomic_and_its_stage_list_always_expires() {
+    let _heavy = heavy();
+    let t = tmp();
+    let redis = RedisServer::start();
+    let pristine = t.path().join("pristine");
+    let job = "big run";
+    let mut a = kid_args(&pristine, job, 1, 12_000, &[Kind::Ok]);
+    a.size = 1000;
+    a.noise = true;
+    run_kid(kid(), &a);
+    run_kid(kid(), &kid_args(&pristine, job, 2, 5, &[Kind::Fail]));
+    let work = t.path().join("work");
+    let fresh = || {
+        if work.exists() {
+            fs::remove_dir_all(&work).expect("remove work journal");
+        }
+        copy_tree(&pristine, &work);
+    };
+    let cfg = config(
+        t.path(),
+        "shipper.toml",
+        &ShipperConfig::new(&work, &redis.url(), 10, 10),
+    );
+    let log = t.path().join("shipper.log");
+    fresh();
+    ship_once_ok(&cfg, &log);
+    let full = snapshot(&mut redis.conn(), PREFIX);
+    let store = check_store(&full, PREFIX, true).unwrap_or_else(|e| panic!("{e}"));
+    let logs = journal_logs(&pristine, job);
+    let big = store
+        .runs(job)
+        .iter()
+        .max_by_key(|r| r.chunks)
+        .expect("runs");
+    assert_run_matches(job, big, &logs[&big.id]);
+    let big_id = big.id.clone();
+    let total_chunks = big.chunks;
+    let chunk_bytes: usize =
+        match full.get(&format!("{}log:{big_id}", job_base(PREFIX, job)).into_bytes()) {
+            Some(runlog_e2e::redis::Val {
+                data: runlog_e2e::redis::Data::List(l),
+                ..
+            }) => l.iter().map(Vec::len).sum(),
+            _ => 0,
+        };
+    assert!(
+        chunk_bytes > 8 << 20,
+        "the big run compresses to {chunk_bytes} bytes: too small to need two pipelines"
+    );
+    let reference = without_epoch(full.clone());
+    let stage = format!("{}stage:{big_id}", job_base(PREFIX, job));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let reader = {
+        let (stop, failure, full) = (Arc::clone(&stop), Arc::clone(&failure), full.clone());
+        let mut conn = redis.conn();
+        std::thread::spawn(move || {
+            let mut views = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let r = read_job_atomically(&mut conn, PREFIX, job)
+                    .and_then(|v| check_view(&v, PREFIX, (10, 10), Some(&full)));
+                if let Err(e) = r {
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    return views;
+                }
+                views += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            views
+        })
+    };
+    let mut leaks = Vec::new();
+    let attempts = 6;
+    let mut rng = Rng::new(0x5eed);
+    for it in 0..attempts {
+        redis.flushall();
+        fresh();
+        let mut conn = redis.conn();
+        // Kill once the stage list holds at least `want` chunks (or it was renamed): every
+        // other attempt as soon as its first chunks are there.
+        let want = if it % 2 == 0 {
+            1
+        } else {
+            1 + rng.below(total_chunks as u64) as usize
+        };
+        let mut s = Shipper::spawn(&cfg, true, &log);
+        let mut seen = 0usize;
+        loop {
+            let n: usize = redis::cmd("LLEN")
+                .arg(&stage)
+                .query(&mut conn)
+                .expect("LLEN");
+            seen = seen.max(n);
+            // Kill at once: another round trip would wait behind the shipper's next RPUSH.
+            if n >= want {
+                break;
+            }
+            let visible: bool = redis::cmd("EXISTS")
+                .arg(format!("{}run:{big_id}", job_base(PREFIX, job)))
+                .query(&mut conn)
+                .expect("EXISTS");
+            if visible || s.try_status().is_some() {
+                break;
+            }
+        }
+        s.kill();
+        println!("attempt {it}: killed once the stage list held {seen} chunks (aimed at {want})");
+        for k in scan_keys(&mut conn, "*:stage:*") {
+            let pttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).expect("PTTL");
+            if pttl < 0 {
+                let n: usize = redis::cmd("LLEN").arg(&k).query(&mut conn).expect("LLEN");
+                leaks.push(format!(
+                    "attempt {it}: killed after the stage list held {seen} of {total_chunks} \
+                     chunks: {} is left with {n} chunks and no expiry",
+                    String::from_utf8_lossy(&k)
+                ));
+            }
+        }
+        ship_once_ok(&cfg, &log);
+        let snap = snapshot(&mut redis.conn(), PREFIX);
+        check_store(&snap, PREFIX, false).unwrap_or_else(|e| panic!("attempt {it}: {e}"));
+        assert!(
+            without_epoch(snap.clone()) == reference,
+            "attempt {it}: Redis differs from a clean ship:\n{}",
+            diff(&reference, &without_epoch(snap), 10)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let views = reader.join().expect("reader");
+    if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        panic!("the concurrent reader saw: {e}");
+    }
+    println!("big run: {total_chunks} chunks, {chunk_bytes} bytes; reader views: {views}");
+    assert!(
+        leaks.is_empty(),
+        "a killed upload left stage lists that never expire (spec/redis.md: a crash leaves at \
+         most a stage list that expires or is replaced by the next attempt; the shipper sets \
+         PEXPIRE only after the last RPUSH of a run):\n{}",
+        leaks.join("\n")
+    );
+}
+
+/// The checks above are not vacuous: each kind of damage to a store a shipper wrote is found.
+#[test]
+fn the_consistency_checks_catch_broken_stores() {
+    let t = tmp();
+    let journal = t.path().join("journal");
+    let redis = RedisServer::start();
+    let job = "check job";
+    let mut a = kid_args(&journal, job, 4, 1500, &[Kind::Ok, Kind::Fail]);
+    a.size = 60;
+    run_kid(kid(), &a);
+    let cfg = config(
+        t.path(),
+        "shipper.toml",
+        &ShipperConfig::new(&journal, &redis.url(), 10, 10),
+    );
+    ship_once_ok(&cfg, &t.path().join("shipper.log"));
+    let good = snapshot(&mut redis.conn(), PREFIX);
+    let store = check_store(&good, PREFIX, true).unwrap_or_else(|e| panic!("{e}"));
+    let runs = store.runs(job);
+    let ok_run = runs.iter().find(|r| r.status() == "ok").expect("ok run");
+    assert!(ok_run.chunks > 1, "{} chunks", ok_run.chunks);
+    let base = job_base(PREFIX, job);
+    let meta = format!("{base}run:{}", ok_run.id).into_bytes();
+    let logk = format!("{base}log:{}", ok_run.id).into_bytes();
+    let failed = format!("{base}failed").into_bytes();
+    use runlog_e2e::redis::{Data, Val};
+    let edit = |f: &dyn Fn(&mut Snapshot)| {
+        let mut s = good.clone();
+        f(&mut s);
+        s
+    };
+    let set_field = |s: &mut Snapshot, field: &str, value: &str| {
+        if let Some(Val {
+            data: Data::Hash(h),
+            ..
+        }) = s.get_mut(&meta)
+        {
+            h.retain(|(k, _)| k != field.as_bytes());
+            h.push((field.as_bytes().to_vec(), value.as_bytes().to_vec()));
+            h.sort();
+        }
+    };
+    let list = |s: &mut Snapshot, f: &dyn Fn(&mut Vec<Vec<u8>>)| {
+        if let Some(Val {
+            data: Data::List(l),
+            ..
+        }) = s.get_mut(&logk)
+        {
+            f(l);
+        }
+    };
+    let records = ok_run
+        .field("records")
+        .expect("records")
+        .parse::<u64>()
+        .unwrap();
+    let cases: Vec<(&str, Snapshot, &str)> = vec![
+        (
+            "metadata missing",
+            edit(&|s| {
+                s.remove(&meta);
+            }),
+            "run:<R>",
+        ),
+        (
+            "records off by one",
+            edit(&|s| set_field(s, "records", &(records + 1).to_string())),
+            "records",
+        ),
+        (
+            "a chunk missing",
+            edit(&|s| {
+                list(s, &|l| {
+                    l.pop();
+                })
+            }),
+            "chunk",
+        ),
+        (
+            "a chunk damaged",
+            edit(&|s| {
+                list(s, &|l| {
+                    let c = &mut l[0];
+                    let n = c.len();
+                    c[n / 2] ^= 0xff;
+                })
+            }),
+            "chunk",
+        ),
+        (
+            "an unknown field",
+            edit(&|s| set_field(s, "colour", "blue")),
+            "colour",
+        ),
+        (
+            "an ok run in failed",
+            edit(&|s| {
+                if let Some(Val {
+                    data: Data::ZSet(z),
+                    ..
+                }) = s.get_mut(&failed)
+                {
+                    z.push((ok_run.id.as_bytes().to_vec(), ok_run.score.to_string()));
+                    z.sort();
+                }
+            }),
+            "failed",
+        ),
+        (
+            "an orphan log",
+            edit(&|s| {
+                let v = s[&logk].clone();
+                s.insert(
+                    format!("{base}log:2000-01-01T00:00:00.000000Z-000000000000").into_bytes(),
+                    v,
+                );
+            }),
+            "orphan",
+        ),
+        (
+            "a stage leftover",
+            edit(&|s| {
+                let v = s[&logk].clone();
+                s.insert(format!("{base}stage:{}", ok_run.id).into_bytes(), v);
+            }),
+            "stage",
+        ),
+        (
+            "a log that expires",
+            edit(&|s| {
+                if let Some(v) = s.get_mut(&logk) {
+                    v.expires = true;
+                }
+            }),
+            "log",
+        ),
+        (
+            "no epoch",
+            edit(&|s| {
+                s.remove(&epoch_key());
+            }),
+            "epoch",
+        ),
+    ];
+    for (what, snap, needle) in cases {
+        match check_store(&snap, PREFIX, true) {
+            Ok(_) => panic!("{what}: not detected"),
+            Err(e) => assert!(e.contains(needle), "{what}: {e}"),
+        }
+    }
+    // The atomic view: a run visible without its hash, or with other chunks than a clean ship
+    // writes, or an orphan key.
+    let view = read_job_atomically(&mut redis.conn(), PREFIX, job).expect("view");
+    check_view(&view, PREFIX, (10, 10), Some(&good)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        check_view(&view, PREFIX, (1, 10), Some(&good)).is_err(),
+        "limits"
+    );
+    let mut v = view.clone();
+    v.runs[0].meta.clear();
+    assert!(
+        check_view(&v, PREFIX, (10, 10), Some(&good)).is_err(),
+        "missing hash"
+    );
+    let mut v = view.clone();
+    let i = v
+        .runs
+        .iter()
+        .position(|r| r.chunks.len() > 1)
+        .expect("multi-chunk run");
+    v.runs[i].chunks.pop();
+    assert!(
+        check_view(&v, PREFIX, (10, 10), Some(&good)).is_err(),
+        "a chunk missing"
+    );
+    let mut v = view.clone();
+    v.keys
+        .push(format!("{base}run:2000-01-01T00:00:00.000000Z-000000000000").into_bytes());
+    assert!(
+        check_view(&v, PREFIX, (10, 10), Some(&good)).is_err(),
+        "orphan"
+    );
+    let mut v = view;
+    v.failed
+        .push("2000-01-01T00:00:00.000000Z-000000000000".into());
+    assert!(
+        check_view(&v, PREFIX, (10, 10), Some(&good)).is_err(),
+        "failed ⊄ runs"
+    );
+}

@@ -3,7 +3,7 @@
 //!
 //! `jobkid --journal DIR --job NAME [--runs N] [--records M] [--status ok,fail,...|mixed]
 //! [--delay-ms D] [--size BYTES] [--label K=V]... [--max-logs N] [--max-failed-logs N]
-//! [--fsync never|commit|always] [--latency]` (see [`runlog_e2e::shipper::KidArgs`]).
+//! [--fsync never|commit|always] [--latency] [--noise]` (see [`runlog_e2e::shipper::KidArgs`]).
 //!
 //! Lines (each flushed when written, after the thing it reports returned; see
 //! [`runlog_e2e::shipper::KidLine`]): `run <id> <status> <records> <kind>` per ended run,
@@ -66,6 +66,20 @@ impl Kid {
     fn filler(&self, i: u64, j: u64) -> String {
         let mut s = String::with_capacity(self.args.size + 16);
         let mut x = (i << 32 | j).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        if self.args.noise {
+            const ALPHABET: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            while s.len() < self.args.size {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                for k in 0..10 {
+                    s.push(char::from(ALPHABET[((x >> (6 * k)) & 63) as usize]));
+                }
+            }
+            s.truncate(self.args.size);
+            return s;
+        }
         while s.len() < self.args.size {
             x ^= x << 13;
             x ^= x >> 7;
