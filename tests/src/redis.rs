@@ -209,7 +209,7 @@ impl RedisServer {
 
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // SIGKILL to our own child, then reap it.
+            // SIGKILL to our own child (also when it is stopped), then reap it.
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -218,6 +218,28 @@ impl RedisServer {
     /// Kill the server (SIGKILL: like a crash, it saves nothing) and wait for it to exit.
     pub fn stop(&mut self) {
         self.kill();
+    }
+
+    /// Send a signal to the server by name (`STOP`, `CONT`) with `kill(1)`.
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the server runs");
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(st.success(), "kill -{sig} {pid} failed");
+    }
+
+    /// Freeze the server (SIGSTOP): connections are still accepted by the kernel, but no
+    /// command is answered — a hung Redis.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Let a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
     }
 
     /// Stop the server and start it again on the same port. It comes back empty (no

@@ -2043,3 +2043,148 @@ fn the_consistency_checks_catch_broken_stores() {
         "failed ⊄ runs"
     );
 }
+
+/// A Redis that hangs (SIGSTOP: it accepts connections but answers nothing) while a job
+/// commits runs: the job's log calls never wait, the shipper gives up on the hung commands after
+/// its `io-timeout` and retries, SIGTERM still stops it with status 0, and once Redis answers
+/// again every run is there exactly once.
+#[test]
+fn a_hung_redis_times_out_and_loses_nothing() {
+    let t = tmp();
+    let journal = t.path().join("journal");
+    let redis = RedisServer::start();
+    let job = "hung job";
+    let mut c = ShipperConfig::new(&journal, &redis.url(), 1000, 1000);
+    c.connect_timeout = "500ms".into();
+    c.io_timeout = "1s".into();
+    let cfg = config(t.path(), "shipper.toml", &c);
+    let log = t.path().join("shipper.log");
+    let mut shipper = Shipper::spawn(&cfg, false, &log);
+    wait_started(&shipper);
+    let first = run_kid(kid(), &kid_args(&journal, job, 3, 20, &[Kind::Ok]));
+    let mut want: BTreeSet<String> = kid_runs(&first).into_iter().map(|(id, _)| id).collect();
+    poll(SOON, "the first runs in Redis", |_| {
+        (redis_ids(&redis, job) == want).then_some(())
+    });
+
+    redis.pause();
+    let mut a = kid_args(&journal, job, 10, 50, &[Kind::Ok, Kind::Fail]);
+    a.delay_ms = 100;
+    a.latency = true;
+    let during = run_kid(kid(), &a);
+    want.extend(kid_runs(&during).into_iter().map(|(id, _)| id));
+    poll(SOON, "the shipper to time out on the hung Redis", |_| {
+        shipper.log().contains("retry").then_some(())
+    });
+    redis.resume();
+    poll(SOON, "every run in Redis after the hang", |last| {
+        let got = redis_ids(&redis, job);
+        *last = format!(
+            "{} of {}; log tail {}",
+            got.len(),
+            want.len(),
+            tail(&shipper.log(), 3)
+        );
+        (got == want).then_some(())
+    });
+    check_consistent(&mut redis.conn(), PREFIX).unwrap_or_else(|e| panic!("{e}"));
+    let lat = KidLine::parse(
+        &during
+            .iter()
+            .find(|l| matches!(l, KidLine::Latency { what, .. } if what == "log"))
+            .expect("latency line")
+            .line(),
+    );
+    if let KidLine::Latency { lat, .. } = lat {
+        println!(
+            "log calls while Redis hung: n={} p50={}µs p99={}µs max={}µs",
+            lat.n,
+            lat.p50_ns / 1000,
+            lat.p99_ns / 1000,
+            lat.max_ns / 1000
+        );
+        assert!(
+            lat.max_ns < 200_000_000,
+            "a log call took {} ms while Redis hung",
+            lat.max_ns / 1_000_000
+        );
+    }
+
+    // SIGTERM while a command hangs: the shipper stops within its io-timeout and a margin.
+    redis.pause();
+    run_kid(kid(), &kid_args(&journal, job, 1, 5, &[Kind::Ok]));
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    shipper.signal("TERM");
+    let st = shipper.wait_timeout(Duration::from_secs(15));
+    redis.resume();
+    let st = st.unwrap_or_else(|| {
+        panic!(
+            "no exit within 15 s of SIGTERM while Redis hung:\n{}",
+            shipper.log()
+        )
+    });
+    assert_eq!(st.code(), Some(0), "{st}");
+    println!(
+        "SIGTERM to exit while Redis hung: {:?}; shipper log tail:\n{}",
+        sent.elapsed(),
+        tail(&shipper.log(), 8).replace(" | ", "\n")
+    );
+}
+
+/// `io-timeout` bounds how long the shipper waits for Redis (spec/config.md: "how long to wait
+/// for a command's reply"): when Redis hangs after the shipper connected, `--once` gives up
+/// within a few timeouts — not one timeout per command of its pipeline.
+#[test]
+fn a_hung_redis_does_not_block_the_shipper_longer_than_its_io_timeout() {
+    let t = tmp();
+    let journal = t.path().join("journal");
+    let redis = RedisServer::start();
+    run_kid(kid(), &kid_args(&journal, "hang job", 150, 5, &[Kind::Ok]));
+    let mut c = ShipperConfig::new(&journal, &redis.url(), 100, 100);
+    c.connect_timeout = "500ms".into();
+    c.io_timeout = "1s".into();
+    let cfg = config(t.path(), "shipper.toml", &c);
+    let mut conn = redis.conn();
+    let mut s = Shipper::spawn(&cfg, true, &t.path().join("shipper.log"));
+    // Pause Redis once the shipper has set the epoch (SET NX and GET in one pipeline: its last
+    // step of connecting), while it reads and compresses the journal, before it uploads.
+    let deadline = Instant::now() + SOON;
+    loop {
+        let epoch: bool = redis::cmd("EXISTS")
+            .arg("runlog:epoch")
+            .query(&mut conn)
+            .expect("EXISTS");
+        if epoch {
+            break;
+        }
+        assert!(
+            s.try_status().is_none() && Instant::now() < deadline,
+            "the shipper did not connect:\n{}",
+            s.log()
+        );
+    }
+    redis.pause();
+    let paused = Instant::now();
+    let st = s.wait_timeout(Duration::from_secs(12));
+    let waited = paused.elapsed();
+    redis.resume();
+    let log = s.log();
+    s.kill();
+    let st = st.unwrap_or_else(|| {
+        panic!(
+            "runlog-shipper --once was still waiting for a hung Redis {waited:?} after it hung, \
+             with io-timeout = 1s (it waits one io-timeout per command of a pipeline: 150 runs \
+             make ~750 commands, ~750 s); log:\n{log}"
+        )
+    });
+    assert!(!st.success(), "a hung Redis is an error for --once:\n{log}");
+    println!(
+        "--once gave up {waited:?} after Redis hung: {}",
+        tail(&log, 1)
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "--once waited {waited:?} for a hung Redis with io-timeout = 1s"
+    );
+}
