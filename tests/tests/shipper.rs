@@ -1445,6 +1445,20 @@ fn bad_config_fails_clearly() {
             assert_eq!(st.code(), Some(1), "--once with Redis unreachable exits 1");
         }
     }
+    // A second shipper of the same journal (the first one waits for its Redis).
+    let cfg = config(t.path(), "first.toml", &base);
+    let first = Shipper::spawn(&cfg, false, &t.path().join("first.log"));
+    wait_started(&first);
+    let (st, out) = run("second.toml", &base.toml(), true);
+    assert!(
+        !st.success(),
+        "a second shipper of one journal must not run:\n{out}"
+    );
+    assert!(
+        out.contains(&first.pid().to_string()) && out.contains(&journal.display().to_string()),
+        "the message names the running shipper's pid and the journal:\n{out}"
+    );
+    drop(first);
     // A config file that does not exist.
     let missing = t.path().join("nope.toml");
     let mut s = Shipper::spawn(&missing, true, &log);
