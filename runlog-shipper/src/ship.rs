@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -97,7 +98,11 @@ impl Journal {
                 dir.display()
             )
         })?;
-        fs::create_dir_all(&sdir).map_err(|e| {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&sdir)
+            .map_err(|e| {
             format!(
                 "shipper state dir {} cannot be created: {e}; is the journal dir writable by this user?",
                 sdir.display()
@@ -109,6 +114,7 @@ impl Journal {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| format!("shipper lock {} cannot be opened: {e}", lock_path.display()))?;
         if lock.try_lock().is_err() {
@@ -261,11 +267,16 @@ impl Journal {
             start = end;
             let prepared = prepare_all(batch);
             let mut runs = Vec::with_capacity(prepared.len());
-            let mut done: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+            // Per job dir: the job's name (from its runs: a long name's dir name is cut, so
+            // it cannot be decoded into the name the limits are configured under) and ids.
+            let mut done: BTreeMap<&Path, (String, Vec<&str>)> = BTreeMap::new();
             for (c, p) in batch.iter().zip(prepared) {
                 match p {
                     Ok(run) => {
-                        done.entry(&c.job_dir).or_default().push(&c.id);
+                        done.entry(&c.job_dir)
+                            .or_insert_with(|| (run.job.clone(), Vec::new()))
+                            .1
+                            .push(&c.id);
                         runs.push(run);
                     }
                     // Deleted meanwhile, or not ended after all: nothing to do.
@@ -292,8 +303,8 @@ impl Journal {
                     r.chunk_bytes()
                 );
             }
-            for (dir, ids) in done {
-                self.record_shipped(dir, &redis.epoch, &ids);
+            for (dir, (job, ids)) in done {
+                self.record_shipped(dir, &job, &redis.epoch, &ids);
             }
         }
         Ok(pass)
@@ -301,7 +312,7 @@ impl Journal {
 
     /// Add `ids` to the job's `.shipped` (dropping runs no longer in the journal), then apply
     /// local retention.
-    fn record_shipped(&self, dir: &Path, epoch: &str, ids: &[&str]) {
+    fn record_shipped(&self, dir: &Path, job: &str, epoch: &str, ids: &[&str]) {
         let mut runs = Self::shipped(dir, epoch);
         runs.extend(ids.iter().map(|s| s.to_string()));
         if let Ok(present) = list_run_segments(dir) {
@@ -319,8 +330,7 @@ impl Journal {
             );
             return;
         }
-        let job = job_name_hint(dir);
-        let (max_ok, max_failed) = self.limits(&job);
+        let (max_ok, max_failed) = self.limits(job);
         if let Err(e) = sweep_job(dir, max_ok, max_failed, true) {
             log::warn!("local retention in {}: {e}", dir.display());
         }

@@ -2,7 +2,8 @@
 //! of prepared runs (`spec/redis.md`, *Upload*).
 
 use std::fmt;
-use std::time::Duration;
+use std::io;
+use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 use runlog::RedisConfig;
@@ -187,6 +188,7 @@ pub struct Target {
 /// A connection to Redis, checked for schema and epoch.
 pub struct Redis {
     conn: Connection,
+    io_timeout: Duration,
     keys: Keys,
     sha: String,
     /// The epoch read at connect or at the last batch.
@@ -255,6 +257,7 @@ impl Redis {
         conn.set_write_timeout(Some(t.io_timeout))?;
         let mut r = Redis {
             conn,
+            io_timeout: t.io_timeout,
             keys: keys.clone(),
             sha: String::new(),
             epoch: String::new(),
@@ -316,6 +319,7 @@ impl Redis {
             let stage = jk.stage(&run.id);
             pipe.p.cmd("DEL").arg(&stage).ignore();
             let mut i = 0;
+            let mut first = true;
             while i < run.chunks.len() {
                 let mut cmd = redis::cmd("RPUSH");
                 cmd.arg(&stage);
@@ -328,6 +332,12 @@ impl Redis {
                     i += 1;
                 }
                 pipe.p.add_command(cmd).ignore();
+                if first {
+                    // Expire the stage at once: a shipper killed while later chunks are on
+                    // their way must not leave it behind for good (RPUSH keeps the expiry).
+                    pipe.p.cmd("PEXPIRE").arg(&stage).arg(STAGE_TTL_MS).ignore();
+                    first = false;
+                }
                 pipe.bytes += bytes;
                 if pipe.bytes >= PIPELINE_BYTES && i < run.chunks.len() {
                     self.send(&mut pipe)?;
@@ -375,8 +385,27 @@ impl Redis {
         if p.is_empty() {
             return Ok(());
         }
-        let v: Vec<Value> = p.p.query(&mut self.conn)?;
-        let epoch = v.first().and_then(value_string).unwrap_or_default();
+        // The replies are read here, not by `Pipeline::query`: that would wait `io-timeout`
+        // for every reply of a hung server in turn. The whole pipeline gets one deadline, and
+        // the first error ends it (the caller drops the connection).
+        self.conn.set_write_timeout(Some(self.io_timeout))?;
+        self.conn.send_packed_command(&p.p.get_packed_pipeline())?;
+        let deadline = Instant::now() + self.io_timeout;
+        let mut epoch = String::new();
+        for i in 0..p.p.cmd_iter().count() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(UploadError::Redis(redis::RedisError::from(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply within io-timeout {:?}", self.io_timeout),
+                ))));
+            }
+            self.conn.set_read_timeout(Some(left))?;
+            let v = self.conn.recv_response()?.extract_error()?;
+            if i == 0 {
+                epoch = value_string(&v).unwrap_or_default();
+            }
+        }
         if epoch != self.epoch {
             let new = self.current_epoch()?;
             self.epoch = new.clone();

@@ -1374,8 +1374,9 @@ fn bad_config_fails_clearly() {
     let run = |name: &str, text: &str, once: bool| -> (std::process::ExitStatus, String) {
         let path = t.path().join(name);
         fs::write(&path, text).expect("write config");
+        // Measured before the spawn: a bad config fails at once, maybe before a read here.
+        let before = fs::read_to_string(&log).map_or(0, |l| l.len());
         let mut s = Shipper::spawn(&path, once, &log);
-        let before = s.log().len();
         let st = s
             .wait_timeout(SOON)
             .unwrap_or_else(|| panic!("{name}: the shipper did not stop:\n{}", s.log()));
