@@ -8,12 +8,15 @@
 //! one configuration and prints one `RESULT key=value...` line, and the parent prints the
 //! table and the ratios against the targets. See `benches/README.md`.
 
+mod common;
+use common::{base_dir, env_number, filesystem_of};
+
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -521,45 +524,6 @@ fn parse_result(line: &str) -> Option<Sample> {
         dropped: get("dropped")?.parse().ok()?,
     })
 }
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| {
-            eprintln!("hotpath: {name}={v:?} is not a number; using the default");
-            default
-        }),
-        _ => default,
-    }
-}
-
-/// The mount holding `path`: (device, mount point, filesystem type).
-fn filesystem_of(path: &Path) -> Option<(String, String, String)> {
-    let path = path.canonicalize().ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (dev, at, fs) = (f.next()?, f.next()?, f.next()?);
-            let at = at.replace("\\040", " ");
-            path.starts_with(&at)
-                .then(|| (dev.to_owned(), at, fs.to_owned()))
-        })
-        .max_by_key(|(_, at, _)| at.len())
-}
-
-/// Where the children write: `$RUNLOG_BENCH_DIR`, or the cargo profile dir holding this
-/// binary (on the disk the build lives on, never a tmpfs `/tmp` by accident).
-fn base_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("RUNLOG_BENCH_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(std::env::temp_dir)
-}
-
 struct Row {
     cfg: Config,
     threads: usize,

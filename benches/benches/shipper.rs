@@ -9,6 +9,9 @@
 //! written, and the latency runs are committed, by this binary re-executed as a child
 //! (`--write-journal ...`, `--latency ...`). See `benches/README.md`, section `shipper`.
 
+mod common;
+use common::{base_dir, env_number, filesystem_of, profile_dir};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -66,17 +69,6 @@ const TARGET_P99_MS: f64 = 50.0;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| {
-            eprintln!("shipper bench: {name}={v:?} is not a number; using the default");
-            default
-        }),
-        _ => default,
-    }
-}
-
 /// Median, min and max.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
@@ -130,36 +122,6 @@ fn parse_result(stdout: &str) -> Option<BTreeMap<String, String>> {
             })
             .collect(),
     )
-}
-
-/// The mount holding `path`: (device, mount point, filesystem type).
-fn filesystem_of(path: &Path) -> Option<(String, String, String)> {
-    let path = path.canonicalize().ok()?;
-    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (dev, at, fs) = (f.next()?, f.next()?, f.next()?);
-            let at = at.replace("\\040", " ");
-            path.starts_with(&at)
-                .then(|| (dev.to_owned(), at, fs.to_owned()))
-        })
-        .max_by_key(|(_, at, _)| at.len())
-}
-
-/// Where the bench writes: `$RUNLOG_BENCH_DIR`, or the cargo profile dir holding this binary.
-fn base_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("RUNLOG_BENCH_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    profile_dir().unwrap_or_else(std::env::temp_dir)
-}
-
-/// `target/release` (the directory holding `deps/` with this binary).
-fn profile_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.to_path_buf())
 }
 
 /// A command with runlog's own variables removed (they would override the bench's settings),

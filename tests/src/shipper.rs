@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long a `--once` ship may take before the test gives up on it.
 pub const SHIP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -42,54 +42,10 @@ pub fn clean_env(cmd: &mut Command) {
     cmd.env("RUST_LOG", "info");
 }
 
-fn newest_mtime(dir: &Path, newest: &mut SystemTime) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for ent in rd.flatten() {
-        let p = ent.path();
-        if p.is_dir() {
-            newest_mtime(&p, newest);
-        } else if let Ok(m) = ent.metadata().and_then(|m| m.modified()) {
-            *newest = (*newest).max(m);
-        }
-    }
-}
-
-/// The `runlog-shipper` binary of this target directory and profile. It must be built first
-/// (`cargo build --workspace`, as `scripts/test.sh` does), and not be older than its sources.
+/// The `runlog-shipper` binary of this target directory and profile, checked to be built and
+/// fresh ([`crate::workspace_binary`]).
 pub fn shipper_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_runlog-shipper") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let beside = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("runlog-shipper"))
-        .filter(|p| p.exists());
-    let path = beside.unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/runlog-shipper")
-    });
-    assert!(
-        path.exists(),
-        "the runlog-shipper binary is not built ({}): run `cargo build --workspace` before the \
-         tests (scripts/test.sh does both)",
-        path.display()
-    );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for d in ["runlog/src", "runlog-shipper/src"] {
-        newest_mtime(&root.join(d), &mut newest);
-    }
-    assert!(
-        newest <= built,
-        "the runlog-shipper binary {} is older than its sources: run `cargo build --workspace` \
-         first",
-        path.display()
-    );
-    path
+    crate::workspace_binary("runlog-shipper", &["runlog/src", "runlog-shipper/src"])
 }
 
 /// A shipper config file.

@@ -8,61 +8,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use runlog::RunLogger;
 use tempfile::TempDir;
 
 const JOB: &str = "nightly-report";
 
-/// The `runlog` binary next to this test's `deps/` directory (same target dir and profile).
+/// The `runlog` binary next to this test's `deps/` directory (same target dir and profile),
+/// checked to be built and fresh.
 fn bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_runlog") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let beside = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("runlog"))
-        .filter(|p| p.exists());
-    let path = beside
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/runlog"));
-    assert!(
-        path.exists(),
-        "the runlog binary is not built ({}): run `cargo build --workspace` before the tests \
-         (scripts/test.sh does both)",
-        path.display()
-    );
-    check_fresh(&path);
-    path
-}
-
-fn newest_mtime(dir: &Path, newest: &mut SystemTime) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for ent in rd.flatten() {
-        let p = ent.path();
-        if p.is_dir() {
-            newest_mtime(&p, newest);
-        } else if let Ok(m) = ent.metadata().and_then(|m| m.modified()) {
-            *newest = (*newest).max(m);
-        }
-    }
-}
-
-/// A binary older than the sources it is built from would test old code.
-fn check_fresh(binary: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = fs::metadata(binary).and_then(|m| m.modified()).unwrap();
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for d in ["runlog/src", "runlog-cli/src"] {
-        newest_mtime(&root.join(d), &mut newest);
-    }
-    assert!(
-        newest <= built,
-        "the runlog binary {} is older than its sources: run `cargo build --workspace` first",
-        binary.display()
-    );
+    runlog_e2e::workspace_binary("runlog", &["runlog/src", "runlog-cli/src"])
 }
 
 /// A logger writing to `dir`. The first one is installed as the process's `log` logger;
