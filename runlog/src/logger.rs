@@ -29,10 +29,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn raise_max_level(&self, level: LevelFilter) {
-        raise_global_max(level);
-    }
-
     /// After a run of `job` ended: recover crashed runs and apply retention. While shipping
     /// is on (Redis is configured, or a shipper made `<journal>/shipper/`), runs that are not
     /// shipped yet are kept beyond the limits.
@@ -58,11 +54,13 @@ impl Shared {
 /// The most verbose level anything in the process wants; `log::max_level` follows it.
 static GLOBAL_MAX: AtomicUsize = AtomicUsize::new(0);
 
-fn level_from_usize(u: usize) -> LevelFilter {
+/// The level whose `as usize` is `u` (`Trace` above the largest).
+pub(crate) fn level_from_usize(u: usize) -> LevelFilter {
     LevelFilter::iter().nth(u).unwrap_or(LevelFilter::Trace)
 }
 
-fn raise_global_max(level: LevelFilter) {
+/// Raise the process-wide maximum level to at least `level`.
+pub(crate) fn raise_global_max(level: LevelFilter) {
     let prev = GLOBAL_MAX.fetch_max(level as usize, Ordering::Relaxed);
     if (level as usize) > prev && INSTALLED.get().is_some() {
         log::set_max_level(level.max(log::max_level()));
@@ -187,11 +185,7 @@ impl Builder {
         Ok(RunLogger {
             shared,
             forward: std::sync::Mutex::new(self.forward),
-            forward_level: if self.forward_level == LevelFilter::Off {
-                LevelFilter::Off
-            } else {
-                self.forward_level
-            },
+            forward_level: self.forward_level,
         })
     }
 }
@@ -280,7 +274,6 @@ impl RunLogger {
         } else {
             LevelFilter::Off
         };
-        GLOBAL_MAX.fetch_max(base as usize, Ordering::Relaxed);
         // Runs started before this (and their set_level calls) count too.
         let max = self
             .shared

@@ -42,21 +42,6 @@ fn cut_str(s: &str, max: usize) -> &str {
     &s[..n]
 }
 
-fn level_to_usize(l: LevelFilter) -> usize {
-    l as usize
-}
-
-fn usize_to_level(u: usize) -> LevelFilter {
-    match u {
-        0 => LevelFilter::Off,
-        1 => LevelFilter::Error,
-        2 => LevelFilter::Warn,
-        3 => LevelFilter::Info,
-        4 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
-    }
-}
-
 pub(crate) struct RunState {
     writer: Option<RunWriter>,
     ended: bool,
@@ -88,7 +73,7 @@ impl RunCore {
         RunCore {
             id,
             job,
-            level: AtomicUsize::new(level_to_usize(level)),
+            level: AtomicUsize::new(level as usize),
             failed: AtomicBool::new(false),
             state: Mutex::new(RunState {
                 writer,
@@ -111,7 +96,7 @@ impl RunCore {
     pub(crate) fn enabled(&self, meta: &Metadata<'_>) -> bool {
         let lvl = match self.shared.directives.target_level(meta.target()) {
             Some(l) => l,
-            None => usize_to_level(self.level.load(Ordering::Relaxed)),
+            None => crate::logger::level_from_usize(self.level.load(Ordering::Relaxed)),
         };
         meta.level() <= lvl
     }
@@ -204,8 +189,8 @@ impl RunCore {
     }
 
     fn set_level(&self, level: LevelFilter) {
-        self.level.store(level_to_usize(level), Ordering::Relaxed);
-        self.shared.raise_max_level(level);
+        self.level.store(level as usize, Ordering::Relaxed);
+        crate::logger::raise_global_max(level);
     }
 
     fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -487,7 +472,7 @@ impl Run {
 
     /// The run's level.
     pub fn level(&self) -> LevelFilter {
-        usize_to_level(self.core.level.load(Ordering::Relaxed))
+        crate::logger::level_from_usize(self.core.level.load(Ordering::Relaxed))
     }
 
     /// Attach a label to the run (find runs later by it). A later value for a key replaces
