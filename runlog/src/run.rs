@@ -282,7 +282,8 @@ fn pop(core: &Arc<RunCore>) {
     });
 }
 
-/// The current run of this thread, if any, and whether a record at `meta` goes to it.
+/// Call `f` with the current run of this thread; `None` when there is none (or during thread
+/// teardown).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<RunCore>) -> R) -> Option<R> {
     STACK
@@ -336,10 +337,9 @@ pub(crate) fn record_panic(info: &std::panic::PanicHookInfo<'_>) {
     let thread = std::thread::current();
     let tname = thread.name().unwrap_or("<unnamed>");
     let bt = std::backtrace::Backtrace::force_capture();
-    let (file, line) = info
+    let (file, line, col) = info
         .location()
-        .map_or(("<unknown>", 0), |l| (l.file(), l.line()));
-    let col = info.location().map_or(0, |l| l.column());
+        .map_or(("<unknown>", 0, 0), |l| (l.file(), l.line(), l.column()));
     let kvs = [("thread", tname)];
     let write = |kvs: &[(&str, &str)], args: std::fmt::Arguments<'_>| {
         core.write_unguarded(
