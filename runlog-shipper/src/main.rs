@@ -173,11 +173,13 @@ fn run(args: &Args) -> Result<(), String> {
     // While Redis is away the journal must still not fill the disk: check the budget at most
     // once per rescan interval.
     let mut next_budget = Instant::now();
+    // Returns the time until the next check is due.
     let mut budget_while_away = |journal: &mut Journal| {
         if Instant::now() >= next_budget {
-            next_budget = Instant::now() + rescan;
             journal.enforce_budget(budget, None);
+            next_budget = Instant::now() + rescan;
         }
+        next_budget.saturating_duration_since(Instant::now())
     };
     while !stopping() {
         if redis.is_none() {
@@ -199,8 +201,14 @@ fn run(args: &Args) -> Result<(), String> {
                         "Redis at {where_} cannot be reached: {e}; retry {} in {wait:?} (runs wait safely in the journal)",
                         backoff.failures()
                     );
-                    budget_while_away(&mut journal);
-                    wait_for(&rx, wait, &mut pending, &stopping, true);
+                    wait_away(
+                        wait,
+                        &mut budget_while_away,
+                        &mut journal,
+                        &rx,
+                        &mut pending,
+                        &stopping,
+                    );
                     continue;
                 }
             }
@@ -267,8 +275,14 @@ fn run(args: &Args) -> Result<(), String> {
                     backoff.failures()
                 );
                 redis = None;
-                budget_while_away(&mut journal);
-                wait_for(&rx, wait, &mut pending, &stopping, true);
+                wait_away(
+                    wait,
+                    &mut budget_while_away,
+                    &mut journal,
+                    &rx,
+                    &mut pending,
+                    &stopping,
+                );
                 continue;
             }
         }
@@ -277,6 +291,27 @@ fn run(args: &Args) -> Result<(), String> {
     }
     log::info!("stopping: state is saved, exiting");
     Ok(())
+}
+
+/// The backoff wait while Redis is away: the disk budget is still checked every rescan
+/// interval (jobs keep committing runs meanwhile), not only once per retry.
+fn wait_away(
+    wait: Duration,
+    budget: &mut dyn FnMut(&mut Journal) -> Duration,
+    journal: &mut Journal,
+    rx: &mpsc::Receiver<Wake>,
+    pending: &mut Vec<PathBuf>,
+    stopping: &dyn Fn() -> bool,
+) {
+    let until = Instant::now() + wait;
+    loop {
+        let slice = budget(journal);
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stopping() {
+            return;
+        }
+        wait_for(rx, left.min(slice), pending, stopping, true);
+    }
 }
 
 /// Wait up to `timeout` for a wake-up, collecting the job directories events name. Unless

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use runlog::journal::layout::{decode_job, JOBS_DIR, SHIPPER_DIR};
+use runlog::journal::layout::{decode_job, JOBS_DIR, SEGMENT_EXT, SHIPPER_DIR, TMP_PREFIX};
 use runlog::journal::reader::{being_deleted, list_run_segments, quick_status, RunStatus};
 use runlog::journal::retention::{remove_run, sweep_job};
 use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, Shipped};
@@ -347,6 +347,17 @@ impl Journal {
         // (not uploaded yet?, the run)
         let mut ended: Vec<(bool, Candidate)> = Vec::new();
         for dir in &dirs {
+            // Segment files being created, or left by a writer that died (jobs remove those
+            // once stale): not part of any run, but on the disk all the same.
+            if let Ok(rd) = fs::read_dir(dir) {
+                for ent in rd.flatten() {
+                    let name = ent.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(TMP_PREFIX) && name.ends_with(SEGMENT_EXT) {
+                        total += ent.metadata().map_or(0, |m| m.len());
+                    }
+                }
+            }
             let Ok(runs) = list_run_segments(dir) else {
                 continue;
             };
