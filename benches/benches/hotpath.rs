@@ -9,7 +9,7 @@
 //! table and the ratios against the targets. See `benches/README.md`.
 
 mod common;
-use common::{base_dir, env_number, filesystem_of};
+use common::{base_dir, env_number, filesystem_of, log_loop, USER};
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -27,8 +27,6 @@ use log::{LevelFilter, Log, Metadata, Record};
 const DEFAULT_RECORDS: u64 = 1_000_000;
 /// Repeats of every configuration unless `RUNLOG_BENCH_REPEAT` says otherwise.
 const DEFAULT_REPEAT: usize = 5;
-/// The user name in the message.
-const USER: &str = "bar";
 
 /// What one child measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,16 +197,6 @@ impl Log for Forward {
 
 // ---------------------------------------------------------------------------------------------
 // The measured loops.
-
-/// Log records `from..to` of `n`.
-#[inline(never)]
-fn log_loop(from: u64, to: u64, n: u64) {
-    let user = black_box(USER);
-    let n = black_box(n);
-    for i in from..to {
-        log::info!("processed item {} of {} for user {}", i, n, user);
-    }
-}
 
 /// Format records `from..to` of `n` into a reused `String`.
 #[inline(never)]

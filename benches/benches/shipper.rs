@@ -10,7 +10,7 @@
 //! (`--write-journal ...`, `--latency ...`). See `benches/README.md`, section `shipper`.
 
 mod common;
-use common::{base_dir, env_number, filesystem_of, profile_dir};
+use common::{base_dir, env_number, filesystem_of, log_loop, profile_dir, USER};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,8 +57,6 @@ const LATENCY_JOB: &str = "bench-latency";
 const PREFIX: &str = "runlog";
 /// Key prefix of the latency runs (another store on the same server).
 const LATENCY_PREFIX: &str = "runlog-lat";
-/// The user name in the message.
-const USER: &str = "bar";
 /// Kept runs per job in every config: local retention and Redis trimming must keep them all.
 const MAX_LOGS: usize = 100_000;
 
@@ -188,16 +186,6 @@ fn tail_of(path: &Path, lines: usize) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Children.
-
-/// Log records `from..to` of `n`.
-#[inline(never)]
-fn log_loop(from: u64, to: u64, n: u64) {
-    let user = black_box(USER);
-    let n = black_box(n);
-    for i in from..to {
-        log::info!("processed item {} of {} for user {}", i, n, user);
-    }
-}
 
 fn install_runlog(journal: &Path) -> runlog::RunLogger {
     let rl = runlog::RunLogger::builder()

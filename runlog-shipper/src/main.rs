@@ -113,7 +113,7 @@ fn run(args: &Args) -> Result<(), String> {
                     p.bytes
                 ),
                 Err(UploadError::EpochChanged { epoch }) => {
-                    log::warn!("Redis at {where_} lost its data (new epoch {epoch}): uploading every run in the journal again");
+                    lost_data(&where_, &epoch);
                     again = true;
                 }
                 Err(e) => {
@@ -166,29 +166,23 @@ fn run(args: &Args) -> Result<(), String> {
 
     let stopping = || stop.load(Ordering::Relaxed);
     let mut redis: Option<Redis> = None;
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut next_rescan = Instant::now();
     let mut pending: Vec<PathBuf> = Vec::new();
     let mut full = true;
-    // While Redis is away the journal must still not fill the disk: check the budget at most
-    // once per rescan interval.
-    let mut next_budget = Instant::now();
-    // Returns the time until the next check is due.
-    let mut budget_while_away = |journal: &mut Journal| {
-        if Instant::now() >= next_budget {
-            journal.enforce_budget(budget, None);
-            next_budget = Instant::now() + rescan;
-        }
-        next_budget.saturating_duration_since(Instant::now())
+    let mut away = Away {
+        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
+        budget,
+        rescan,
+        next_budget: Instant::now(),
     };
     while !stopping() {
         if redis.is_none() {
             match Redis::connect(&target, &keys) {
                 Ok(r) => {
-                    if backoff.failures() > 0 {
+                    if away.backoff.failures() > 0 {
                         log::info!("connected to Redis at {where_} again");
                     }
-                    backoff.reset();
+                    away.backoff.reset();
                     redis = Some(r);
                     full = true;
                 }
@@ -196,14 +190,8 @@ fn run(args: &Args) -> Result<(), String> {
                     return Err(format!("Redis at {where_}: {e}"));
                 }
                 Err(e) => {
-                    let wait = backoff.fail();
-                    log::warn!(
-                        "Redis at {where_} cannot be reached: {e}; retry {} in {wait:?} (runs wait safely in the journal)",
-                        backoff.failures()
-                    );
-                    wait_away(
-                        wait,
-                        &mut budget_while_away,
+                    away.wait(
+                        &format!("Redis at {where_} cannot be reached: {e}"),
                         &mut journal,
                         &rx,
                         &mut pending,
@@ -246,7 +234,7 @@ fn run(args: &Args) -> Result<(), String> {
                     // The rescan also notices a Redis that restarted empty while idle.
                     match r.current_epoch() {
                         Ok(e) if e != r.epoch => {
-                            log::warn!("Redis at {where_} lost its data (new epoch {e}): uploading every run in the journal again");
+                            lost_data(&where_, &e);
                             r.epoch = e;
                             full = true;
                             continue;
@@ -263,21 +251,15 @@ fn run(args: &Args) -> Result<(), String> {
                 }
             }
             Err(UploadError::EpochChanged { epoch }) => {
-                log::warn!("Redis at {where_} lost its data (new epoch {epoch}): uploading every run in the journal again");
+                lost_data(&where_, &epoch);
                 full = true;
                 continue;
             }
             Err(e @ UploadError::Schema { .. }) => return Err(format!("Redis at {where_}: {e}")),
             Err(e) => {
-                let wait = backoff.fail();
-                log::warn!(
-                    "uploading to Redis at {where_} failed: {e}; retry {} in {wait:?} (runs wait safely in the journal)",
-                    backoff.failures()
-                );
                 redis = None;
-                wait_away(
-                    wait,
-                    &mut budget_while_away,
+                away.wait(
+                    &format!("uploading to Redis at {where_} failed: {e}"),
                     &mut journal,
                     &rx,
                     &mut pending,
@@ -293,25 +275,51 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The backoff wait while Redis is away: the disk budget is still checked every rescan
-/// interval (jobs keep committing runs meanwhile), not only once per retry.
-fn wait_away(
-    wait: Duration,
-    budget: &mut dyn FnMut(&mut Journal) -> Duration,
-    journal: &mut Journal,
-    rx: &mpsc::Receiver<Wake>,
-    pending: &mut Vec<PathBuf>,
-    stopping: &dyn Fn() -> bool,
-) {
-    let until = Instant::now() + wait;
-    loop {
-        let slice = budget(journal);
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stopping() {
-            return;
+/// Waiting out a Redis failure: the retry backoff, and the disk budget kept meanwhile.
+struct Away {
+    backoff: Backoff,
+    budget: u64,
+    rescan: Duration,
+    next_budget: Instant,
+}
+
+impl Away {
+    /// Log `failure` with the next retry and wait for it. The disk budget is still checked
+    /// every rescan interval (jobs keep committing runs meanwhile), not only once per retry.
+    fn wait(
+        &mut self,
+        failure: &str,
+        journal: &mut Journal,
+        rx: &mpsc::Receiver<Wake>,
+        pending: &mut Vec<PathBuf>,
+        stopping: &dyn Fn() -> bool,
+    ) {
+        let wait = self.backoff.fail();
+        log::warn!(
+            "{failure}; retry {} in {wait:?} (runs wait safely in the journal)",
+            self.backoff.failures()
+        );
+        let until = Instant::now() + wait;
+        loop {
+            if Instant::now() >= self.next_budget {
+                journal.enforce_budget(self.budget, None);
+                self.next_budget = Instant::now() + self.rescan;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stopping() {
+                return;
+            }
+            let slice = self.next_budget.saturating_duration_since(Instant::now());
+            wait_for(rx, left.min(slice), pending, stopping, true);
         }
-        wait_for(rx, left.min(slice), pending, stopping, true);
     }
+}
+
+/// The log line for a Redis that lost its data.
+fn lost_data(where_: &str, epoch: &str) {
+    log::warn!(
+        "Redis at {where_} lost its data (new epoch {epoch}): uploading every run in the journal again"
+    );
 }
 
 /// Wait up to `timeout` for a wake-up, collecting the job directories events name. Unless

@@ -1,6 +1,10 @@
 //! Helpers shared by the benchmarks (each bench binary includes this module).
 
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
+
+/// The user every benchmark record names.
+pub(crate) const USER: &str = "bar";
 
 /// `$name` parsed, or `default` when unset or empty (a value that does not parse is reported
 /// and replaced by the default).
@@ -43,4 +47,15 @@ pub(crate) fn base_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     profile_dir().unwrap_or_else(std::env::temp_dir)
+}
+
+/// Log records `from..to` of `n`: `info!("processed item {} of {} for user {}", ..)`, the
+/// record every benchmark measures.
+#[inline(never)]
+pub(crate) fn log_loop(from: u64, to: u64, n: u64) {
+    let user = black_box(USER);
+    let n = black_box(n);
+    for i in from..to {
+        log::info!("processed item {} of {} for user {}", i, n, user);
+    }
 }
