@@ -2204,3 +2204,33 @@ fn a_hung_redis_does_not_block_the_shipper_longer_than_its_io_timeout() {
         "--once waited {waited:?} for a hung Redis with io-timeout = 1s"
     );
 }
+
+/// Under systemd (`JOURNAL_STREAM` set) every line starts with its syslog priority
+/// (sd-daemon(3)), so `journalctl -p err` finds the errors; elsewhere lines carry a timestamp
+/// and the level.
+#[test]
+fn stderr_lines_carry_syslog_priorities_under_journald() {
+    let t = tmp();
+    let missing = t.path().join("no-such.toml");
+    let run = |journald: bool| {
+        let mut cmd = Command::new(runlog_e2e::shipper::shipper_bin());
+        runlog_e2e::shipper::clean_env(&mut cmd);
+        cmd.arg("--once").arg("--config").arg(&missing);
+        if journald {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        }
+        let out = cmd.output().expect("run runlog-shipper");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let j = run(true);
+    assert!(
+        j.starts_with("<3>") && j.contains("no-such.toml"),
+        "under journald an error line starts with <3>:\n{j}"
+    );
+    let plain = run(false);
+    assert!(
+        !plain.starts_with('<') && plain.contains(" ERROR: ") && plain.contains("no-such.toml"),
+        "{plain}"
+    );
+}
