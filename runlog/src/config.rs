@@ -169,7 +169,8 @@ impl fmt::Display for FsyncPolicy {
 }
 
 /// The `[runlog-redis]` table: where `runlog-shipper` and the CLI find Redis. Parsed and
-/// checked here, used by those programs. Either `url` or the separate connection fields.
+/// checked here, used by those programs. Either `url`, or the separate connection fields, or
+/// `cluster` (the seed nodes of a Redis Cluster).
 ///
 /// Its presence also turns on shipping for retention: runs are kept until shipped (see
 /// [`Config::max_logs`]).
@@ -186,6 +187,14 @@ pub struct RedisConfig {
     pub port: Option<u16>,
     /// Database number.
     pub db: Option<u32>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` or `rediss://host:port` each; any
+    /// reachable one tells the client the rest). Empty: not a cluster.
+    pub cluster: Vec<String>,
+    /// Sentinels that know where the master named [`RedisConfig::sentinel_master`] is
+    /// (`redis://host:26379` each). Empty: no Sentinel.
+    pub sentinels: Vec<String>,
+    /// The master's name in the Sentinels' configuration (with `sentinels`).
+    pub sentinel_master: Option<String>,
     /// ACL user name.
     pub username: Option<String>,
     /// Password.
@@ -196,8 +205,15 @@ pub struct RedisConfig {
     /// A file of PEM CA certificates to trust for TLS (`rediss://`, `valkeys://`), instead of
     /// the system's. Resolved: relative to the config file's directory (from a file) or the
     /// current directory (from `RUNLOG_REDIS_TLS_CA_FILE`), `~` expanded. Not checked to exist
-    /// here; ignored for connections without TLS.
+    /// here; only for TLS connections (a URL without TLS refuses to connect with it set).
     pub tls_ca_file: Option<PathBuf>,
+    /// A file with the PEM client certificate (chain) that runlog presents to a server that
+    /// asks for one (mutual TLS, `tls-auth-clients yes`). Set together with
+    /// [`RedisConfig::tls_key_file`] or not at all; resolved like `tls_ca_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// A file with the PEM private key of [`RedisConfig::tls_cert_file`]. Only its path is
+    /// held here (and printed by `Debug`), never the key.
+    pub tls_key_file: Option<PathBuf>,
     /// How long to wait for a connection (and its handshake), if set; the method
     /// [`RedisConfig::connect_timeout()`] applies the default.
     pub connect_timeout: Option<Duration>,
@@ -240,6 +256,12 @@ pub struct ShipperConfig {
     /// How often the shipper rescans the journal even without a file-system event (default
     /// 5 s, at least 10 ms).
     pub rescan_interval: Duration,
+    /// How many bytes of chunk data the shipper sends to Redis in one round trip (default
+    /// 8 MiB, 1 KiB to 512 MiB).
+    pub pipeline_size: u64,
+    /// Replicas that must acknowledge an upload (Redis `WAIT`) before its runs count as
+    /// shipped (default 0: the master's reply is enough; at most 64).
+    pub min_replicas_acked: u32,
 }
 
 impl ShipperConfig {
@@ -251,6 +273,14 @@ impl ShipperConfig {
     pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(5);
     /// Shortest [`ShipperConfig::rescan_interval`]: 10 ms.
     pub const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(10);
+    /// Default [`ShipperConfig::pipeline_size`]: 8 MiB.
+    pub const DEFAULT_PIPELINE_SIZE: u64 = 8 << 20;
+    /// Smallest [`ShipperConfig::pipeline_size`]: 1 KiB.
+    pub const MIN_PIPELINE_SIZE: u64 = 1 << 10;
+    /// Largest [`ShipperConfig::pipeline_size`]: 512 MiB (Redis's largest bulk string).
+    pub const MAX_PIPELINE_SIZE: u64 = 512 << 20;
+    /// Largest [`ShipperConfig::min_replicas_acked`].
+    pub const MAX_MIN_REPLICAS_ACKED: u32 = 64;
 }
 
 impl Default for ShipperConfig {
@@ -258,6 +288,8 @@ impl Default for ShipperConfig {
         ShipperConfig {
             disk_budget: Self::DEFAULT_DISK_BUDGET,
             rescan_interval: Self::DEFAULT_RESCAN_INTERVAL,
+            pipeline_size: Self::DEFAULT_PIPELINE_SIZE,
+            min_replicas_acked: 0,
         }
     }
 }
@@ -269,10 +301,29 @@ impl fmt::Debug for RedisConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "sentinels",
+                &self
+                    .sentinels
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("sentinel_master", &self.sentinel_master)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("prefix", &self.prefix)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .field("connect_timeout", &self.connect_timeout)
             .field("io_timeout", &self.io_timeout)
             .finish()
@@ -286,14 +337,11 @@ fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     let rest_at = scheme_end + 3;
-    let (before_query, query) = match url.find('?') {
-        Some(q) if q >= rest_at => (&url[..q], Some(&url[q + 1..])),
-        _ => (url, None),
-    };
-    let rest = &before_query[rest_at..];
-    let auth_end = rest.find(['/', '#']).unwrap_or(rest.len());
-    let mut out = before_query[..rest_at].to_owned();
-    match rest[..auth_end].rfind('@') {
+    let rest = &url[rest_at..];
+    let mut out = url[..rest_at].to_owned();
+    // The user info ends at the last `@`, not at the first `/`, `?` or `#`: a password may hold
+    // those unescaped (the URL is then invalid, but the password must not be shown).
+    match rest.rfind('@') {
         Some(at) => {
             let userinfo = &rest[..at];
             match userinfo.find(':') {
@@ -307,17 +355,18 @@ fn redact_url(url: &str) -> String {
         }
         None => out.push_str(rest),
     }
-    if let Some(query) = query {
-        out.push('?');
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
-                _ => p.to_owned(),
-            })
-            .collect();
-        out.push_str(&params.join("&"));
-    }
+    let Some(q) = out[rest_at..].find('?').map(|q| rest_at + q) else {
+        return out;
+    };
+    let params: Vec<String> = out[q + 1..]
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    out.truncate(q + 1);
+    out.push_str(&params.join("&"));
     out
 }
 
@@ -388,7 +437,8 @@ pub struct Config {
     /// Per-job retention, by job name.
     pub jobs: BTreeMap<String, JobConfig>,
     /// The `[runlog-redis]` table, or `RUNLOG_REDIS_URL` / `RUNLOG_REDIS_PREFIX` /
-    /// `RUNLOG_REDIS_TLS_CA_FILE`. Set means shipping is on (see [`Config::max_logs`]).
+    /// `RUNLOG_REDIS_TLS_{CA,CERT,KEY}_FILE`. Set means shipping is on (see
+    /// [`Config::max_logs`]).
     pub redis: Option<RedisConfig>,
     /// The `[runlog-shipper]` table with `RUNLOG_SHIPPER_*` applied (defaults when absent).
     pub shipper: ShipperConfig,
@@ -487,18 +537,27 @@ impl fmt::Display for ConfigError {
                 reason,
             } => write!(
                 f,
-                "config file {}: invalid `{key}` = {value}: {reason}",
-                path.display()
+                "config file {}: invalid `{key}` = {}: {}",
+                path.display(),
+                clip(value),
+                clip_to(reason, MAX_REASON)
             ),
             ConfigError::InvalidEnv { var, value, reason } => write!(
                 f,
-                "environment variable {var}={value:?} is invalid: {reason}; fix or unset it"
+                "environment variable {var}={} is invalid: {}; fix or unset it",
+                clip(&format!("{value:?}")),
+                clip_to(reason, MAX_REASON)
             ),
             ConfigError::InvalidCode {
                 setting,
                 value,
                 reason,
-            } => write!(f, "invalid {setting} {value} set in code: {reason}"),
+            } => write!(
+                f,
+                "invalid {setting} {} set in code: {}",
+                clip(value),
+                clip_to(reason, MAX_REASON)
+            ),
         }
     }
 }
@@ -529,10 +588,15 @@ struct RawRedis {
     host: Option<String>,
     port: Option<u16>,
     db: Option<u32>,
+    cluster: Option<Vec<String>>,
+    sentinels: Option<Vec<String>>,
+    sentinel_master: Option<String>,
     username: Option<String>,
     password: Option<String>,
     prefix: Option<String>,
     tls_ca_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     connect_timeout: Option<toml::Value>,
     io_timeout: Option<toml::Value>,
 }
@@ -543,6 +607,8 @@ struct RawRedis {
 struct RawShipper {
     disk_budget: Option<toml::Value>,
     rescan_interval: Option<toml::Value>,
+    pipeline_size: Option<toml::Value>,
+    min_replicas_acked: Option<toml::Value>,
 }
 
 /// The `[runlog]` table as written; strings are checked in [`Layer::from_file`] so that
@@ -628,15 +694,89 @@ fn parse_level(s: &str) -> Result<LevelFilter, String> {
     LevelFilter::from_str(s.trim()).map_err(|_| format!("expected {LEVEL_FORMS}"))
 }
 
+/// A list of node URLs as written, passwords hidden, for messages.
+fn shown_urls(nodes: &[String]) -> String {
+    format!(
+        "{:?}",
+        nodes.iter().map(|u| redact_url(u)).collect::<Vec<_>>()
+    )
+}
+
+/// Check the seed nodes of `cluster`: one or more `redis://` or `rediss://` URLs of database 0.
+fn check_cluster_nodes(nodes: &[String]) -> Result<(), String> {
+    check_node_urls(nodes, "a Redis Cluster", "7000")
+}
+
+/// Check `sentinels`: one or more `redis://` or `rediss://` URLs of Sentinels.
+fn check_sentinels(nodes: &[String]) -> Result<(), String> {
+    check_node_urls(nodes, "a Sentinel", "26379")
+}
+
+/// One or more TCP URLs of nodes of `what` (database 0), `port` for the example.
+fn check_node_urls(nodes: &[String], what: &str, port: &str) -> Result<(), String> {
+    if nodes.is_empty() {
+        return Err(format!(
+            "expected one or more node URLs, e.g. [\"redis://10.0.0.1:{port}\", \
+             \"redis://10.0.0.2:{port}\"]"
+        ));
+    }
+    let tls_of = |n: &str| {
+        let scheme = n
+            .split_once("://")
+            .map_or("", |(s, _)| s)
+            .to_ascii_lowercase();
+        matches!(scheme.as_str(), "rediss" | "valkeys")
+    };
+    if nodes.iter().any(|n| tls_of(n) != tls_of(&nodes[0])) {
+        return Err(
+            "the nodes mix TLS (rediss://) and plain (redis://) URLs; use one for all".to_owned(),
+        );
+    }
+    for n in nodes {
+        let (scheme, rest) = n.split_once("://").unwrap_or(("", ""));
+        let scheme = scheme.to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "redis" | "rediss" | "valkey" | "valkeys") {
+            return Err(format!(
+                "node {:?}: expected a URL like `redis://host:{port}` (schemes: redis, rediss, \
+                 valkey, valkeys; {what} is reached over TCP)",
+                redact_url(n)
+            ));
+        }
+        let path = rest.split(['?', '#']).next().unwrap_or("");
+        let db = path.split_once('/').map_or("", |(_, d)| d);
+        if !db.is_empty() && db != "0" {
+            return Err(format!(
+                "node {:?}: {what} has only database 0",
+                redact_url(n)
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_redis_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme {
-        Some(s) if REDIS_SCHEMES.contains(&s.as_str()) => Ok(()),
-        _ => Err(format!(
-            "expected a URL like `redis://host:6379/0` (schemes: {})",
-            REDIS_SCHEMES.join(", ")
-        )),
+        Some(s) if REDIS_SCHEMES.contains(&s.as_str()) => {}
+        _ => {
+            return Err(format!(
+                "expected a URL like `redis://host:6379/0` (schemes: {})",
+                REDIS_SCHEMES.join(", ")
+            ))
+        }
     }
+    // The Redis client reads `#insecure` as "do not verify the server's certificate";
+    // runlog always verifies it, so no fragment is taken (a `#` in a password must be
+    // written `%23`).
+    if url.contains('#') {
+        return Err(
+            "a URL fragment (`#...`) is not accepted: runlog always verifies the server's TLS \
+             certificate (`#insecure` would turn that off); to trust a private CA set \
+             `tls-ca-file`, and write a `#` in a password as `%23`"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 impl Layer {
@@ -893,14 +1033,40 @@ fn check_disk_budget(n: u64) -> Result<u64, String> {
     }
 }
 
-/// `disk-budget` of a file: an integer or a string with a unit.
-fn disk_budget_value(v: &toml::Value) -> Result<u64, String> {
+fn parse_min_replicas_acked(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= ShipperConfig::MAX_MIN_REPLICAS_ACKED)
+        .ok_or_else(|| {
+            format!(
+                "expected a number of replicas from 0 to {}",
+                ShipperConfig::MAX_MIN_REPLICAS_ACKED
+            )
+        })
+}
+
+fn check_pipeline_size(n: u64) -> Result<u64, String> {
+    if (ShipperConfig::MIN_PIPELINE_SIZE..=ShipperConfig::MAX_PIPELINE_SIZE).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "expected 1 KiB ({}) to 512 MiB ({}) bytes: {SIZE_FORMS}; the default is 8MiB",
+            ShipperConfig::MIN_PIPELINE_SIZE,
+            ShipperConfig::MAX_PIPELINE_SIZE
+        ))
+    }
+}
+
+/// A size of a file (`disk-budget`, `pipeline-size`): an integer or a string with a unit,
+/// then `check`ed.
+fn size_value(v: &toml::Value, check: fn(u64) -> Result<u64, String>) -> Result<u64, String> {
     match v {
         toml::Value::Integer(i) => {
             let n = u64::try_from(*i).map_err(|_| format!("expected {SIZE_FORMS}"))?;
-            check_disk_budget(n)
+            check(n)
         }
-        toml::Value::String(s) => check_disk_budget(parse_size(s)?),
+        toml::Value::String(s) => check(parse_size(s)?),
         _ => Err(format!("expected {SIZE_FORMS}")),
     }
 }
@@ -934,6 +1100,65 @@ fn redis_from_file(r: RawRedis, path: &Path, env: Env<'_>) -> Result<RedisConfig
             ));
         }
     }
+    if let Some(nodes) = &r.cluster {
+        let shown = || shown_urls(nodes);
+        check_cluster_nodes(nodes).map_err(|reason| bad("cluster", shown(), reason))?;
+        let single = [
+            ("url", r.url.is_some()),
+            ("host", r.host.is_some()),
+            ("port", r.port.is_some()),
+            ("db", r.db.is_some()),
+        ];
+        if let Some((key, _)) = single.iter().find(|(_, set)| *set) {
+            return Err(bad(
+                "cluster",
+                shown(),
+                format!(
+                    "`cluster` and `{key}` are both set; give either the cluster's nodes or \
+                     one server"
+                ),
+            ));
+        }
+    }
+    if let Some(nodes) = &r.sentinels {
+        let shown = || shown_urls(nodes);
+        check_sentinels(nodes).map_err(|reason| bad("sentinels", shown(), reason))?;
+        let other = [
+            ("url", r.url.is_some()),
+            ("host", r.host.is_some()),
+            ("port", r.port.is_some()),
+            ("cluster", r.cluster.is_some()),
+        ];
+        if let Some((key, _)) = other.iter().find(|(_, set)| *set) {
+            return Err(bad(
+                "sentinels",
+                shown(),
+                format!(
+                    "`sentinels` and `{key}` are both set; the Sentinels tell where the master \
+                     is (give its name as `sentinel-master`)"
+                ),
+            ));
+        }
+        if r.sentinel_master
+            .as_deref()
+            .is_none_or(|m| m.trim().is_empty())
+        {
+            return Err(bad(
+                "sentinels",
+                shown(),
+                "`sentinel-master` is missing: the name the Sentinels know the master by \
+                 (`sentinel monitor <name> ...` in their config)"
+                    .to_owned(),
+            ));
+        }
+    } else if let Some(m) = &r.sentinel_master {
+        return Err(bad(
+            "sentinel-master",
+            format!("{m:?}"),
+            "`sentinels` is missing: the Sentinels' URLs, e.g. [\"redis://10.0.0.1:26379\"]"
+                .to_owned(),
+        ));
+    }
     if let Some(h) = &r.host {
         if h.trim().is_empty() {
             return Err(bad(
@@ -954,13 +1179,15 @@ fn redis_from_file(r: RawRedis, path: &Path, env: Env<'_>) -> Result<RedisConfig
         check_prefix(p).map_err(|reason| bad("prefix", format!("{p:?}"), reason))?;
     }
     let base = path.parent().unwrap_or(Path::new("/"));
-    let tls_ca_file = match &r.tls_ca_file {
-        Some(p) => Some(
-            resolve_path(p, base, env)
-                .map_err(|reason| bad("tls-ca-file", format!("{:?}", p.display()), reason))?,
-        ),
-        None => None,
+    let file = |key: &str, p: &Option<PathBuf>| match p {
+        Some(p) => resolve_path(p, base, env)
+            .map(Some)
+            .map_err(|reason| bad(key, format!("{:?}", p.display()), reason)),
+        None => Ok(None),
     };
+    let tls_ca_file = file("tls-ca-file", &r.tls_ca_file)?;
+    let tls_cert_file = file("tls-cert-file", &r.tls_cert_file)?;
+    let tls_key_file = file("tls-key-file", &r.tls_key_file)?;
     let timeout = |key: &str, v: &Option<toml::Value>| match v {
         Some(v) => duration_value(v, parse_timeout)
             .map(Some)
@@ -974,23 +1201,30 @@ fn redis_from_file(r: RawRedis, path: &Path, env: Env<'_>) -> Result<RedisConfig
         host: r.host,
         port: r.port,
         db: r.db,
+        cluster: r.cluster.unwrap_or_default(),
+        sentinels: r.sentinels.unwrap_or_default(),
+        sentinel_master: r.sentinel_master,
         username: r.username,
         password: r.password,
         prefix: r.prefix,
         tls_ca_file,
+        tls_cert_file,
+        tls_key_file,
         connect_timeout,
         io_timeout,
     })
 }
 
-/// The `[runlog-redis]` table with `RUNLOG_REDIS_URL`, `RUNLOG_REDIS_PREFIX` and
-/// `RUNLOG_REDIS_TLS_CA_FILE` applied (any of them makes a table if the file has none). A URL
-/// from the environment replaces every connection field of the file; the prefix, CA file and
-/// timeouts stay.
+/// The `[runlog-redis]` table with `RUNLOG_REDIS_URL` (or `RUNLOG_REDIS_CLUSTER`),
+/// `RUNLOG_REDIS_PREFIX` and `RUNLOG_REDIS_TLS_{CA,CERT,KEY}_FILE` applied (any of them makes a
+/// table if the file has none). A URL or cluster from the environment replaces every
+/// connection field of the file; the prefix, TLS files and timeouts stay. `file` is the config
+/// file the table came from, for errors.
 fn redis_with_env(
-    file: Option<RedisConfig>,
+    from_file: Option<RedisConfig>,
     env: Env<'_>,
     cwd: &Path,
+    file: Option<&Path>,
 ) -> Result<Option<RedisConfig>, ConfigError> {
     let url = env_value(env, "RUNLOG_REDIS_URL", |s| {
         check_redis_url(s).map(|()| s.to_owned())
@@ -1003,29 +1237,75 @@ fn redis_with_env(
         },
         e => e,
     })?;
+    let cluster = env_value(env, "RUNLOG_REDIS_CLUSTER", |s| {
+        let nodes: Vec<String> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        check_cluster_nodes(&nodes).map(|()| nodes)
+    })
+    .map_err(|e| match e {
+        ConfigError::InvalidEnv { var, value, reason } => ConfigError::InvalidEnv {
+            var,
+            value: value
+                .split(',')
+                .map(redact_url)
+                .collect::<Vec<_>>()
+                .join(","),
+            reason,
+        },
+        e => e,
+    })?;
+    if url.is_some() && cluster.is_some() {
+        return Err(ConfigError::InvalidEnv {
+            var: "RUNLOG_REDIS_CLUSTER",
+            value: cluster
+                .unwrap_or_default()
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: "RUNLOG_REDIS_URL is set too; set one of them".to_owned(),
+        });
+    }
     let prefix = env_value(env, "RUNLOG_REDIS_PREFIX", |s| {
         check_prefix(s).map(|()| s.to_owned())
     })?;
-    const CA_VAR: &str = "RUNLOG_REDIS_TLS_CA_FILE";
-    let tls_ca_file = match var(env, CA_VAR) {
-        Some(v) => Some(resolve_path(Path::new(&v), cwd, env).map_err(|reason| {
-            ConfigError::InvalidEnv {
-                var: CA_VAR,
+    let path_var = |name: &'static str| match var(env, name) {
+        Some(v) => resolve_path(Path::new(&v), cwd, env)
+            .map(Some)
+            .map_err(|reason| ConfigError::InvalidEnv {
+                var: name,
                 value: v.to_string_lossy().into_owned(),
                 reason,
-            }
-        })?),
-        None => None,
+            }),
+        None => Ok(None),
     };
-    if url.is_none() && prefix.is_none() && tls_ca_file.is_none() {
-        return Ok(file);
+    let tls_ca_file = path_var(CA_VAR)?;
+    let tls_cert_file = path_var(CERT_VAR)?;
+    let tls_key_file = path_var(KEY_VAR)?;
+    let from_env = (tls_cert_file.is_some(), tls_key_file.is_some());
+    if url.is_none()
+        && cluster.is_none()
+        && prefix.is_none()
+        && tls_ca_file.is_none()
+        && tls_cert_file.is_none()
+        && tls_key_file.is_none()
+    {
+        check_client_cert(from_file.as_ref(), file, from_env)?;
+        return Ok(from_file);
     }
-    let mut r = file.unwrap_or_default();
-    if let Some(url) = url {
+    let mut r = from_file.unwrap_or_default();
+    if url.is_some() || cluster.is_some() {
         r = RedisConfig {
-            url: Some(url),
+            url,
+            cluster: cluster.unwrap_or_default(),
             prefix: r.prefix,
             tls_ca_file: r.tls_ca_file,
+            tls_cert_file: r.tls_cert_file,
+            tls_key_file: r.tls_key_file,
             connect_timeout: r.connect_timeout,
             io_timeout: r.io_timeout,
             ..RedisConfig::default()
@@ -1037,7 +1317,68 @@ fn redis_with_env(
     if tls_ca_file.is_some() {
         r.tls_ca_file = tls_ca_file;
     }
+    if tls_cert_file.is_some() {
+        r.tls_cert_file = tls_cert_file;
+    }
+    if tls_key_file.is_some() {
+        r.tls_key_file = tls_key_file;
+    }
+    check_client_cert(Some(&r), file, from_env)?;
     Ok(Some(r))
+}
+
+const CA_VAR: &str = "RUNLOG_REDIS_TLS_CA_FILE";
+const CERT_VAR: &str = "RUNLOG_REDIS_TLS_CERT_FILE";
+const KEY_VAR: &str = "RUNLOG_REDIS_TLS_KEY_FILE";
+
+/// A client certificate without its key (or a key without its certificate) is an error naming
+/// the one that is set, where it was set (`from_env`: whether the environment set the
+/// certificate, the key), and the one that is missing.
+fn check_client_cert(
+    r: Option<&RedisConfig>,
+    file: Option<&Path>,
+    from_env: (bool, bool),
+) -> Result<(), ConfigError> {
+    let Some(r) = r else { return Ok(()) };
+    let (set, set_key, set_var, missing_key, missing_var, by_env) =
+        match (&r.tls_cert_file, &r.tls_key_file) {
+            (Some(c), None) => (
+                c,
+                "tls-cert-file",
+                CERT_VAR,
+                "tls-key-file",
+                KEY_VAR,
+                from_env.0,
+            ),
+            (None, Some(k)) => (
+                k,
+                "tls-key-file",
+                KEY_VAR,
+                "tls-cert-file",
+                CERT_VAR,
+                from_env.1,
+            ),
+            _ => return Ok(()),
+        };
+    let reason = format!(
+        "`{set_key}` is set without `{missing_key}`: a client certificate (mutual TLS) needs \
+         both the PEM certificate and its PEM private key; set `{missing_key}` ({missing_var}) \
+         too, or neither"
+    );
+    let value = format!("{:?}", set.display());
+    match (by_env, file) {
+        (false, Some(path)) => Err(ConfigError::InvalidKey {
+            path: path.to_owned(),
+            key: format!("runlog-redis.{set_key}"),
+            value,
+            reason,
+        }),
+        _ => Err(ConfigError::InvalidEnv {
+            var: set_var,
+            value: set.to_string_lossy().into_owned(),
+            reason,
+        }),
+    }
 }
 
 /// Check `[runlog-shipper]`; unset keys get the defaults.
@@ -1050,17 +1391,29 @@ fn shipper_from_file(r: RawShipper, path: &Path) -> Result<ShipperConfig, Config
     };
     let mut c = ShipperConfig::default();
     if let Some(v) = &r.disk_budget {
-        c.disk_budget = disk_budget_value(v).map_err(|reason| bad("disk-budget", v, reason))?;
+        c.disk_budget =
+            size_value(v, check_disk_budget).map_err(|reason| bad("disk-budget", v, reason))?;
     }
     if let Some(v) = &r.rescan_interval {
         c.rescan_interval = duration_value(v, parse_rescan_interval)
             .map_err(|reason| bad("rescan-interval", v, reason))?;
     }
+    if let Some(v) = &r.pipeline_size {
+        c.pipeline_size =
+            size_value(v, check_pipeline_size).map_err(|reason| bad("pipeline-size", v, reason))?;
+    }
+    if let Some(v) = &r.min_replicas_acked {
+        c.min_replicas_acked = match v {
+            toml::Value::Integer(i) => parse_min_replicas_acked(&i.to_string()),
+            _ => parse_min_replicas_acked(""),
+        }
+        .map_err(|reason| bad("min-replicas-acked", v, reason))?;
+    }
     Ok(c)
 }
 
-/// `[runlog-shipper]` with `RUNLOG_SHIPPER_DISK_BUDGET` and `RUNLOG_SHIPPER_RESCAN_INTERVAL`
-/// applied.
+/// `[runlog-shipper]` with `RUNLOG_SHIPPER_DISK_BUDGET`, `RUNLOG_SHIPPER_RESCAN_INTERVAL` and
+/// `RUNLOG_SHIPPER_PIPELINE_SIZE` applied.
 fn shipper_with_env(mut c: ShipperConfig, env: Env<'_>) -> Result<ShipperConfig, ConfigError> {
     if let Some(n) = env_value(env, "RUNLOG_SHIPPER_DISK_BUDGET", |s| {
         parse_size(s).and_then(check_disk_budget)
@@ -1070,13 +1423,59 @@ fn shipper_with_env(mut c: ShipperConfig, env: Env<'_>) -> Result<ShipperConfig,
     if let Some(d) = env_value(env, "RUNLOG_SHIPPER_RESCAN_INTERVAL", parse_rescan_interval)? {
         c.rescan_interval = d;
     }
+    if let Some(n) = env_value(env, "RUNLOG_SHIPPER_PIPELINE_SIZE", |s| {
+        parse_size(s).and_then(check_pipeline_size)
+    })? {
+        c.pipeline_size = n;
+    }
+    if let Some(n) = env_value(
+        env,
+        "RUNLOG_SHIPPER_MIN_REPLICAS_ACKED",
+        parse_min_replicas_acked,
+    )? {
+        c.min_replicas_acked = n;
+    }
     Ok(c)
 }
 
 /// Turn a `toml` error into one line naming the table, line and column, with a hint for an
 /// unknown key or table: "unknown key `max-log` in [runlog] at line 3, column 1; expected ...".
+/// Longest text from a config file (a value, a key, a parser message quoting them) that a
+/// message repeats whole; a longer one keeps its head and tail (a 10 MB value in a config
+/// file makes a short error, not a 10 MB one).
+const MAX_SHOWN: usize = 512;
+
+/// Longest reason (what is wrong and what is accepted, written by this module but possibly
+/// quoting a value) a message repeats whole.
+const MAX_REASON: usize = 1000;
+
+/// `s`, or its head and tail around a note of how much was cut when it is over
+/// [`MAX_SHOWN`] bytes.
+fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    clip_to(s, MAX_SHOWN)
+}
+
+/// [`clip`] with another limit.
+fn clip_to(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let floor = |mut i: usize| {
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head = floor(max / 2);
+    let mut tail = floor(s.len() - max / 2);
+    if tail < head {
+        tail = head;
+    }
+    format!("{}…[{} bytes cut]…{}", &s[..head], tail - head, &s[tail..]).into()
+}
+
 fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
-    let mut msg = e.message().trim().to_owned();
+    let mut msg = clip(e.message().trim()).into_owned();
     // serde names Rust types; say what they mean in a config file.
     for (rust, plain) in [
         ("expected usize", "expected a whole number, 0 or more"),
@@ -1125,21 +1524,33 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
         )
     };
     let Some((key, expected)) = unknown_key else {
+        // The key whose value is wrong: what stands before the `=` of the error's line.
+        let key = match line.split_once('=') {
+            Some((k, _)) if !in_header && !k.trim().is_empty() => {
+                format!("`{}` at ", clip(k.trim()))
+            }
+            _ => String::new(),
+        };
         return match table {
-            Some(t) => format!("{at} (in [{t}]): {msg}"),
-            None => format!("{at}: {msg}"),
+            Some(t) => format!("{key}{at} (in [{}]): {msg}", clip(&t)),
+            None => format!("{key}{at}: {msg}"),
         };
     };
+    let shown_key = clip(&key);
     const HINT: &str = "fix its spelling or remove it (spec/config.md lists every key)";
     match table {
         Some(t) if in_header && t.trim_matches('"').starts_with(key.as_str()) => {
-            format!("unknown table `[{t}]` at {at}; {expected}; {HINT}")
+            format!("unknown table `[{}]` at {at}; {expected}; {HINT}", clip(&t))
         }
-        Some(t) if in_header => {
-            format!("unknown key `{key}` in table header `[{t}]` at {at}; {expected}; {HINT}")
-        }
-        Some(t) => format!("unknown key `{key}` in [{t}] at {at}; {expected}; {HINT}"),
-        None => format!("unknown key `{key}` at {at}; {expected}; {HINT}"),
+        Some(t) if in_header => format!(
+            "unknown key `{shown_key}` in table header `[{}]` at {at}; {expected}; {HINT}",
+            clip(&t)
+        ),
+        Some(t) => format!(
+            "unknown key `{shown_key}` in [{}] at {at}; {expected}; {HINT}",
+            clip(&t)
+        ),
+        None => format!("unknown key `{shown_key}` at {at}; {expected}; {HINT}"),
     }
 }
 
@@ -1265,10 +1676,11 @@ fn resolve(
     let (env_layer, redis, shipper) = if overrides_from_env {
         (
             Layer::from_env(env, cwd)?,
-            redis_with_env(redis, env, cwd)?,
+            redis_with_env(redis, env, cwd, file.map(|(path, _)| path))?,
             shipper_with_env(shipper, env)?,
         )
     } else {
+        check_client_cert(redis.as_ref(), file.map(|(path, _)| path), (false, false))?;
         (Layer::default(), redis, shipper)
     };
     let l = env_layer.over(file_layer.over(code_layer));
@@ -1457,6 +1869,8 @@ mod tests {
                 shipper: ShipperConfig {
                     disk_budget: 1 << 30,
                     rescan_interval: Duration::from_secs(5),
+                    pipeline_size: 8 << 20,
+                    min_replicas_acked: 0,
                 },
                 source: None,
             }
@@ -1505,12 +1919,15 @@ mod tests {
             password = "s3cret"
             prefix = "rl"
             tls-ca-file = "certs/ca.pem"
+            tls-cert-file = "certs/client.pem"
+            tls-key-file = "/secrets/client.key"
             connect-timeout = "250ms"
             io-timeout = "1m"
 
             [runlog-shipper]
             disk-budget = "2GiB"
             rescan-interval = "500ms"
+            pipeline-size = "64KiB"
             "#,
         )
         .unwrap();
@@ -1537,10 +1954,15 @@ mod tests {
                 host: Some("redis.internal".into()),
                 port: Some(6380),
                 db: Some(2),
+                cluster: Vec::new(),
+                sentinels: Vec::new(),
+                sentinel_master: None,
                 username: Some("runlog".into()),
                 password: Some("s3cret".into()),
                 prefix: Some("rl".into()),
                 tls_ca_file: Some("/cfg/dir/certs/ca.pem".into()),
+                tls_cert_file: Some("/cfg/dir/certs/client.pem".into()),
+                tls_key_file: Some("/secrets/client.key".into()),
                 connect_timeout: Some(Duration::from_millis(250)),
                 io_timeout: Some(Duration::from_secs(60)),
             })
@@ -1550,6 +1972,8 @@ mod tests {
             ShipperConfig {
                 disk_budget: 2 << 30,
                 rescan_interval: Duration::from_millis(500),
+                pipeline_size: 64 << 10,
+                min_replicas_acked: 0,
             }
         );
         let c = parse("[runlog-redis]\nurl = \"rediss://u:p@h:6379/1\"\n").unwrap();
@@ -1634,6 +2058,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(m.contains("`job`"), "{m}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_an_error_that_names_its_key() {
+        let m = parse("[runlog]\nmax-logs = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("`max-logs` at line 2, column 12 (in [runlog])"),
+            "{m}"
+        );
+        let m = parse("[runlog.jobs]\nnightly = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("`nightly` at line 2"), "{m}");
+        let m = parse("[runlog]\nmax-logs = 1\nmax-logs = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("`max-logs` at line 3") && m.contains("duplicate"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_huge_value_or_key_in_a_config_file_is_not_echoed_whole_in_its_error() {
+        let huge = "a".repeat(10 << 20);
+        for text in [
+            format!("[runlog]\nlevel = \"{huge}\"\n"),
+            format!("[runlog]\nmax-logs = \"{huge}\"\n"),
+            format!("[runlog]\n{huge} = 1\n"),
+            format!("[runlog-redis]\nprefix = \"{huge}\"\n"),
+            format!("[runlog]\nfilters = \"{huge}=nope\"\n"),
+        ] {
+            let m = parse(&text).unwrap_err().to_string();
+            assert!(m.len() < 2000, "{} bytes: {}", m.len(), &m[..300]);
+            assert!(m.contains("bytes cut]"), "{m}");
+        }
     }
 
     #[test]
@@ -1998,11 +2460,18 @@ mod tests {
             url: Some("redis://user:hunter2@h:6379/0?password=hunter3".into()),
             password: Some("hunter4".into()),
             tls_ca_file: Some("/etc/ca.pem".into()),
+            tls_cert_file: Some("/etc/client.pem".into()),
+            tls_key_file: Some("/etc/client.key".into()),
             io_timeout: Some(Duration::from_secs(3)),
             ..Default::default()
         };
         let d = format!("{r:?}");
         assert!(d.contains("/etc/ca.pem") && d.contains("3s"), "{d}");
+        assert!(
+            d.contains("tls_cert_file: Some(\"/etc/client.pem\")")
+                && d.contains("tls_key_file: Some(\"/etc/client.key\")"),
+            "{d}"
+        );
         assert!(!d.contains("hunter"), "{d}");
         assert!(
             d.contains("***") && d.contains("user") && d.contains("h:6379/0"),
@@ -2015,6 +2484,21 @@ mod tests {
             redact_url("redis+unix:///s.sock?db=1&pass=x"),
             "redis+unix:///s.sock?db=1&pass=***"
         );
+        // A password holding an unescaped `#`, `?` or `/` is still hidden whole.
+        for (url, want) in [
+            ("rediss://u:pa#ss@h/0", "rediss://u:***@h/0"),
+            (
+                "redis://u:p?w=1@h:1/0?password=z",
+                "redis://u:***@h:1/0?password=***",
+            ),
+            ("redis://:a/b@h", "redis://:***@h"),
+            (
+                "redis+unix:///s?pass=x&user=a@b",
+                "redis+unix:///s?pass=***&user=a@b",
+            ),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
     }
 
     #[test]
@@ -2038,6 +2522,163 @@ mod tests {
         assert_eq!(r.connect_timeout(), Duration::from_millis(1));
         assert_eq!(r.io_timeout(), Duration::from_secs(2));
         assert_eq!(parse("").unwrap().shipper, ShipperConfig::default());
+    }
+
+    #[test]
+    fn a_cluster_is_given_by_its_seed_nodes() {
+        let c = parse(
+            "[runlog-redis]\ncluster = [\"redis://a:7000\", \"redis://u:pw@b:7001/0\"]\n\
+             username = \"shipper\"\n",
+        )
+        .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.cluster, ["redis://a:7000", "redis://u:pw@b:7001/0"]);
+        assert_eq!((&r.url, &r.host), (&None, &None));
+        assert_eq!(r.username.as_deref(), Some("shipper"));
+        assert!(!format!("{r:?}").contains("pw"), "{r:?}");
+        for (bad, why) in [
+            ("[]", "one or more node URLs"),
+            (
+                "[\"unix:///tmp/r.sock\"]",
+                "a Redis Cluster is reached over TCP",
+            ),
+            ("[\"redis://a:7000/2\"]", "only database 0"),
+            ("[\"redis://a:7000\", \"rediss://b:7000\"]", "mix TLS"),
+            ("[\"a:7000\"]", "expected a URL like `redis://host:7000`"),
+            ("\"redis://a:7000\"", "expected a sequence"),
+        ] {
+            let m = parse(&format!("[runlog-redis]\ncluster = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains("cluster") && m.contains(why), "{bad}: {m}");
+        }
+        for other in [
+            "url = \"redis://h\"",
+            "host = \"h\"",
+            "port = 7000",
+            "db = 1",
+        ] {
+            let m = parse(&format!(
+                "[runlog-redis]\ncluster = [\"redis://a:7000\"]\n{other}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            let key = other.split(' ').next().unwrap();
+            assert!(
+                m.contains(&format!("`cluster` and `{key}` are both set")),
+                "{m}"
+            );
+        }
+        let w = World::new();
+        let none = ConfigOverrides::default();
+        let file = w.write(
+            "c.toml",
+            "[runlog-redis]\nurl = \"redis://h\"\nprefix = \"p\"\n",
+        );
+        let src = ConfigSource::File(file);
+        let r = w
+            .load(
+                &src,
+                &none,
+                &[("RUNLOG_REDIS_CLUSTER", "redis://a:7000, redis://b:7001")],
+            )
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.cluster, ["redis://a:7000", "redis://b:7001"]);
+        assert_eq!((r.url, r.prefix.as_deref()), (None, Some("p")));
+        let m = w
+            .load(
+                &src,
+                &none,
+                &[
+                    ("RUNLOG_REDIS_CLUSTER", "redis://a:7000"),
+                    ("RUNLOG_REDIS_URL", "redis://h"),
+                ],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("RUNLOG_REDIS_URL is set too"), "{m}");
+        let m = w
+            .load(
+                &src,
+                &none,
+                &[("RUNLOG_REDIS_CLUSTER", "redis://u:secret@a:7000/3")],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("only database 0") && !m.contains("secret"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn sentinels_name_the_master_and_replicas_may_be_waited_for() {
+        let c = parse(
+            "[runlog-redis]\nsentinels = [\"redis://s1:26379\", \"redis://s2:26379\"]\n\
+             sentinel-master = \"mymaster\"\npassword = \"pw\"\n\
+             [runlog-shipper]\nmin-replicas-acked = 1\n",
+        )
+        .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.sentinels, ["redis://s1:26379", "redis://s2:26379"]);
+        assert_eq!(r.sentinel_master.as_deref(), Some("mymaster"));
+        assert_eq!(c.shipper.min_replicas_acked, 1);
+        assert_eq!(parse("").unwrap().shipper.min_replicas_acked, 0);
+        for (text, key, why) in [
+            (
+                "sentinels = [\"redis://s:26379\"]",
+                "sentinels",
+                "`sentinel-master` is missing",
+            ),
+            (
+                "sentinel-master = \"m\"",
+                "sentinel-master",
+                "`sentinels` is missing",
+            ),
+            (
+                "sentinels = []\nsentinel-master = \"m\"",
+                "sentinels",
+                "one or more node URLs",
+            ),
+            (
+                "sentinels = [\"redis://s:26379\"]\nsentinel-master = \"m\"\nurl = \"redis://h\"",
+                "sentinels",
+                "`sentinels` and `url` are both set",
+            ),
+            (
+                "sentinels = [\"redis://s:26379\"]\nsentinel-master = \"m\"\ncluster = [\"redis://c:7000\"]",
+                "sentinels",
+                "`sentinels` and `cluster` are both set",
+            ),
+        ] {
+            let m = parse(&format!("[runlog-redis]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains(&format!("runlog-redis.{key}")) && m.contains(why),
+                "{text}: {m}"
+            );
+        }
+        for bad in ["-1", "65", "\"1\""] {
+            let m = parse(&format!("[runlog-shipper]\nmin-replicas-acked = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains("runlog-shipper.min-replicas-acked") && m.contains("from 0 to 64"),
+                "{bad}: {m}"
+            );
+        }
+        let w = World::new();
+        let c = w
+            .load(
+                &ConfigSource::None,
+                &ConfigOverrides::default(),
+                &[("RUNLOG_SHIPPER_MIN_REPLICAS_ACKED", "2")],
+            )
+            .unwrap();
+        assert_eq!(c.shipper.min_replicas_acked, 2);
     }
 
     #[test]
@@ -2094,6 +2735,153 @@ mod tests {
             c.redis.unwrap().tls_ca_file.unwrap(),
             Path::new("/etc/ca.pem")
         );
+    }
+
+    #[test]
+    fn tls_client_cert_and_key_resolve_like_the_ca_file_and_come_in_pairs() {
+        let c = parse("[runlog-redis]\ntls-cert-file = \"c.pem\"\ntls-key-file = \"~/k.pem\"\n")
+            .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.tls_cert_file.unwrap(), Path::new("/cfg/dir/c.pem"));
+        assert_eq!(r.tls_key_file.unwrap(), Path::new("/home/u/k.pem"));
+        let e = parse("[runlog-redis]\ntls-key-file = \"\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`runlog-redis.tls-key-file` = \"\""),
+            "{e}"
+        );
+
+        // One without the other: the error names the key set, the one missing and its file.
+        for (set, missing) in [
+            ("tls-cert-file", "tls-key-file"),
+            ("tls-key-file", "tls-cert-file"),
+        ] {
+            let e = parse(&format!("[runlog-redis]\n{set} = \"x.pem\"\n")).unwrap_err();
+            assert!(matches!(e, ConfigError::InvalidKey { .. }), "{e:?}");
+            let m = e.to_string();
+            assert!(
+                m.contains("/cfg/dir/config.toml")
+                    && m.contains(&format!("`runlog-redis.{set}` = \"/cfg/dir/x.pem\""))
+                    && m.contains(&format!("set `{missing}`")),
+                "{m}"
+            );
+        }
+
+        let w = World::new();
+        let file = w.write(
+            "cfg/c.toml",
+            "[runlog-redis]\nurl = \"rediss://h\"\ntls-cert-file = \"c.pem\"\n\
+             tls-key-file = \"k.pem\"\n",
+        );
+        let src = ConfigSource::File(file);
+        let none = ConfigOverrides::default();
+        let r = w.load(&src, &none, &[]).unwrap().redis.unwrap();
+        assert_eq!(
+            (r.tls_cert_file.unwrap(), r.tls_key_file.unwrap()),
+            (w.path("cfg/c.pem"), w.path("cfg/k.pem"))
+        );
+        // The variables win, relative to the current directory; a URL from the environment
+        // keeps the files.
+        let r = w
+            .load(
+                &src,
+                &none,
+                &[
+                    ("RUNLOG_REDIS_TLS_CERT_FILE", "env-c.pem"),
+                    ("RUNLOG_REDIS_TLS_KEY_FILE", "/k/env-k.pem"),
+                    ("RUNLOG_REDIS_URL", "rediss://other"),
+                ],
+            )
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            (r.tls_cert_file.unwrap(), r.tls_key_file.unwrap()),
+            (w.path("cwd/env-c.pem"), PathBuf::from("/k/env-k.pem"))
+        );
+        assert_eq!(r.url.as_deref(), Some("rediss://other"));
+        // One variable replaces the file's file; the pair is still whole.
+        let r = w
+            .load(&src, &none, &[("RUNLOG_REDIS_TLS_KEY_FILE", "k2.pem")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            (r.tls_cert_file.unwrap(), r.tls_key_file.unwrap()),
+            (w.path("cfg/c.pem"), w.path("cwd/k2.pem"))
+        );
+        // A variable alone makes a table, and must have its pair.
+        let e = w
+            .load(
+                &ConfigSource::None,
+                &none,
+                &[("RUNLOG_REDIS_TLS_CERT_FILE", "/c.pem")],
+            )
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::InvalidEnv { .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(
+            m.contains("RUNLOG_REDIS_TLS_CERT_FILE=\"/c.pem\"")
+                && m.contains("`tls-key-file` (RUNLOG_REDIS_TLS_KEY_FILE)"),
+            "{m}"
+        );
+        let c = w
+            .load(
+                &ConfigSource::None,
+                &none,
+                &[
+                    ("RUNLOG_REDIS_TLS_CERT_FILE", "/c.pem"),
+                    ("RUNLOG_REDIS_TLS_KEY_FILE", "/k.pem"),
+                ],
+            )
+            .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(
+            (r.tls_cert_file.unwrap(), r.tls_key_file.unwrap()),
+            ("/c.pem".into(), "/k.pem".into())
+        );
+        // The file's key with the other from the environment is a pair too.
+        let half = ConfigSource::File(w.write(
+            "cfg/half.toml",
+            "[runlog-redis]\ntls-key-file = \"k.pem\"\n",
+        ));
+        assert!(w.load(&half, &none, &[]).is_err());
+        let r = w
+            .load(&half, &none, &[("RUNLOG_REDIS_TLS_CERT_FILE", "c.pem")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            (r.tls_cert_file.unwrap(), r.tls_key_file.unwrap()),
+            (w.path("cwd/c.pem"), w.path("cfg/k.pem"))
+        );
+    }
+
+    #[test]
+    fn a_url_fragment_is_refused_so_the_server_certificate_is_always_verified() {
+        let e = parse("[runlog-redis]\nurl = \"rediss://u:pw@h:6380/0#insecure\"\n").unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("`runlog-redis.url` = \"rediss://u:***@h:6380/0#insecure\"")
+                && m.contains("always verifies")
+                && !m.contains("pw"),
+            "{m}"
+        );
+        let e = parse("[runlog-redis]\nurl = \"redis://u:se#cret@h/0\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("%23") && !e.to_string().contains("cret"),
+            "{e}"
+        );
+        let w = World::new();
+        let e = w
+            .load(
+                &ConfigSource::None,
+                &ConfigOverrides::default(),
+                &[("RUNLOG_REDIS_URL", "valkeys://h/#insecure")],
+            )
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::InvalidEnv { .. }), "{e:?}");
+        assert!(e.to_string().contains("always verifies"), "{e}");
+        assert!(parse("[runlog-redis]\nurl = \"rediss://h:6380/0\"\n").is_ok());
     }
 
     #[test]
@@ -2238,6 +3026,29 @@ mod tests {
                 "{m}"
             );
         }
+        for (text, size) in [
+            ("1024", 1 << 10),
+            ("\"512MiB\"", 512 << 20),
+            ("\"3 KiB\"", 3 << 10),
+        ] {
+            let c = parse(&format!("[runlog-shipper]\npipeline-size = {text}\n")).unwrap();
+            assert_eq!(c.shipper.pipeline_size, size, "{text}");
+        }
+        for (bad, why) in [
+            ("1023", "expected 1 KiB (1024) to 512 MiB (536870912) bytes"),
+            ("\"513MiB\"", "to 512 MiB"),
+            ("0", "to 512 MiB"),
+            ("\"8MB\"", "an integer number of bytes"),
+            ("true", "an integer number of bytes"),
+        ] {
+            let m = parse(&format!("[runlog-shipper]\npipeline-size = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains(&format!("`runlog-shipper.pipeline-size` = {bad}")) && m.contains(why),
+                "{m}"
+            );
+        }
         let m = parse("[runlog-shipper]\nstate-dir = \"/x\"\n")
             .unwrap_err()
             .to_string();
@@ -2275,6 +3086,7 @@ mod tests {
                 &[
                     ("RUNLOG_SHIPPER_DISK_BUDGET", "3MiB"),
                     ("RUNLOG_SHIPPER_RESCAN_INTERVAL", "20ms"),
+                    ("RUNLOG_SHIPPER_PIPELINE_SIZE", "16KiB"),
                 ],
             )
             .unwrap();
@@ -2283,6 +3095,8 @@ mod tests {
             ShipperConfig {
                 disk_budget: 3 << 20,
                 rescan_interval: Duration::from_millis(20),
+                pipeline_size: 16 << 10,
+                min_replicas_acked: 0,
             }
         );
         assert_eq!(c.redis, None, "shipper settings do not configure Redis");
@@ -2291,5 +3105,14 @@ mod tests {
             .unwrap();
         assert_eq!(c.shipper.disk_budget, 2 << 20);
         assert_eq!(c.shipper.rescan_interval, Duration::from_secs(1));
+        assert_eq!(c.shipper.pipeline_size, 8 << 20);
+        let m = w
+            .load(&src, &none, &[("RUNLOG_SHIPPER_PIPELINE_SIZE", "100")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("RUNLOG_SHIPPER_PIPELINE_SIZE") && m.contains("to 512 MiB"),
+            "{m}"
+        );
     }
 }

@@ -35,8 +35,9 @@ impl Shared {
     pub(crate) fn after_run(&self, job: &str) {
         let journal = &self.config.journal_dir;
         let dir = layout::job_dir(journal, job);
-        let protect_unshipped =
-            self.config.redis.is_some() || journal.join(layout::SHIPPER_DIR).is_dir();
+        let protect_unshipped = self.config.redis.is_some()
+            || crate::journal::storage::metadata(&journal.join(layout::SHIPPER_DIR))
+                .is_ok_and(|m| m.is_dir);
         if let Err(e) = retention::sweep_job(
             &dir,
             self.config.max_logs_for(job),
@@ -100,6 +101,7 @@ impl Log for Adapter {
 pub struct Builder {
     code: ConfigOverrides,
     source: ConfigSource,
+    forced_journal_dir: Option<PathBuf>,
     forward: Option<Box<dyn Log>>,
     forward_level: LevelFilter,
 }
@@ -118,6 +120,13 @@ impl Builder {
     /// The journal directory.
     pub fn journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.code.journal_dir = Some(dir.into());
+        self
+    }
+    /// A journal directory that wins over the config file and `RUNLOG_JOURNAL_DIR` (unlike
+    /// [`Builder::journal_dir`], a default below both): for a directory the user named on a
+    /// command line.
+    pub fn force_journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.forced_journal_dir = Some(dir.into());
         self
     }
     /// Ok runs kept per job. While shipping is on (see [`RunLogger`]), older runs are kept
@@ -175,7 +184,10 @@ impl Builder {
     /// Resolve the configuration and build the logger. Fails only on bad configuration; a
     /// journal that cannot be written is reported when a run starts, and never fails the job.
     pub fn build(self) -> Result<RunLogger, Error> {
-        let config = Config::load(&self.source, &self.code)?;
+        let mut config = Config::load(&self.source, &self.code)?;
+        if let Some(dir) = self.forced_journal_dir {
+            config.journal_dir = dir;
+        }
         let directives = Directives::parse(&config.filters).map_err(Error::Filters)?;
         let shared = Arc::new(Shared {
             config,
@@ -232,6 +244,7 @@ impl RunLogger {
         Builder {
             code: ConfigOverrides::default(),
             source: ConfigSource::Search,
+            forced_journal_dir: None,
             forward: None,
             forward_level: LevelFilter::Trace,
         }

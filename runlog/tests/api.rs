@@ -501,9 +501,14 @@ fn a_record_over_the_frame_limit_is_cut_keeping_its_message_and_flagged() {
     let log = only_run(&rl.journal().unwrap(), "huge");
     let cut = &log.records[0];
     assert!(cut.truncated);
-    // The key-values are cut to their cap, and the message still gets most of the frame.
+    // The key-values are cut to their cap, and the message still gets most of the frame: its
+    // head and its tail around a marker saying how much was cut.
     assert!(cut.message.len() > 400 << 10, "{}", cut.message.len());
-    assert!(huge.starts_with(&cut.message));
+    let (head, n, tail) =
+        runlog::journal::payload::split_cut_message(&cut.message).expect("a cut marker");
+    assert!(huge.starts_with(head) && huge.ends_with(tail));
+    assert_eq!(head.len() as u64 + n + tail.len() as u64, huge.len() as u64);
+    assert!(tail.len() > 100 << 10, "{}", tail.len());
     assert_eq!(cut.kvs[0].0, "big");
     assert!(big_value.starts_with(&cut.kvs[0].1) && !cut.kvs[0].1.is_empty());
     assert_eq!(log.records[1].message, "after");

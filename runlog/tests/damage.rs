@@ -468,6 +468,29 @@ fn a_crashed_run_cut_anywhere_after_its_begin_frame_loses_only_the_cut_frames_an
     }
 }
 
+/// Found by the torture suite (a segment cut to 53 bytes under the shipper): with its BEGIN
+/// frame lost, the run took its start from the id but kept `last` at 0, and the shipper
+/// uploaded `last` = 0, before `start` (spec/redis.md: `last` is `start` if there is no record).
+#[test]
+fn a_run_whose_begin_frame_is_lost_has_its_last_time_no_earlier_than_its_start_from_the_id() {
+    let seg = encoded_segment();
+    let full = full_scan(&seg);
+    let begin_end = spans(&full)[0].1;
+    let (tmp, path) = journal_with(&seg);
+    let j = Journal::open(tmp.path()).unwrap();
+    for cut in 0..begin_end {
+        fs::write(&path, &seg[..cut]).unwrap();
+        let info = j.read_run(JOB, RUN_ID).unwrap().info;
+        assert!(info.start_ns > 0, "cut {cut}: no start from the id");
+        assert!(
+            info.last_ns >= info.start_ns,
+            "cut {cut}: last {} before start {}",
+            info.last_ns,
+            info.start_ns
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Garbage.
 

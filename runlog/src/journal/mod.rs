@@ -2,10 +2,12 @@
 //!
 //! The format is normative in `spec/journal.md`.
 
+pub mod faultfs;
 pub mod frame;
 pub mod layout;
 pub mod payload;
 pub mod reader;
 pub mod retention;
 pub mod shipped;
+pub mod storage;
 pub(crate) mod writer;

@@ -2,16 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use super::frame::{
-    decode_frame, decode_header, FrameError, FrameType, HeaderError, SegmentHeader, END_FRAME_LEN,
-    FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD,
+    decode_frame, decode_header, FrameError, FrameType, HeaderError, RawFrame, SegmentHeader,
+    END_FRAME_LEN, FRAME_HEADER_LEN, FR_CRC, FR_FLAGS, FR_LEN, FR_RESERVED, FR_TYPE, HEADER_LEN,
+    MAX_PAYLOAD,
 };
 use super::layout::{self, JOBS_DIR, TMP_PREFIX};
-use super::payload::{decode_payload, Begin, End, Frame, Outcome, PayloadError, Record};
+use super::payload::{
+    decode_payload, decode_record_ref, Begin, End, Frame, Outcome, PayloadError, Record, RecordRef,
+};
+use super::storage::{self, OpenMode};
 
 /// A segment file larger than this is not read (no valid writer makes one).
 pub const MAX_SEGMENT_FILE: u64 = (1 << 30) + (1 << 20);
@@ -114,15 +118,105 @@ pub fn scan_segment(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
 }
 
 fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
+    let mut locs = Vec::new();
+    let w = walk_segment(buf, records, &mut locs)?;
+    let frames = locs
+        .iter()
+        .map(|l| FrameAt {
+            offset: l.offset as u64,
+            frame: decode_payload(&l.raw(buf)),
+        })
+        .collect();
+    Ok(SegmentScan {
+        header: w.header,
+        frames,
+        end: w.end,
+        valid_len: w.valid_len,
+        skimmed: w.skimmed,
+    })
+}
+
+/// Where a valid (CRC-checked) frame lies in a segment's bytes.
+#[derive(Clone, Copy, Debug)]
+struct FrameLoc {
+    /// Offset of its header.
+    offset: usize,
+    kind: FrameType,
+    /// Payload length.
+    len: usize,
+}
+
+impl FrameLoc {
+    /// The frame, from the bytes it was found in (its bounds were checked then).
+    fn raw<'a>(&self, buf: &'a [u8]) -> RawFrame<'a> {
+        let start = self.offset + FRAME_HEADER_LEN;
+        RawFrame {
+            kind: self.kind,
+            flags: buf.get(self.offset + FR_FLAGS).copied().unwrap_or(0),
+            payload: buf.get(start..start + self.len).unwrap_or_default(),
+        }
+    }
+}
+
+/// A segment's frames found valid by [`walk_segment`], without their payloads decoded.
+#[derive(Debug)]
+struct Walked {
+    header: SegmentHeader,
+    end: SegmentEnd,
+    valid_len: u64,
+    /// As [`SegmentScan::skimmed`].
+    skimmed: (u64, i64),
+}
+
+/// [`decode_frame`], faster: the CRC in one pass over the bytes it covers (the header after
+/// the CRC field and the payload are contiguous), with a hasher set up once per segment. It
+/// accepts exactly what `decode_frame` accepts; anything else is handed to `decode_frame`
+/// for the error.
+#[inline]
+fn check_frame<'a>(buf: &'a [u8], hasher: &crc32fast::Hasher) -> Result<RawFrame<'a>, FrameError> {
+    if let Some(h) = buf.get(..FRAME_HEADER_LEN) {
+        let len = u32::from_le_bytes([h[FR_LEN], h[FR_LEN + 1], h[FR_LEN + 2], h[FR_LEN + 3]]);
+        let stored = u32::from_le_bytes([h[FR_CRC], h[FR_CRC + 1], h[FR_CRC + 2], h[FR_CRC + 3]]);
+        let reserved_ok = h[FR_RESERVED] == 0 && h[FR_RESERVED + 1] == 0;
+        if let (Some(kind), true, true) = (
+            FrameType::from_u8(h[FR_TYPE]),
+            reserved_ok,
+            len as usize <= MAX_PAYLOAD,
+        ) {
+            if let Some(covered) = buf.get(FR_TYPE..FRAME_HEADER_LEN + len as usize) {
+                let mut c = hasher.clone();
+                c.update(covered);
+                if c.finalize() == stored {
+                    return Ok(RawFrame {
+                        kind,
+                        flags: h[FR_FLAGS],
+                        payload: &covered[FRAME_HEADER_LEN - FR_TYPE..],
+                    });
+                }
+            }
+        }
+    }
+    decode_frame(buf)
+}
+
+/// The header and the valid frames of a segment (every CRC checked), then how they end: what
+/// [`scan_segment`] does, without decoding payloads. The frames go to `locs` (cleared
+/// first); without `records`, RECORD frames are only counted, with their latest time.
+fn walk_segment(
+    buf: &[u8],
+    records: bool,
+    locs: &mut Vec<FrameLoc>,
+) -> Result<Walked, HeaderError> {
+    locs.clear();
     let header = decode_header(buf)?;
-    let mut frames = Vec::new();
+    let hasher = crc32fast::Hasher::new();
     let mut skimmed = (0u64, i64::MIN);
     let mut off = HEADER_LEN;
     let end = loop {
         if off == buf.len() {
             break SegmentEnd::Clean;
         }
-        match decode_frame(&buf[off..]) {
+        match check_frame(&buf[off..], &hasher) {
             Ok(raw) => {
                 match raw.payload.get(..8) {
                     // Listings keep no per-record state: memory stays independent of the
@@ -132,9 +226,10 @@ fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderErr
                         skimmed.0 += 1;
                         skimmed.1 = skimmed.1.max(ts);
                     }
-                    _ => frames.push(FrameAt {
-                        offset: off as u64,
-                        frame: decode_payload(&raw),
+                    _ => locs.push(FrameLoc {
+                        offset: off,
+                        kind: raw.kind,
+                        len: raw.payload.len(),
                     }),
                 }
                 off += raw.encoded_len();
@@ -162,9 +257,8 @@ fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderErr
             }
         }
     };
-    Ok(SegmentScan {
+    Ok(Walked {
         header,
-        frames,
         end,
         valid_len: off as u64,
         skimmed,
@@ -255,15 +349,14 @@ fn scan_file_opts(path: &Path, records: bool) -> Result<SegmentScan, ReadError> 
 }
 
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
-    let f = File::open(path).map_err(io_err(path))?;
-    // Reserve what the file holds now (bounded), so reading does not grow the vector by
-    // doubling past it.
-    let len = f.metadata().map_or(0, |m| m.len().min(MAX_SEGMENT_FILE));
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.take(MAX_SEGMENT_FILE)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(path))?;
+    let mut bytes = Vec::new();
+    read_bounded_into(path, &mut bytes)?;
     Ok(bytes)
+}
+
+/// [`read_bounded`] into a buffer that is reused (its old contents are dropped).
+fn read_bounded_into(path: &Path, bytes: &mut Vec<u8>) -> Result<(), ReadError> {
+    storage::read_bounded(path, MAX_SEGMENT_FILE, bytes).map_err(io_err(path))
 }
 
 /// The state of a run.
@@ -379,6 +472,10 @@ pub struct JobInfo {
 }
 
 /// A journal directory, for reading.
+///
+/// Reading a big run (listing it, [`Journal::read_run`], [`Journal::for_each_record`]) uses
+/// helper threads, one per spare CPU (at most 4), that read and check its next segments while
+/// the current one is being decoded; they end before the call returns.
 #[derive(Clone, Debug)]
 pub struct Journal {
     dir: PathBuf,
@@ -390,14 +487,12 @@ pub fn list_run_segments(
     job_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<(u32, PathBuf)>>, ReadError> {
     let mut runs: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
-    let rd = match fs::read_dir(job_dir) {
-        Ok(rd) => rd,
+    let names = match storage::read_dir(job_dir) {
+        Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(runs),
         Err(e) => return Err(io_err(job_dir)(e)),
     };
-    for ent in rd {
-        let ent = ent.map_err(io_err(job_dir))?;
-        let name = ent.file_name();
+    for name in names {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(TMP_PREFIX) {
             continue;
@@ -405,7 +500,7 @@ pub fn list_run_segments(
         if let Some((id, seq)) = layout::parse_segment_name(name) {
             runs.entry(id.to_owned())
                 .or_default()
-                .push((seq, ent.path()));
+                .push((seq, job_dir.join(name)));
         }
     }
     for segs in runs.values_mut() {
@@ -439,17 +534,17 @@ pub enum Writer {
 /// The state of a run's writer, from the lock on its segment 0. When the file cannot be
 /// opened for another reason the answer is `Alive`: never treat a run as dead on a guess.
 pub fn writer_state(seg0: &Path) -> Writer {
-    let f = match File::open(seg0) {
+    let f = match storage::open(seg0, OpenMode::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Writer::Gone,
         Err(_) => return Writer::Alive,
     };
     match f.try_lock_shared() {
-        Ok(()) => {
+        Ok(true) => {
             let _ = f.unlock();
             Writer::Dead
         }
-        Err(_) => Writer::Alive,
+        Ok(false) | Err(_) => Writer::Alive,
     }
 }
 
@@ -482,14 +577,15 @@ pub fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
 
 /// The outcome in the end frame that ends the file, if its last bytes are one.
 fn tail_outcome(path: &Path) -> Option<Outcome> {
-    let mut f = File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
+    let f = storage::open(path, OpenMode::Read).ok()?;
+    let len = f.len().ok()?;
     if len < (HEADER_LEN + END_FRAME_LEN) as u64 {
         return None;
     }
-    f.seek(SeekFrom::Start(len - END_FRAME_LEN as u64)).ok()?;
     let mut b = [0u8; END_FRAME_LEN];
-    f.read_exact(&mut b).ok()?;
+    if f.read_at(&mut b, len - END_FRAME_LEN as u64).ok()? != END_FRAME_LEN {
+        return None;
+    }
     let raw = decode_frame(&b).ok()?;
     if !matches!(raw.kind, FrameType::Commit | FrameType::Cancel) {
         return None;
@@ -522,6 +618,263 @@ pub fn read_run_segments(
     segs: &[(u32, PathBuf)],
     want_records: bool,
 ) -> Result<RunLog, ReadError> {
+    let sink = if want_records {
+        Sink::Collect(Vec::new())
+    } else {
+        Sink::Skim
+    };
+    let scanned = scan_run(job_hint, id, segs, sink, 0, None)?;
+    Ok(RunLog {
+        info: scanned.info,
+        records: scanned.records,
+    })
+}
+
+/// What a run scan does with RECORD frames.
+enum Sink<'f> {
+    /// Count them (CRC-checked) and take their times, as listings do: memory stays independent
+    /// of the number of records.
+    Skim,
+    /// Decode and keep them.
+    Collect(Vec<Record>),
+    /// Decode each that `pre` lets through (it sees the payload) and hand it to `f`, until
+    /// `f` returns false.
+    Stream {
+        pre: &'f mut dyn FnMut(&[u8]) -> bool,
+        f: &'f mut dyn FnMut(RecordRef<'_>) -> bool,
+    },
+}
+
+/// What [`scan_run`] found.
+struct Scanned {
+    info: RunInfo,
+    /// With [`Sink::Collect`].
+    records: Vec<Record>,
+    /// False if a [`Sink::Stream`] callback stopped the scan (`info` then covers only the part
+    /// read).
+    complete: bool,
+}
+
+/// One segment read and walked (see [`walk_segment`]), its buffers reused for the next.
+#[derive(Default)]
+struct Loaded {
+    buf: Vec<u8>,
+    locs: Vec<FrameLoc>,
+    walked: Option<Walked>,
+}
+
+fn load_segment(path: &Path, records: bool, slot: &mut Loaded) -> Result<(), ReadError> {
+    slot.walked = None;
+    slot.locs.clear();
+    read_bounded_into(path, &mut slot.buf)?;
+    match walk_segment(&slot.buf, records, &mut slot.locs) {
+        Ok(w) => {
+            slot.walked = Some(w);
+            Ok(())
+        }
+        Err(error) => Err(ReadError::BadSegment {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// CPUs this process may use (at least 1), asked once.
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs with fewer segments than this are read in the calling thread: starting a thread costs
+/// more than it saves on a small run (the first segments are small).
+const MIN_SEGMENTS_FOR_HELPERS: usize = 3;
+
+/// Bytes of segments a run read may hold at once when it reads ahead on helper threads. A run
+/// whose segments are so big that reading ahead would hold more (`segment-size` goes up to
+/// 1 GiB) is read one segment at a time.
+const READ_AHEAD_BUDGET: u64 = 256 << 20;
+
+/// Helper threads to read a run of segments `segs` with: the CPUs left besides the caller's
+/// when the caller decodes records (`caller_busy`), else all of them (the caller only waits);
+/// at most 4, and fewer if the segments they would hold at once (the helpers', plus two: see
+/// [`load_in_order`]) would exceed [`READ_AHEAD_BUDGET`]; none for a small run or on one CPU.
+fn helpers_for(segs: &[(u32, PathBuf)], caller_busy: bool) -> usize {
+    if segs.len() < MIN_SEGMENTS_FOR_HELPERS || cpus() < 2 {
+        return 0;
+    }
+    let want = if caller_busy { cpus() - 1 } else { cpus() }.min(4);
+    // A file that cannot be looked at counts as the biggest a segment can be.
+    let biggest = segs
+        .iter()
+        .map(|(_, p)| storage::metadata(p).map_or(MAX_SEGMENT_FILE, |m| m.len))
+        .max()
+        .unwrap_or(MAX_SEGMENT_FILE)
+        .max(1);
+    let held = (READ_AHEAD_BUDGET / biggest) as usize;
+    want.min(held.saturating_sub(2))
+}
+
+/// Load the segments at `paths` ([`load_segment`]) and hand each to `consume` in order, until
+/// it returns false. With `helpers` > 0, that many threads load the next segments (at most
+/// `helpers + 1` ahead) while `consume` works on the current one; rather than wait for a
+/// segment, the caller's thread loads one itself (so it also works when no helper could be
+/// started).
+fn load_in_order(
+    paths: &[&Path],
+    records: bool,
+    helpers: usize,
+    consume: &mut dyn FnMut(usize, Result<&Loaded, ReadError>) -> bool,
+) {
+    if helpers == 0 || paths.len() < 2 {
+        let mut slot = Loaded::default();
+        for (i, p) in paths.iter().enumerate() {
+            let r = load_segment(p, records, &mut slot);
+            if !consume(i, r.map(|()| &slot)) {
+                return;
+            }
+        }
+        return;
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        /// The next segment to load.
+        next: usize,
+        /// Segments handed to `consume` so far.
+        consumed: usize,
+        /// Stop loading (the consumer is done, or a helper died).
+        stop: bool,
+        /// A helper panicked (the scope passes its panic on).
+        broken: bool,
+        /// Helpers still running.
+        live: usize,
+        ready: BTreeMap<usize, (Loaded, Result<(), ReadError>)>,
+        pool: Vec<Loaded>,
+    }
+    fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    let shared = Mutex::new(Shared::default());
+    let cv = Condvar::new();
+    let depth = helpers + 1;
+
+    /// Sets `stop` when dropped (normally or by a panic) and wakes everyone.
+    struct Stop<'a> {
+        shared: &'a Mutex<Shared>,
+        cv: &'a Condvar,
+        helper: bool,
+    }
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let mut st = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            if self.helper {
+                st.live -= 1;
+                if std::thread::panicking() {
+                    st.broken = true;
+                    st.stop = true;
+                }
+            } else {
+                st.stop = true;
+            }
+            self.cv.notify_all();
+        }
+    }
+
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            lock(&shared).live += 1;
+            let spawned = std::thread::Builder::new()
+                .name("runlog-read".into())
+                .spawn_scoped(scope, || {
+                    let _stop = Stop {
+                        shared: &shared,
+                        cv: &cv,
+                        helper: true,
+                    };
+                    loop {
+                        let (i, mut slot) = {
+                            let mut st = lock(&shared);
+                            loop {
+                                if st.stop || st.next >= paths.len() {
+                                    return;
+                                }
+                                if st.next < st.consumed + depth {
+                                    break;
+                                }
+                                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                            }
+                            st.next += 1;
+                            (st.next - 1, st.pool.pop().unwrap_or_default())
+                        };
+                        let r = load_segment(paths[i], records, &mut slot);
+                        lock(&shared).ready.insert(i, (slot, r));
+                        cv.notify_all();
+                    }
+                });
+            if spawned.is_err() {
+                lock(&shared).live -= 1;
+            }
+        }
+        let _stop = Stop {
+            shared: &shared,
+            cv: &cv,
+            helper: false,
+        };
+        for i in 0..paths.len() {
+            let (slot, r) = {
+                let mut st = lock(&shared);
+                loop {
+                    if let Some(x) = st.ready.remove(&i) {
+                        break x;
+                    }
+                    if st.broken {
+                        return;
+                    }
+                    if st.next < paths.len() && st.next < i + depth {
+                        // Rather than wait, load the next segment not taken yet (this one
+                        // if no helper did: none could be started, or they are busy).
+                        let j = st.next;
+                        st.next += 1;
+                        let mut slot = st.pool.pop().unwrap_or_default();
+                        drop(st);
+                        let r = load_segment(paths[j], records, &mut slot);
+                        if j == i {
+                            break (slot, r);
+                        }
+                        st = lock(&shared);
+                        st.ready.insert(j, (slot, r));
+                        continue;
+                    }
+                    st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let go = consume(i, r.map(|()| &slot));
+            {
+                let mut st = lock(&shared);
+                st.consumed = i + 1;
+                st.pool.push(slot);
+            }
+            cv.notify_all();
+            if !go {
+                return;
+            }
+        }
+    });
+}
+
+/// Read one run from its segments: every frame's CRC checked, damage reported as problems,
+/// RECORD frames going to `sink`. `helpers` threads (see [`load_in_order`]) read and check
+/// segments ahead of the one whose frames are being decoded. With `expect_job`, a BEGIN frame
+/// naming another job ends the scan with [`ReadError::NoSuchRun`] before any record is handed
+/// over.
+fn scan_run(
+    job_hint: &str,
+    id: &str,
+    segs: &[(u32, PathBuf)],
+    mut sink: Sink<'_>,
+    helpers: usize,
+    expect_job: Option<&str>,
+) -> Result<Scanned, ReadError> {
     let mut info = RunInfo {
         id: id.to_owned(),
         job: job_hint.to_owned(),
@@ -537,118 +890,48 @@ pub fn read_run_segments(
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
         problems: Vec::new(),
     };
-    let mut records = Vec::new();
     let mut begin: Option<Begin> = None;
     let mut end: Option<End> = None;
     let alive = segs
         .first()
         .is_some_and(|(_, p)| writer_state(p) == Writer::Alive);
-    let mut scans = Vec::with_capacity(segs.len());
+    // Segments up to the first gap in their numbers are read; the gap is damage (reported
+    // only if every segment before it is readable: reading stops at the first that is not).
+    let mut gap = None;
+    let mut upto = segs.len();
     for (i, (seq, path)) in segs.iter().enumerate() {
         if *seq != i as u32 {
-            info.problems.push(Problem {
+            gap = Some(Problem {
                 path: path.clone(),
                 offset: 0,
                 what: format!("segment {i} of the run is missing (found segment {seq})"),
             });
+            upto = i;
             break;
         }
-        match scan_file_opts(path, want_records) {
-            Ok(s) => scans.push((path, s)),
-            Err(ReadError::BadSegment { path, error }) => {
-                // A segment whose header was never completely written is what a crash
-                // during rollover leaves; anywhere else it is damage.
-                let torn = matches!(error, HeaderError::Short(_)) && i + 1 == segs.len() && !alive;
-                if !torn && !alive {
-                    info.problems.push(Problem {
-                        path,
-                        offset: 0,
-                        what: error.to_string(),
-                    });
-                }
-                break;
-            }
-            // Deleted since the directory was listed (cancel, retention): the run is gone.
-            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(ReadError::NoSuchRun {
-                    job: job_hint.to_owned(),
-                    run: id.to_owned(),
-                });
-            }
-            Err(e) => return Err(e),
-        }
     }
-    let nscans = scans.len();
-    for (i, (path, scan)) in scans.into_iter().enumerate() {
-        let last = i + 1 == nscans;
-        if scan.header.seq != i as u32
-            || (!scan.header.run_id.is_empty() && scan.header.run_id != id)
-        {
-            info.problems.push(Problem {
-                path: path.clone(),
-                offset: 0,
-                what: format!(
-                    "segment header says run {} segment {}, the file name says run {id} segment {i}",
-                    scan.header.run_id, scan.header.seq
-                ),
-            });
-        }
-        info.records += scan.skimmed.0;
-        if scan.skimmed.0 > 0 {
-            info.last_ns = info.last_ns.max(scan.skimmed.1);
-        }
-        for fa in &scan.frames {
-            match &fa.frame {
-                Err(e) => info.problems.push(Problem {
-                    path: path.clone(),
-                    offset: fa.offset,
-                    what: e.to_string(),
-                }),
-                Ok(Frame::Begin(b)) => {
-                    if begin.is_some() || i != 0 || fa.offset != HEADER_LEN as u64 {
-                        info.problems.push(Problem {
-                            path: path.clone(),
-                            offset: fa.offset,
-                            what: "unexpected BEGIN frame".into(),
-                        });
-                    } else {
-                        begin = Some(b.clone());
-                    }
-                }
-                Ok(Frame::Record(r)) => {
-                    info.records += 1;
-                    info.last_ns = info.last_ns.max(r.ts_ns);
-                    if want_records {
-                        records.push(r.clone());
-                    }
-                }
-                Ok(Frame::Label { key, value }) => {
-                    if let Some(l) = info.labels.iter_mut().find(|(k, _)| k == key) {
-                        l.1 = value.clone();
-                    } else {
-                        info.labels.push((key.clone(), value.clone()));
-                    }
-                }
-                Ok(Frame::End(e)) => {
-                    if end.is_some() {
-                        info.problems.push(Problem {
-                            path: path.clone(),
-                            offset: fa.offset,
-                            what: "second end frame".into(),
-                        });
-                    }
-                    end = Some(*e);
-                }
-            }
-        }
-        match &scan.end {
+    let paths: Vec<&Path> = segs[..upto].iter().map(|(_, p)| p.as_path()).collect();
+    let records_wanted = !matches!(sink, Sink::Skim);
+    // A segment that could not be read (reported before the problems found in the frames).
+    let mut unreadable: Option<Problem> = None;
+    let mut failed: Option<ReadError> = None;
+    let mut stopped = false;
+    let mut loaded_all = false;
+    // The end of the previous segment, classified once it is known whether it is the last
+    // one read: (its path, how its frames end, whether the run had no end frame yet).
+    let mut pending: Option<(&Path, SegmentEnd, bool)> = None;
+    let mut records = Vec::new();
+
+    let classify = |problems: &mut Vec<Problem>, p: (&Path, SegmentEnd, bool), last: bool| {
+        let (path, seg_end, no_end_yet) = p;
+        match seg_end {
             SegmentEnd::Clean | SegmentEnd::ZeroTail { .. } => {}
             // A live writer may be in the middle of a frame; a dead one may have been killed
             // in the middle of one. Either way the tail of the last segment is not damage.
-            SegmentEnd::TornTail { .. } if last && end.is_none() => {}
-            SegmentEnd::TornTail { offset, error } => info.problems.push(Problem {
-                path: path.clone(),
-                offset: *offset,
+            SegmentEnd::TornTail { .. } if last && no_end_yet => {}
+            SegmentEnd::TornTail { offset, error } => problems.push(Problem {
+                path: path.to_path_buf(),
+                offset,
                 what: format!("torn frame before the end of the run: {error}"),
             }),
             SegmentEnd::Corrupt { .. } if alive && last => {}
@@ -656,9 +939,9 @@ pub fn read_run_segments(
                 offset,
                 error,
                 next_valid,
-            } => info.problems.push(Problem {
-                path: path.clone(),
-                offset: *offset,
+            } => problems.push(Problem {
+                path: path.to_path_buf(),
+                offset,
                 what: match next_valid {
                     Some(n) => {
                         format!("corrupt frame ({error}); valid frames follow at offset {n}")
@@ -667,7 +950,171 @@ pub fn read_run_segments(
                 },
             }),
         }
+    };
+
+    load_in_order(&paths, records_wanted, helpers, &mut |i, loaded| {
+        let path = paths[i];
+        let slot = match loaded {
+            Ok(slot) => slot,
+            Err(ReadError::BadSegment { path, error }) => {
+                // A segment whose header was never completely written is what a crash
+                // during rollover leaves; anywhere else it is damage.
+                let torn = matches!(error, HeaderError::Short(_)) && i + 1 == segs.len() && !alive;
+                if !torn && !alive {
+                    unreadable = Some(Problem {
+                        path,
+                        offset: 0,
+                        what: error.to_string(),
+                    });
+                }
+                return false;
+            }
+            // Deleted since the directory was listed (cancel, retention): the run is gone.
+            Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                failed = Some(ReadError::NoSuchRun {
+                    job: job_hint.to_owned(),
+                    run: id.to_owned(),
+                });
+                return false;
+            }
+            Err(e) => {
+                failed = Some(e);
+                return false;
+            }
+        };
+        let Some(w) = &slot.walked else {
+            return false;
+        };
+        if let Some(p) = pending.take() {
+            classify(&mut info.problems, p, false);
+        }
+        if w.header.seq != i as u32 || (!w.header.run_id.is_empty() && w.header.run_id != id) {
+            info.problems.push(Problem {
+                path: path.to_path_buf(),
+                offset: 0,
+                what: format!(
+                    "segment header says run {} segment {}, the file name says run {id} segment {i}",
+                    w.header.run_id, w.header.seq
+                ),
+            });
+        }
+        info.records += w.skimmed.0;
+        if w.skimmed.0 > 0 {
+            info.last_ns = info.last_ns.max(w.skimmed.1);
+        }
+        for loc in &slot.locs {
+            let raw = loc.raw(&slot.buf);
+            let offset = loc.offset as u64;
+            if records_wanted && raw.kind == FrameType::Record {
+                if let Sink::Stream { pre, .. } = &mut sink {
+                    if !pre(raw.payload) {
+                        // Not wanted: counted as a listing counts it, not decoded.
+                        if let Some(ts) = raw.payload.first_chunk::<8>() {
+                            info.records += 1;
+                            info.last_ns = info.last_ns.max(i64::from_le_bytes(*ts));
+                        }
+                        continue;
+                    }
+                }
+                match decode_record_ref(raw.payload) {
+                    Err(e) => info.problems.push(Problem {
+                        path: path.to_path_buf(),
+                        offset,
+                        what: e.to_string(),
+                    }),
+                    Ok(r) => {
+                        info.records += 1;
+                        info.last_ns = info.last_ns.max(r.ts_ns);
+                        match &mut sink {
+                            Sink::Collect(v) => v.push(r.to_record()),
+                            Sink::Stream { f, .. } => {
+                                if !f(r) {
+                                    stopped = true;
+                                    return false;
+                                }
+                            }
+                            Sink::Skim => {}
+                        }
+                    }
+                }
+                continue;
+            }
+            match decode_payload(&raw) {
+                Err(e) => info.problems.push(Problem {
+                    path: path.to_path_buf(),
+                    offset,
+                    what: e.to_string(),
+                }),
+                Ok(Frame::Begin(b)) => {
+                    if begin.is_some() || i != 0 || loc.offset != HEADER_LEN {
+                        info.problems.push(Problem {
+                            path: path.to_path_buf(),
+                            offset,
+                            what: "unexpected BEGIN frame".into(),
+                        });
+                    } else {
+                        if expect_job.is_some_and(|j| j != b.job) {
+                            failed = Some(ReadError::NoSuchRun {
+                                job: job_hint.to_owned(),
+                                run: id.to_owned(),
+                            });
+                            return false;
+                        }
+                        begin = Some(b);
+                    }
+                }
+                Ok(Frame::Record(r)) => {
+                    // Only a payload too short to skim gets here, and it does not decode.
+                    info.records += 1;
+                    info.last_ns = info.last_ns.max(r.ts_ns);
+                    if let Sink::Collect(v) = &mut sink {
+                        v.push(r);
+                    }
+                }
+                Ok(Frame::Label { key, value }) => {
+                    if let Some(l) = info.labels.iter_mut().find(|(k, _)| *k == key) {
+                        l.1 = value;
+                    } else {
+                        info.labels.push((key, value));
+                    }
+                }
+                Ok(Frame::End(e)) => {
+                    if end.is_some() {
+                        info.problems.push(Problem {
+                            path: path.to_path_buf(),
+                            offset,
+                            what: "second end frame".into(),
+                        });
+                    }
+                    end = Some(e);
+                }
+            }
+        }
+        pending = Some((path, w.end.clone(), end.is_none()));
+        loaded_all = i + 1 == paths.len();
+        true
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
+    if let Sink::Collect(v) = sink {
+        records = v;
+    }
+    if stopped {
+        return Ok(Scanned {
+            info,
+            records,
+            complete: false,
+        });
+    }
+    if let Some(p) = pending.take() {
+        classify(&mut info.problems, p, true);
+    }
+    let first = unreadable.or(if loaded_all || paths.is_empty() {
+        gap
+    } else {
+        None
+    });
     if let Some(b) = &begin {
         info.job = b.job.clone();
         info.start_ns = b.start_ns;
@@ -676,7 +1123,7 @@ pub fn read_run_segments(
         info.last_ns = info.last_ns.max(b.start_ns);
     } else {
         if let Some(p) = segs.first() {
-            if !alive && info.problems.is_empty() {
+            if !alive && first.is_none() && info.problems.is_empty() {
                 info.problems.push(Problem {
                     path: p.1.clone(),
                     offset: HEADER_LEN as u64,
@@ -684,9 +1131,14 @@ pub fn read_run_segments(
                 });
             }
         }
-        // Fall back to the start time in the id.
+        // Fall back to the start time in the id; `last` is never before it.
         info.start_ns = crate::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0);
+        info.last_ns = info.last_ns.max(info.start_ns);
     }
+    if let Some(p) = first {
+        info.problems.insert(0, p);
+    }
+    check_end_count(&mut info, end.as_ref(), segs);
     info.status = match end {
         Some(e) => {
             info.end_ns = Some(e.end_ns);
@@ -700,14 +1152,37 @@ pub fn read_run_segments(
         None if alive => RunStatus::Running,
         None => RunStatus::Crashed,
     };
-    Ok(RunLog { info, records })
+    Ok(Scanned {
+        info,
+        records,
+        complete: true,
+    })
+}
+
+/// A segment cut exactly at a frame boundary (by another process, or a broken disk) leaves no
+/// damaged frame: when nothing else was reported, only the end frame's count can tell that
+/// records are missing (or repeated).
+fn check_end_count(info: &mut RunInfo, end: Option<&End>, segs: &[(u32, PathBuf)]) {
+    if let (Some(e), Some((_, last))) = (end, segs.last()) {
+        if info.problems.is_empty() && e.records != info.records {
+            info.problems.push(Problem {
+                path: last.clone(),
+                offset: 0,
+                what: format!(
+                    "the end frame counts {} records but the segments hold {}: a segment was \
+                     cut short or records are missing",
+                    e.records, info.records
+                ),
+            });
+        }
+    }
 }
 
 impl Journal {
     /// Open a journal directory for reading. It must exist.
     pub fn open(dir: impl AsRef<Path>) -> Result<Journal, ReadError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::metadata(&dir).map_err(io_err(&dir))?;
+        storage::metadata(&dir).map_err(io_err(&dir))?;
         Ok(Journal { dir })
     }
 
@@ -718,33 +1193,64 @@ impl Journal {
 
     /// All jobs with at least one listed run, sorted by name.
     pub fn jobs(&self) -> Result<Vec<JobInfo>, ReadError> {
-        let jobs_dir = self.dir.join(JOBS_DIR);
-        let mut out = Vec::new();
-        let rd = match fs::read_dir(&jobs_dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err(&jobs_dir)(e)),
-        };
-        for ent in rd {
-            let ent = ent.map_err(io_err(&jobs_dir))?;
-            let dir = ent.path();
-            if !dir.is_dir() {
-                continue;
-            }
-            let enc = ent.file_name().to_string_lossy().into_owned();
-            let hint = layout::decode_job(&enc).unwrap_or_else(|| enc.clone());
-            let runs = self.runs_in(&dir, &hint)?;
-            if let Some(last) = runs.last() {
-                out.push(JobInfo {
+        Ok(self
+            .jobs_with_runs()?
+            .into_iter()
+            .filter_map(|(dir, runs)| {
+                let last = runs.last()?;
+                Some(JobInfo {
                     name: last.job.clone(),
                     dir,
                     runs: runs.len(),
                     last_start_ns: Some(last.start_ns),
                     last_status: Some(last.status),
-                });
+                })
+            })
+            .collect())
+    }
+
+    /// The listed runs (oldest first) of every job directory, by job name: what
+    /// [`Journal::jobs`] summarises. Jobs without listed runs are left out.
+    pub fn all_runs(&self) -> Result<Vec<(String, Vec<RunInfo>)>, ReadError> {
+        // A cut, hashed directory name may be shared by two jobs: group by the exact name.
+        let mut by_job: BTreeMap<String, Vec<RunInfo>> = BTreeMap::new();
+        for (_, runs) in self.jobs_with_runs()? {
+            for r in runs {
+                by_job.entry(r.job.clone()).or_default().push(r);
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        for runs in by_job.values_mut() {
+            runs.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(by_job.into_iter().collect())
+    }
+
+    /// Each job directory with its listed runs, sorted by job name.
+    fn jobs_with_runs(&self) -> Result<Vec<(PathBuf, Vec<RunInfo>)>, ReadError> {
+        let jobs_dir = self.dir.join(JOBS_DIR);
+        let mut out = Vec::new();
+        let names = match storage::read_dir(&jobs_dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&jobs_dir)(e)),
+        };
+        for name in names {
+            let dir = jobs_dir.join(&name);
+            if storage::is_symlink(&dir) {
+                return Err(io_err(&dir)(storage::symlink_error()));
+            }
+            if !storage::metadata(&dir).is_ok_and(|m| m.is_dir) {
+                continue;
+            }
+            let enc = name.to_string_lossy().into_owned();
+            let hint = layout::decode_job(&enc).unwrap_or_else(|| enc.clone());
+            let runs = self.runs_in(&dir, &hint)?;
+            out.push((dir, runs));
+        }
+        out.sort_by(|a, b| {
+            let name = |r: &[RunInfo]| r.last().map(|l| l.job.clone());
+            name(&a.1).cmp(&name(&b.1))
+        });
         Ok(out)
     }
 
@@ -754,7 +1260,9 @@ impl Journal {
             if being_deleted(&segs) {
                 continue;
             }
-            let r = match read_run_segments(hint, &id, &segs, false) {
+            // Listings read every frame: big runs are read on all CPUs.
+            let helpers = helpers_for(&segs, false);
+            let r = match scan_run(hint, &id, &segs, Sink::Skim, helpers, None) {
                 Ok(r) => r,
                 Err(ReadError::NoSuchRun { .. }) => continue,
                 Err(e) => return Err(e),
@@ -773,24 +1281,728 @@ impl Journal {
         Ok(runs.into_iter().filter(|r| r.job == job).collect())
     }
 
-    /// One run with all its records.
-    pub fn read_run(&self, job: &str, run_id: &str) -> Result<RunLog, ReadError> {
+    /// The segments of a listed run, or [`ReadError::NoSuchRun`].
+    fn run_segments(&self, job: &str, run_id: &str) -> Result<Vec<(u32, PathBuf)>, ReadError> {
         let dir = layout::job_dir(&self.dir, job);
-        let all = list_run_segments(&dir)?;
-        let segs = all
-            .get(run_id)
+        let mut all = list_run_segments(&dir)?;
+        all.remove(run_id)
             .filter(|s| !being_deleted(s))
             .ok_or_else(|| ReadError::NoSuchRun {
                 job: job.to_owned(),
                 run: run_id.to_owned(),
-            })?;
-        let r = read_run_segments(job, run_id, segs, true)?;
+            })
+    }
+
+    /// One run with all its records.
+    pub fn read_run(&self, job: &str, run_id: &str) -> Result<RunLog, ReadError> {
+        let segs = self.run_segments(job, run_id)?;
+        let helpers = helpers_for(&segs, true);
+        let r = scan_run(
+            job,
+            run_id,
+            &segs,
+            Sink::Collect(Vec::new()),
+            helpers,
+            Some(job),
+        )?;
         if r.info.status == RunStatus::Cancelled || r.info.job != job {
             return Err(ReadError::NoSuchRun {
                 job: job.to_owned(),
                 run: run_id.to_owned(),
             });
         }
-        Ok(r)
+        Ok(RunLog {
+            info: r.info,
+            records: r.records,
+        })
+    }
+
+    /// The records of one run, oldest first, handed to `f` one by one as they are decoded,
+    /// without collecting them: [`Journal::read_run`] for runs of any size, in memory
+    /// independent of the number of records. Each record borrows the segment bytes it was
+    /// decoded from ([`RecordRef`]); `f` returns false to stop.
+    ///
+    /// Every frame's CRC is checked before its record is handed over, and damage is reported
+    /// in the returned [`RunInfo::problems`] as by `read_run`. For a run of several segments, a
+    /// helper thread reads and checks the next segments while `f` works on this one (`f`
+    /// itself runs in the calling thread).
+    ///
+    /// Returns the run's info when every record was handed over, `None` when `f` stopped
+    /// early.
+    ///
+    /// # Errors
+    /// As `read_run`: [`ReadError::NoSuchRun`] if the run does not exist, belongs to another
+    /// job, or is cancelled (checked before any record is handed over; a run cancelled, or a
+    /// segment deleted, while it is being read ends with this error after some records), and
+    /// [`ReadError::Io`].
+    pub fn for_each_record(
+        &self,
+        job: &str,
+        run_id: &str,
+        f: impl FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<Option<RunInfo>, ReadError> {
+        self.for_each_record_where(job, run_id, |_| true, f)
+    }
+
+    /// [`Journal::for_each_record`] for the records `pre` lets through. `pre` sees each
+    /// record's payload (its frame's CRC checked, the layout of `spec/journal.md`) before it
+    /// is decoded: a cheap test there (a level byte, a word that must be in it) saves decoding
+    /// the records it rejects. Those are counted in the returned info, but not decoded, so
+    /// damage inside their payloads is not reported.
+    pub fn for_each_record_where(
+        &self,
+        job: &str,
+        run_id: &str,
+        mut pre: impl FnMut(&[u8]) -> bool,
+        mut f: impl FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<Option<RunInfo>, ReadError> {
+        let segs = self.run_segments(job, run_id)?;
+        let gone = || ReadError::NoSuchRun {
+            job: job.to_owned(),
+            run: run_id.to_owned(),
+        };
+        // A cancelled run shows nothing. Its end frame is the last bytes of the run; they are
+        // only a hint (a crashed run's last record could look like one), so a run that seems
+        // cancelled is checked the slow way.
+        if quick_status(&segs) == RunStatus::Cancelled {
+            let r = scan_run(job, run_id, &segs, Sink::Skim, 0, Some(job))?;
+            if r.info.status == RunStatus::Cancelled {
+                return Err(gone());
+            }
+        }
+        let helpers = helpers_for(&segs, true);
+        let sink = Sink::Stream {
+            pre: &mut pre,
+            f: &mut f,
+        };
+        let r = scan_run(job, run_id, &segs, sink, helpers, Some(job))?;
+        if !r.complete {
+            return Ok(None);
+        }
+        if r.info.status == RunStatus::Cancelled || r.info.job != job {
+            return Err(gone());
+        }
+        Ok(Some(r.info))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The run reader against the one it replaced (kept here as the reference: it read every
+    //! segment whole, then walked the decoded frames), on runs of several segments damaged in
+    //! every way the reader distinguishes, read serially, with helper threads, and streamed.
+
+    use super::*;
+    use crate::journal::frame::{encode_frame, encode_header};
+    use crate::journal::layout::{job_dir, segment_name};
+    use crate::journal::payload::{encode_begin, encode_end, encode_label, encode_record};
+
+    const JOB: &str = "reader-test";
+    const ID: &str = "2026-11-28T12:10:55.123456Z-0000000000aa";
+    const T0: i64 = 1_795_867_855_123_456_000;
+
+    // The reader before streaming, verbatim but for its name and `scan_file_opts`.
+    #[allow(clippy::all)]
+    fn reference_read(
+        job_hint: &str,
+        id: &str,
+        segs: &[(u32, PathBuf)],
+        want_records: bool,
+    ) -> Result<RunLog, ReadError> {
+        let mut info = RunInfo {
+            id: id.to_owned(),
+            job: job_hint.to_owned(),
+            status: RunStatus::Crashed,
+            start_ns: 0,
+            end_ns: None,
+            last_ns: 0,
+            records: 0,
+            dropped: 0,
+            host: String::new(),
+            pid: 0,
+            labels: Vec::new(),
+            segments: segs.iter().map(|(_, p)| p.clone()).collect(),
+            problems: Vec::new(),
+        };
+        let mut records = Vec::new();
+        let mut begin: Option<Begin> = None;
+        let mut end: Option<End> = None;
+        let alive = segs
+            .first()
+            .is_some_and(|(_, p)| writer_state(p) == Writer::Alive);
+        let mut scans = Vec::with_capacity(segs.len());
+        for (i, (seq, path)) in segs.iter().enumerate() {
+            if *seq != i as u32 {
+                info.problems.push(Problem {
+                    path: path.clone(),
+                    offset: 0,
+                    what: format!("segment {i} of the run is missing (found segment {seq})"),
+                });
+                break;
+            }
+            match scan_file_opts(path, want_records) {
+                Ok(s) => scans.push((path, s)),
+                Err(ReadError::BadSegment { path, error }) => {
+                    // A segment whose header was never completely written is what a crash
+                    // during rollover leaves; anywhere else it is damage.
+                    let torn =
+                        matches!(error, HeaderError::Short(_)) && i + 1 == segs.len() && !alive;
+                    if !torn && !alive {
+                        info.problems.push(Problem {
+                            path,
+                            offset: 0,
+                            what: error.to_string(),
+                        });
+                    }
+                    break;
+                }
+                // Deleted since the directory was listed (cancel, retention): the run is gone.
+                Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    return Err(ReadError::NoSuchRun {
+                        job: job_hint.to_owned(),
+                        run: id.to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let nscans = scans.len();
+        for (i, (path, scan)) in scans.into_iter().enumerate() {
+            let last = i + 1 == nscans;
+            if scan.header.seq != i as u32
+                || (!scan.header.run_id.is_empty() && scan.header.run_id != id)
+            {
+                info.problems.push(Problem {
+                    path: path.clone(),
+                    offset: 0,
+                    what: format!(
+                        "segment header says run {} segment {}, the file name says run {id} segment {i}",
+                        scan.header.run_id, scan.header.seq
+                    ),
+                });
+            }
+            info.records += scan.skimmed.0;
+            if scan.skimmed.0 > 0 {
+                info.last_ns = info.last_ns.max(scan.skimmed.1);
+            }
+            for fa in &scan.frames {
+                match &fa.frame {
+                    Err(e) => info.problems.push(Problem {
+                        path: path.clone(),
+                        offset: fa.offset,
+                        what: e.to_string(),
+                    }),
+                    Ok(Frame::Begin(b)) => {
+                        if begin.is_some() || i != 0 || fa.offset != HEADER_LEN as u64 {
+                            info.problems.push(Problem {
+                                path: path.clone(),
+                                offset: fa.offset,
+                                what: "unexpected BEGIN frame".into(),
+                            });
+                        } else {
+                            begin = Some(b.clone());
+                        }
+                    }
+                    Ok(Frame::Record(r)) => {
+                        info.records += 1;
+                        info.last_ns = info.last_ns.max(r.ts_ns);
+                        if want_records {
+                            records.push(r.clone());
+                        }
+                    }
+                    Ok(Frame::Label { key, value }) => {
+                        if let Some(l) = info.labels.iter_mut().find(|(k, _)| k == key) {
+                            l.1 = value.clone();
+                        } else {
+                            info.labels.push((key.clone(), value.clone()));
+                        }
+                    }
+                    Ok(Frame::End(e)) => {
+                        if end.is_some() {
+                            info.problems.push(Problem {
+                                path: path.clone(),
+                                offset: fa.offset,
+                                what: "second end frame".into(),
+                            });
+                        }
+                        end = Some(*e);
+                    }
+                }
+            }
+            match &scan.end {
+                SegmentEnd::Clean | SegmentEnd::ZeroTail { .. } => {}
+                // A live writer may be in the middle of a frame; a dead one may have been killed
+                // in the middle of one. Either way the tail of the last segment is not damage.
+                SegmentEnd::TornTail { .. } if last && end.is_none() => {}
+                SegmentEnd::TornTail { offset, error } => info.problems.push(Problem {
+                    path: path.clone(),
+                    offset: *offset,
+                    what: format!("torn frame before the end of the run: {error}"),
+                }),
+                SegmentEnd::Corrupt { .. } if alive && last => {}
+                SegmentEnd::Corrupt {
+                    offset,
+                    error,
+                    next_valid,
+                } => info.problems.push(Problem {
+                    path: path.clone(),
+                    offset: *offset,
+                    what: match next_valid {
+                        Some(n) => {
+                            format!("corrupt frame ({error}); valid frames follow at offset {n}")
+                        }
+                        None => format!("corrupt frame ({error}); data follows it"),
+                    },
+                }),
+            }
+        }
+        if let Some(b) = &begin {
+            info.job = b.job.clone();
+            info.start_ns = b.start_ns;
+            info.host = b.host.clone();
+            info.pid = b.pid;
+            info.last_ns = info.last_ns.max(b.start_ns);
+        } else {
+            if let Some(p) = segs.first() {
+                if !alive && info.problems.is_empty() {
+                    info.problems.push(Problem {
+                        path: p.1.clone(),
+                        offset: HEADER_LEN as u64,
+                        what: "run has no BEGIN frame".into(),
+                    });
+                }
+            }
+            // Fall back to the start time in the id.
+            info.start_ns = crate::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0);
+            // Added with the fix that keeps `last` from before the start.
+            info.last_ns = info.last_ns.max(info.start_ns);
+        }
+        // Added with the streaming reader's count check (end frame vs records read).
+        check_end_count(&mut info, end.as_ref(), &segs);
+        info.status = match end {
+            Some(e) => {
+                info.end_ns = Some(e.end_ns);
+                info.dropped = e.dropped;
+                match e.outcome {
+                    Outcome::Ok => RunStatus::Ok,
+                    Outcome::Failed => RunStatus::Failed,
+                    Outcome::Cancelled => RunStatus::Cancelled,
+                }
+            }
+            None if alive => RunStatus::Running,
+            None => RunStatus::Crashed,
+        };
+        Ok(RunLog { info, records })
+    }
+
+    fn rec(i: usize) -> Record {
+        Record {
+            ts_ns: T0 + i as i64 * 1000,
+            level: [log::Level::Info, log::Level::Debug, log::Level::Warn][i % 3],
+            target: if i.is_multiple_of(2) {
+                "app::a"
+            } else {
+                "app::b"
+            }
+            .into(),
+            module_path: if i.is_multiple_of(4) {
+                None
+            } else {
+                Some("app::m".into())
+            },
+            file: Some("src/x.rs".into()),
+            line: Some(i as u32 + 1),
+            kvs: (0..i % 3)
+                .map(|k| (format!("k{k}"), format!("v ✓ {i}")))
+                .collect(),
+            message: format!("record {i} of the test run, ünïcode"),
+            truncated: i.is_multiple_of(7),
+        }
+    }
+
+    /// A run of `nseg` segments with `per` records each: BEGIN and a label in the first, a
+    /// label in the middle, the end frame (if any) in the last.
+    fn segments(nseg: usize, per: usize, end: Option<Outcome>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for s in 0..nseg {
+            let mut v = encode_header(s as u32, ID).to_vec();
+            if s == 0 {
+                v.extend(encode_frame(
+                    FrameType::Begin,
+                    &encode_begin(&Begin {
+                        start_ns: T0,
+                        pid: 7,
+                        run_id: ID.into(),
+                        job: JOB.into(),
+                        host: "h".into(),
+                    }),
+                ));
+                v.extend(encode_frame(FrameType::Label, &encode_label("user", "bar")));
+            }
+            for _ in 0..per {
+                v.extend(encode_frame(FrameType::Record, &encode_record(&rec(n))));
+                n += 1;
+            }
+            if s == nseg / 2 {
+                v.extend(encode_frame(FrameType::Label, &encode_label("user", "baz")));
+                v.extend(encode_frame(FrameType::Label, &encode_label("k", "v")));
+            }
+            if s + 1 == nseg {
+                if let Some(outcome) = end {
+                    let kind = if outcome == Outcome::Cancelled {
+                        FrameType::Cancel
+                    } else {
+                        FrameType::Commit
+                    };
+                    v.extend(encode_frame(
+                        kind,
+                        &encode_end(&End {
+                            end_ns: T0 + 1_000_000_000,
+                            outcome,
+                            records: n as u64,
+                            dropped: 2,
+                        }),
+                    ));
+                }
+            }
+            out.push(v);
+        }
+        out
+    }
+
+    /// Segment files by number.
+    type Files = Vec<(u32, Vec<u8>)>;
+
+    /// Damaged variants of a run (name, segment files by number; a missing number is a
+    /// missing file).
+    fn variants() -> Vec<(String, Files)> {
+        let base = segments(6, 40, Some(Outcome::Ok));
+        let numbered = |segs: Vec<Vec<u8>>| -> Files {
+            segs.into_iter()
+                .enumerate()
+                .map(|(i, b)| (i as u32, b))
+                .collect()
+        };
+        let mut v = vec![
+            ("ok".to_owned(), numbered(base.clone())),
+            ("crashed".into(), numbered(segments(6, 40, None))),
+            (
+                "failed".into(),
+                numbered(segments(5, 33, Some(Outcome::Failed))),
+            ),
+            (
+                "cancelled".into(),
+                numbered(segments(4, 10, Some(Outcome::Cancelled))),
+            ),
+            (
+                "one segment".into(),
+                numbered(segments(1, 50, Some(Outcome::Ok))),
+            ),
+            ("empty segments".into(), numbered(segments(4, 0, None))),
+        ];
+        for seg in 0..6 {
+            let len = base[seg].len();
+            for at in [0, 10, HEADER_LEN, HEADER_LEN + 3, len / 2, len - 3, len - 1] {
+                let mut segs = base.clone();
+                segs[seg][at] ^= 0x41;
+                v.push((
+                    format!("byte {at} of segment {seg} changed"),
+                    numbered(segs),
+                ));
+            }
+            for cut in [0, 5, HEADER_LEN, HEADER_LEN + 20, len / 3, len - 1] {
+                let mut segs = base.clone();
+                segs[seg].truncate(cut);
+                v.push((format!("segment {seg} cut at {cut}"), numbered(segs)));
+            }
+            let mut segs = base.clone();
+            segs[seg].extend([0u8; 100]);
+            v.push((format!("zeros after segment {seg}"), numbered(segs)));
+            let mut segs = base.clone();
+            segs[seg].extend([0u8, 0, 0, 0, 9, 9, 9]);
+            v.push((format!("garbage after segment {seg}"), numbered(segs)));
+            let mut segs = numbered(base.clone());
+            segs.remove(seg);
+            v.push((format!("segment {seg} missing"), segs));
+            let mut segs = base.clone();
+            segs[seg] = encode_header(seg as u32 + 1, ID).to_vec();
+            v.push((format!("segment {seg} has another number"), numbered(segs)));
+            let mut segs = base.clone();
+            let copy = segs[(seg + 1) % 6].clone();
+            segs[seg].extend_from_slice(&copy[HEADER_LEN..]);
+            v.push((format!("frames repeated in segment {seg}"), numbered(segs)));
+        }
+        let mut segs = numbered(base.clone());
+        segs.remove(4);
+        segs[1].1.truncate(30);
+        v.push(("a short header before a gap".into(), segs));
+        v
+    }
+
+    fn write_run(dir: &Path, segs: &[(u32, Vec<u8>)]) -> Vec<(u32, PathBuf)> {
+        let jd = job_dir(dir, JOB);
+        let _ = std::fs::remove_dir_all(&jd);
+        std::fs::create_dir_all(&jd).unwrap();
+        for (seq, bytes) in segs {
+            std::fs::write(jd.join(segment_name(ID, *seq)), bytes).unwrap();
+        }
+        list_run_segments(&jd)
+            .unwrap()
+            .remove(ID)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_segment_cut_at_a_frame_boundary_is_reported_by_the_end_frames_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut segs = segments(3, 10, Some(Outcome::Ok));
+        // Cut the middle segment exactly where its sixth frame starts: no frame is damaged.
+        let at = scan_segment(&segs[1]).unwrap().frames[5].offset as usize;
+        segs[1].truncate(at);
+        let files: Vec<(u32, Vec<u8>)> = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        let paths = write_run(tmp.path(), &files);
+        let log = scan_run(JOB, ID, &paths, Sink::Collect(Vec::new()), 0, None).unwrap();
+        assert_eq!(log.records.len(), 25);
+        assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
+        assert!(
+            log.info.problems[0]
+                .what
+                .contains("the end frame counts 30 records but the segments hold 25"),
+            "{:?}",
+            log.info.problems
+        );
+    }
+
+    fn same(a: &Result<RunLog, ReadError>, b: &Result<RunLog, ReadError>) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn every_way_of_reading_a_run_agrees_with_the_reference_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(tmp.path()).unwrap();
+        let (mut damaged, mut statuses) = (0, Vec::new());
+        for (name, files) in variants() {
+            let segs = write_run(tmp.path(), &files);
+            if let Ok(r) = reference_read(JOB, ID, &segs, false) {
+                damaged += usize::from(!r.info.problems.is_empty());
+                statuses.push(r.info.status);
+            }
+            for records in [false, true] {
+                let want = reference_read(JOB, ID, &segs, records);
+                for helpers in [0, 1, 2, 3] {
+                    let sink = if records {
+                        Sink::Collect(Vec::new())
+                    } else {
+                        Sink::Skim
+                    };
+                    let got = scan_run(JOB, ID, &segs, sink, helpers, None).map(|s| {
+                        assert!(s.complete);
+                        RunLog {
+                            info: s.info,
+                            records: s.records,
+                        }
+                    });
+                    assert!(
+                        same(&got, &want),
+                        "{name}, records {records}, {helpers} helpers:\n{got:#?}\nwanted\n{want:#?}"
+                    );
+                }
+            }
+            // Journal::read_run and for_each_record: the reference read, filtered as read_run
+            // always did (cancelled runs and runs of other jobs are not there).
+            let want = reference_read(JOB, ID, &segs, true).and_then(|r| {
+                if r.info.status == RunStatus::Cancelled || r.info.job != JOB {
+                    Err(ReadError::NoSuchRun {
+                        job: JOB.into(),
+                        run: ID.into(),
+                    })
+                } else {
+                    Ok(r)
+                }
+            });
+            let want = if segs.is_empty() || being_deleted(&segs) {
+                Err(ReadError::NoSuchRun {
+                    job: JOB.into(),
+                    run: ID.into(),
+                })
+            } else {
+                want
+            };
+            let got = journal.read_run(JOB, ID);
+            assert!(
+                same(&got, &want),
+                "{name}: read_run {got:#?}\nwanted\n{want:#?}"
+            );
+            let mut streamed = Vec::new();
+            let got = journal
+                .for_each_record(JOB, ID, |r| {
+                    streamed.push(r.to_record());
+                    true
+                })
+                .map(|info| RunLog {
+                    info: info.expect("not stopped"),
+                    records: std::mem::take(&mut streamed),
+                });
+            assert!(
+                same(&got, &want),
+                "{name}: for_each_record {got:#?}\nwanted\n{want:#?}"
+            );
+            // Listings.
+            let listed = journal.runs(JOB).unwrap();
+            match reference_read(JOB, ID, &segs, false) {
+                Ok(r) if !being_deleted(&segs) && r.info.status != RunStatus::Cancelled => {
+                    assert_eq!(listed, vec![r.info], "{name}: runs()")
+                }
+                _ => assert!(listed.is_empty(), "{name}: runs() {listed:#?}"),
+            }
+        }
+        // The variants cover what they should.
+        assert!(damaged > 50, "{damaged} damaged variants");
+        for s in [
+            RunStatus::Ok,
+            RunStatus::Failed,
+            RunStatus::Crashed,
+            RunStatus::Cancelled,
+        ] {
+            assert!(statuses.contains(&s), "no {s} variant");
+        }
+    }
+
+    #[test]
+    fn for_each_record_stops_when_asked_and_checks_the_job_before_the_first_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(tmp.path()).unwrap();
+        let segs = write_run(tmp.path(), &{
+            let s = segments(5, 30, Some(Outcome::Ok));
+            s.into_iter()
+                .enumerate()
+                .map(|(i, b)| (i as u32, b))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(segs.len(), 5);
+        let mut seen = 0;
+        let r = journal.for_each_record(JOB, ID, |r| {
+            assert_eq!(r.to_record(), rec(seen));
+            seen += 1;
+            seen < 75
+        });
+        assert_eq!(r.unwrap(), None);
+        assert_eq!(seen, 75);
+        // A BEGIN frame naming another job: no record is handed over.
+        let mut other = segments(5, 30, Some(Outcome::Ok));
+        let begin = encode_frame(
+            FrameType::Begin,
+            &encode_begin(&Begin {
+                start_ns: T0,
+                pid: 7,
+                run_id: ID.into(),
+                job: "another job".into(),
+                host: "h".into(),
+            }),
+        );
+        let old_len = encode_frame(
+            FrameType::Begin,
+            &encode_begin(&Begin {
+                start_ns: T0,
+                pid: 7,
+                run_id: ID.into(),
+                job: JOB.into(),
+                host: "h".into(),
+            }),
+        )
+        .len();
+        other[0].splice(HEADER_LEN..HEADER_LEN + old_len, begin);
+        write_run(
+            tmp.path(),
+            &other
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| (i as u32, b))
+                .collect::<Vec<_>>(),
+        );
+        let r = journal.for_each_record(JOB, ID, |_| panic!("a record of another job"));
+        assert!(matches!(r, Err(ReadError::NoSuchRun { .. })), "{r:?}");
+        assert!(matches!(
+            journal.for_each_record(JOB, "2026-no-such-run", |_| true),
+            Err(ReadError::NoSuchRun { .. })
+        ));
+    }
+
+    #[test]
+    fn records_rejected_by_pre_are_counted_and_not_handed_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(tmp.path()).unwrap();
+        let files: Files = segments(4, 25, Some(Outcome::Ok))
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        let segs = write_run(tmp.path(), &files);
+        let want = reference_read(JOB, ID, &segs, true).unwrap();
+        let mut got = Vec::new();
+        // Only WARN records (level byte 2) get through.
+        let info = journal
+            .for_each_record_where(
+                JOB,
+                ID,
+                |p| p.get(crate::journal::payload::REC_LEVEL) == Some(&2),
+                |r| {
+                    got.push(r.to_record());
+                    true
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(info, want.info);
+        let warns: Vec<Record> = want
+            .records
+            .into_iter()
+            .filter(|r| r.level == log::Level::Warn)
+            .collect();
+        assert!(!warns.is_empty());
+        assert_eq!(got, warns);
+    }
+
+    #[test]
+    fn the_fast_frame_check_accepts_exactly_what_decode_frame_accepts() {
+        let hasher = crc32fast::Hasher::new();
+        let mut frames = vec![
+            encode_frame(FrameType::Record, &encode_record(&rec(3))),
+            encode_frame(FrameType::Label, b""),
+            encode_frame(FrameType::Begin, &[7u8; 300]),
+        ];
+        let mut x = 0x9e37_79b9_u32;
+        for f in frames.clone() {
+            for i in 0..f.len() {
+                for bit in 0..8 {
+                    let mut g = f.clone();
+                    g[i] ^= 1 << bit;
+                    frames.push(g);
+                }
+                frames.push(f[..i].to_vec());
+            }
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let mut g = f.clone();
+                g[(x as usize) % f.len()] = (x >> 8) as u8;
+                g.extend_from_slice(&x.to_le_bytes());
+                frames.push(g);
+            }
+        }
+        for f in &frames {
+            assert_eq!(check_frame(f, &hasher), decode_frame(f), "{f:?}");
+        }
     }
 }

@@ -7,7 +7,6 @@
 //! shipper uses [`remove_run`] to delete runs itself.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +17,7 @@ use super::reader::{
     SegmentEnd, Writer,
 };
 use super::shipped::read_shipped;
+use super::storage::{self, OpenMode};
 use super::writer::{MIN_SEGMENT, SYNC_TMP_TAG};
 
 /// A `.tmp-` segment file unlocked and at least this old was left by a writer that died (and
@@ -64,7 +64,7 @@ pub fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
     let first = segs.iter().filter(|(seq, _)| *seq == 0);
     let rest = segs.iter().filter(|(seq, _)| *seq != 0);
     for (_, p) in first.chain(rest) {
-        match fs::remove_file(p) {
+        match storage::remove_file(p) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -77,7 +77,7 @@ pub fn remove_run(segs: &[(u32, PathBuf)]) -> io::Result<()> {
 /// segment cut to its frames almost never does, so a sweep scans only segments that may need
 /// cutting.
 fn maybe_uncut(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.len() % MIN_SEGMENT as u64 == 0)
+    storage::metadata(path).is_ok_and(|m| m.len % MIN_SEGMENT as u64 == 0)
 }
 
 /// Cut what a dead writer left after its frames: the torn or zero-filled tail of the last
@@ -87,13 +87,13 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
     let Some((_, first)) = segs.first() else {
         return Ok(false);
     };
-    let lock = match File::open(first) {
+    let lock = match storage::open(first, OpenMode::Read) {
         Ok(f) => f,
         // Deleted meanwhile (by another sweep, say).
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    if lock.try_lock().is_err() {
+    if !lock.try_lock().unwrap_or(false) {
         return Ok(false);
     }
     for (i, (_, path)) in segs.iter().enumerate() {
@@ -119,7 +119,7 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
             SegmentEnd::Clean | SegmentEnd::Corrupt { .. } => false,
         };
         if cut && !scan.is_corrupt() {
-            let f = fs::OpenOptions::new().write(true).open(path)?;
+            let f = storage::open(path, OpenMode::Write)?;
             f.set_len(scan.valid_len)?;
             f.sync_data()?;
         }
@@ -155,10 +155,10 @@ pub fn sweep_job(
 ) -> io::Result<()> {
     let runs = list_run_segments(dir).map_err(to_io)?;
     // Segment files left half-created by a writer that died.
-    if let Ok(rd) = fs::read_dir(dir) {
-        for ent in rd.flatten() {
-            let name = ent.file_name();
+    if let Ok(names) = storage::read_dir(dir) {
+        for name in names {
             let Some(name) = name.to_str() else { continue };
+            let path = dir.join(name);
             let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
                 continue;
             };
@@ -168,24 +168,23 @@ pub fn sweep_job(
             };
             // A writer creates and then locks its file: give it time before calling it stale,
             // and do not even probe its lock meanwhile (a probe could make its lock fail).
-            let young = ent
-                .metadata()
-                .and_then(|m| m.modified())
+            let young = storage::metadata(&path)
                 .ok()
+                .and_then(|m| m.modified)
                 .and_then(|t| t.elapsed().ok())
                 .is_none_or(|age| age < STALE_TMP_AGE);
             if young {
                 continue;
             }
             let owner = if seq == 0 {
-                writer_state(&ent.path())
+                writer_state(&path)
             } else {
                 runs.get(id)
                     .and_then(|s| s.first())
                     .map_or(Writer::Gone, |(_, p)| writer_state(p))
             };
             if owner != Writer::Alive {
-                let _ = fs::remove_file(ent.path());
+                let _ = storage::remove_file(&path);
             }
         }
     }
@@ -199,13 +198,13 @@ pub fn sweep_job(
             // anything young alone.
             let seg0 = dir.join(super::layout::segment_name(id, 0));
             let stale = segs.iter().all(|(_, p)| {
-                fs::metadata(p)
-                    .and_then(|m| m.modified())
+                storage::metadata(p)
                     .ok()
+                    .and_then(|m| m.modified)
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age >= STALE_TMP_AGE)
             });
-            if stale && !seg0.exists() {
+            if stale && storage::metadata(&seg0).is_err() {
                 remove_run(segs)?;
             }
             continue;

@@ -15,13 +15,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 use super::layout::is_run_id;
 pub use super::layout::{SHIPPED_FILE, SHIPPED_TMP_FILE, SHIPPER_DIR};
+use super::storage::{self, OpenMode};
 
 /// First word of a shipped-runs file.
 pub const SHIPPED_MAGIC: &str = "runlog-shipped";
@@ -121,7 +120,7 @@ pub fn parse_shipped(bytes: &[u8], path: &Path) -> io::Result<Shipped> {
 /// are skipped.
 pub fn read_shipped(job_dir: &Path) -> io::Result<Option<Shipped>> {
     let path = job_dir.join(SHIPPED_FILE);
-    let f = match File::open(&path) {
+    let f = match storage::open(&path, OpenMode::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
@@ -132,14 +131,13 @@ pub fn read_shipped(job_dir: &Path) -> io::Result<Option<Shipped>> {
             &format!("larger than {MAX_SHIPPED_FILE} bytes (16 MiB), not read"),
         )
     };
-    let len = f.metadata().map_or(0, |m| m.len());
+    let len = f.len().unwrap_or(0);
     if len > MAX_SHIPPED_FILE {
         return Err(too_big());
     }
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = Vec::new();
     // One byte more than the limit tells a file that grew past it.
-    f.take(MAX_SHIPPED_FILE + 1)
-        .read_to_end(&mut bytes)
+    storage::read_to_end_bounded(&*f, 0, MAX_SHIPPED_FILE + 1, &mut bytes)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     if bytes.len() as u64 > MAX_SHIPPED_FILE {
         return Err(too_big());
@@ -215,25 +213,18 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let p = p.to_path_buf();
         move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
     };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(named(&tmp))?;
-    f.write_all(bytes).map_err(named(&tmp))?;
-    f.sync_all().map_err(named(&tmp))?;
+    let mut f = storage::open(&tmp, OpenMode::CreateTruncate).map_err(named(&tmp))?;
+    storage::write_all(&mut *f, bytes).map_err(named(&tmp))?;
+    f.sync_data().map_err(named(&tmp))?;
     drop(f);
-    fs::rename(&tmp, path).map_err(named(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(named(dir))
+    storage::rename(&tmp, path).map_err(named(path))?;
+    storage::sync_dir(dir).map_err(named(dir))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, File};
 
     const A: &str = "2026-01-01T00:00:00.000000Z-00000000000a";
     const B: &str = "2026-01-01T00:00:01.000000Z-00000000000b";

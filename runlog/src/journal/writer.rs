@@ -1,32 +1,31 @@
 //! Writing one run: segment files mapped into memory, frames copied into the mapping.
 //!
-//! This is the only place with `unsafe`: mapping a segment file and preallocating its blocks.
-//! A log call that returned has copied its frame into a `MAP_SHARED` mapping, so the bytes are
-//! in the kernel's page cache and survive the process being killed the next instant; no syscall
-//! is made per record. Blocks are allocated (zeros written) before a file is mapped, so a full
-//! disk is an error at segment creation, never a `SIGBUS` in the job. The next segment of a
+//! Files are reached through the storage seam ([`super::storage`]), whose real implementation
+//! holds the mapping's `unsafe`. A log call that returned has copied its frame into a
+//! `MAP_SHARED` mapping, so the bytes are in the kernel's page cache and survive the process
+//! being killed the next instant; no syscall is made per record. Blocks are allocated (zeros
+//! written) before a file is mapped, so a full disk is an error at segment creation, never a
+//! `SIGBUS` in the job. The next segment of a
 //! run is prepared by a background thread before the current one is full, so a rollover on
 //! the hot path costs a rename.
 
 use std::fmt::{self, Write as _};
-use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Once, TryLockError};
 
-use memmap2::{MmapMut, MmapOptions};
-
 use super::frame::{
-    encode_header, seal_frame, FrameType, END_FRAME_LEN, END_PAYLOAD_LEN, FRAME_HEADER_LEN,
-    HEADER_LEN, MAX_PAYLOAD,
+    encode_frame, encode_header, seal_frame, FrameType, END_FRAME_LEN, END_PAYLOAD_LEN,
+    FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD,
 };
 use super::layout::{segment_name, TMP_PREFIX};
+use super::payload::cut_marker;
 use super::payload::{
     encode_begin, encode_end, encode_label, Begin, End, Outcome, REC_FIXED_LEN, REC_FLAGS,
     REC_KV_COUNT, REC_LEVEL, REC_LINE, REC_MODULE_IS_TARGET, REC_NO_MODULE, REC_TRUNCATED, REC_TS,
 };
+use super::storage::{self, MapMut, OpenMode, StorageFile};
 use crate::config::FsyncPolicy;
 
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
@@ -51,24 +50,56 @@ const CUT_VALUE_CAP: usize = 64 << 10;
 
 /// Create a directory (and parents) with mode 0700.
 pub(crate) fn create_dir_private(path: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(path)
+    storage::create_dir_private(path)
 }
 
 pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
+    storage::sync_dir(path)
+}
+
+/// Create a job directory (and the journal directories above it) if missing. Unless the
+/// policy is `never`, the names of the directories it creates are made durable (each parent
+/// synced): a run's files are only as durable as the directories that hold them.
+fn create_job_dir(job_dir: &Path, fsync: FsyncPolicy) -> io::Result<()> {
+    if storage::metadata(job_dir).is_ok_and(|m| m.is_dir) {
+        return Ok(());
+    }
+    let mut created = Vec::new();
+    let mut p = job_dir;
+    while storage::metadata(p).is_err() {
+        created.push(p);
+        match p.parent() {
+            Some(q) => p = q,
+            None => break,
+        }
+    }
+    create_dir_private(job_dir)?;
+    if fsync != FsyncPolicy::Never {
+        // Outermost first: a name is durable once its parent's is.
+        for d in created.iter().rev() {
+            if let Some(parent) = d.parent() {
+                sync_dir(parent)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Allocate the file's blocks by writing zeros. A full disk is an error here, never a
 /// `SIGBUS` later; and the pages it leaves in the page cache make the mapping cheap to fault
 /// in (much cheaper than `fallocate`'s unwritten extents, measured: ~25% of the hot path).
-fn preallocate(file: &File, len: usize) -> io::Result<()> {
-    use std::io::Write;
+fn preallocate(file: &mut dyn StorageFile, len: usize, order: Option<&Order>) -> io::Result<()> {
     static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
-    let mut f = file;
     let mut left = len;
     while left > 0 {
+        if order.is_some_and(Order::abandoned) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the segment is no longer wanted",
+            ));
+        }
         let n = left.min(ZEROS.len());
-        f.write_all(&ZEROS[..n])?;
+        storage::write_all(file, &ZEROS[..n])?;
         left -= n;
     }
     Ok(())
@@ -76,14 +107,16 @@ fn preallocate(file: &File, len: usize) -> io::Result<()> {
 
 /// One mapped segment file.
 struct Segment {
-    file: File,
-    map: MmapMut,
+    file: Box<dyn StorageFile>,
+    map: Box<dyn MapMut>,
 }
 
 /// A segment created under its temporary name, not yet visible to readers. Dropping it
 /// removes the file.
 struct Prepared {
     seg: Option<Segment>,
+    /// Segment 0's run lock: a handle of its own (see [`prepare_segment`]).
+    lock: Option<Box<dyn StorageFile>>,
     off: usize,
     tmp: PathBuf,
     path: PathBuf,
@@ -96,7 +129,7 @@ impl Prepared {
 
     /// Give the segment its real name: from now on readers see it.
     fn publish(mut self) -> io::Result<(Segment, usize)> {
-        fs::rename(&self.tmp, &self.path)?;
+        storage::rename(&self.tmp, &self.path)?;
         let seg = self
             .seg
             .take()
@@ -108,8 +141,42 @@ impl Prepared {
 impl Drop for Prepared {
     fn drop(&mut self) {
         if self.seg.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = storage::remove_file(&self.tmp);
         }
+    }
+}
+
+/// A next segment asked of the background thread: wanted, being made, or abandoned (the run
+/// ended, or its rollover stopped waiting). Making it stops at the next 64 KiB of
+/// preallocation once abandoned, so that the end of a run waits for one write, not for a whole
+/// segment of up to `segment-size` zeros.
+#[derive(Clone, Debug, Default)]
+struct Order(Arc<AtomicU8>);
+
+impl Order {
+    const WANTED: u8 = 0;
+    const STARTED: u8 = 1;
+    const ABANDONED: u8 = 2;
+
+    /// The background thread starts making it; `false` if it is no longer wanted.
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::WANTED,
+                Self::STARTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The writer no longer wants it; `true` if it is being made right now.
+    fn abandon(&self) -> bool {
+        self.0.swap(Self::ABANDONED, Ordering::AcqRel) == Self::STARTED
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == Self::ABANDONED
     }
 }
 
@@ -120,42 +187,44 @@ fn prepare_segment(
     size: usize,
     first_frame: Option<(FrameType, &[u8])>,
     tmp_tag: &str,
+    order: Option<&Order>,
 ) -> io::Result<Prepared> {
     let name = segment_name(run_id, seq);
     let tmp = job_dir.join(format!("{TMP_PREFIX}{tmp_tag}{name}"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = storage::open(&tmp, OpenMode::CreateNew)?;
     let mut prepared = Prepared {
         seg: None,
+        lock: None,
         off: 0,
         tmp,
         path: job_dir.join(&name),
     };
     if seq == 0 {
         // The run lock: held for the run's whole life. Readers that can take it know the
-        // writer is gone.
-        file.try_lock().map_err(|e| match e {
-            fs::TryLockError::Error(e) => e,
-            fs::TryLockError::WouldBlock => io::Error::other("segment already locked"),
+        // writer is gone. It is taken on a handle of its own: a lock belongs to the open file
+        // description, so a duplicate of the segment's handle (a mapping, a background sync or
+        // close) would keep it after the run has ended, and the run would read as running.
+        let lock = storage::open(&prepared.tmp, OpenMode::Read).inspect_err(|_| {
+            let _ = storage::remove_file(&prepared.tmp);
         })?;
+        let locked = lock.try_lock().inspect_err(|_| {
+            let _ = storage::remove_file(&prepared.tmp);
+        })?;
+        if !locked {
+            let _ = storage::remove_file(&prepared.tmp);
+            return Err(io::Error::other("segment already locked"));
+        }
+        prepared.lock = Some(lock);
     }
     let cleanup = |e: io::Error| {
-        let _ = fs::remove_file(&prepared.tmp);
+        let _ = storage::remove_file(&prepared.tmp);
         e
     };
-    preallocate(&file, size).map_err(cleanup)?;
-    // SAFETY: the file was just created by this process with create_new, is open for
-    // reading and writing, and its blocks are allocated for the whole mapped length (zeros
-    // were written), so stores into the mapping cannot fault for lack of space. Nothing in
-    // this process truncates a segment while it is mapped (the map is dropped first); another
-    // process truncating a live segment of ours is outside the contract (spec/journal.md).
-    let mut map = unsafe { MmapOptions::new().len(size).map_mut(&file) }.map_err(cleanup)?;
-    prefault(&mut map);
-    map[..HEADER_LEN].copy_from_slice(&encode_header(seq, run_id));
+    // Blocks are allocated (zeros written) before the file is mapped, so stores into the
+    // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
+    preallocate(&mut *file, size, order).map_err(cleanup)?;
+    let mut map = file.map_mut(size).map_err(cleanup)?;
+    map.write(0, &encode_header(seq, run_id));
     let mut off = HEADER_LEN;
     if let Some((kind, payload)) = first_frame {
         let n = FRAME_HEADER_LEN + payload.len();
@@ -164,8 +233,7 @@ fn prepare_segment(
                 "first frame does not fit in a segment",
             )));
         }
-        map[off + FRAME_HEADER_LEN..off + n].copy_from_slice(payload);
-        seal_frame(&mut map[off..off + n], kind, payload.len());
+        map.write(off, &encode_frame(kind, payload));
         off += n;
     }
     prepared.off = off;
@@ -182,14 +250,16 @@ enum BgWork {
         seq: u32,
         size: usize,
         reply: mpsc::SyncSender<io::Result<Prepared>>,
-        /// Cleared when the writer no longer wants it (it stopped waiting, or the run ended).
-        wanted: Arc<AtomicBool>,
+        order: Order,
     },
     /// Unmap a full segment, cut its unused tail and (if `sync`) start making it durable,
     /// so that the commit finds it already on disk.
     /// Make a new run's segment 0 and its directory entry durable (`fsync = commit` and
     /// interval: the start of a run need not wait for the disk).
-    SyncStart { file: File, dir: PathBuf },
+    SyncStart {
+        file: Box<dyn StorageFile>,
+        dir: PathBuf,
+    },
     Close {
         seg: Segment,
         len: usize,
@@ -266,14 +336,18 @@ fn worker(
                         seq,
                         size,
                         reply,
-                        wanted,
+                        order,
                     } => {
-                        if !wanted.load(Ordering::Relaxed) {
+                        // Marked started here, so that the end of the run knows whether to
+                        // wait for it.
+                        if !order.start() {
                             continue;
                         }
-                        // If the run has ended or stopped waiting meanwhile, the reply is
-                        // dropped and so is the file.
-                        let _ = reply.send(prepare_segment(&job_dir, &run_id, seq, size, None, ""));
+                        // If the run has ended or stopped waiting meanwhile, making it stops
+                        // early, or the reply is dropped and so is the file.
+                        let made =
+                            prepare_segment(&job_dir, &run_id, seq, size, None, "", Some(&order));
+                        let _ = reply.send(made);
                     }
                     BgWork::Close { seg, len, sync } => close_segment(seg, len, sync),
                     BgWork::SyncStart { file, dir } => {
@@ -301,20 +375,6 @@ fn preparer() -> Option<mpsc::SyncSender<BgWork>> {
 fn closer() -> Option<mpsc::SyncSender<BgWork>> {
     static SLOT: Mutex<Option<(u64, mpsc::SyncSender<BgWork>)>> = Mutex::new(None);
     worker(&SLOT, "runlog-close")
-}
-
-/// Touch every page for writing now, so the hot path does not take page faults.
-fn prefault(map: &mut MmapMut) {
-    #[cfg(target_os = "linux")]
-    if map.advise(memmap2::Advice::PopulateWrite).is_ok() {
-        return;
-    }
-    let len = map.len();
-    let mut i = 0;
-    while i < len {
-        map[i] = 0;
-        i += 4096;
-    }
 }
 
 /// A bounded writer over a byte slice. `fmt::Write` copies what fits (cut at a char boundary)
@@ -398,6 +458,99 @@ impl fmt::Write for Cursor<'_> {
         self.full = true;
         Err(fmt::Error)
     }
+}
+
+/// The part of a cut message's room kept for its tail.
+const CUT_TAIL_SHARE: usize = 4;
+/// Room kept for the marker between a cut message's head and tail.
+const CUT_MARKER_ROOM: usize = 64;
+
+/// Formats a message into the cursor's room, keeping its head and (in a ring of the last
+/// `tail_cap` bytes) its tail; what passes between them is counted.
+struct HeadTail<'c, 'b> {
+    c: &'c mut Cursor<'b>,
+    head_limit: usize,
+    in_tail: bool,
+    ring: std::collections::VecDeque<u8>,
+    tail_cap: usize,
+    cut: u64,
+}
+
+impl fmt::Write for HeadTail<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        if !self.in_tail {
+            let room = self.head_limit - self.c.pos;
+            if rest.len() <= room {
+                self.c.buf[self.c.pos..self.c.pos + rest.len()].copy_from_slice(rest.as_bytes());
+                self.c.pos += rest.len();
+                return Ok(());
+            }
+            let mut n = room;
+            while n > 0 && !rest.is_char_boundary(n) {
+                n -= 1;
+            }
+            self.c.buf[self.c.pos..self.c.pos + n].copy_from_slice(&rest.as_bytes()[..n]);
+            self.c.pos += n;
+            rest = &rest[n..];
+            self.in_tail = true;
+        }
+        let b = rest.as_bytes();
+        // Only the last `tail_cap` bytes can stay.
+        let skip = b.len().saturating_sub(self.tail_cap);
+        self.cut += skip as u64;
+        let b = &b[skip..];
+        let over = (self.ring.len() + b.len()).saturating_sub(self.tail_cap);
+        self.ring.drain(..over);
+        self.cut += over as u64;
+        self.ring.extend(b);
+        Ok(())
+    }
+}
+
+/// Write a message that may not fit (a record being cut): if it does not, keep its head and
+/// its tail (a [`CUT_TAIL_SHARE`]th of the room) around [`cut_marker`], all cut at UTF-8
+/// boundaries, and mark the cursor as cut.
+fn write_head_and_tail(c: &mut Cursor<'_>, args: &fmt::Arguments<'_>) {
+    let room = c.room();
+    if room < 4 * CUT_MARKER_ROOM {
+        let _ = c.write_fmt(*args);
+        return;
+    }
+    let tail_cap = room / CUT_TAIL_SHARE;
+    let start = c.pos;
+    let mut w = HeadTail {
+        head_limit: c.pos + room - tail_cap - CUT_MARKER_ROOM,
+        c,
+        in_tail: false,
+        ring: std::collections::VecDeque::new(),
+        tail_cap,
+        cut: 0,
+    };
+    let _ = match args.as_str() {
+        Some(s) => w.write_str(s),
+        None => w.write_fmt(*args),
+    };
+    let HeadTail { c, ring, cut, .. } = w;
+    let mut tail: Vec<u8> = ring.into();
+    if cut == 0 && c.pos - start + tail.len() <= room {
+        // It all fits after all: the whole message, uncut.
+        let n = tail.len();
+        c.buf[c.pos..c.pos + n].copy_from_slice(&tail);
+        c.pos += n;
+        return;
+    }
+    // The tail starts at a character: drop a partial one.
+    let partial = tail.iter().take_while(|b| (**b & 0xc0) == 0x80).count();
+    tail.drain(..partial);
+    let marker = cut_marker(cut + partial as u64);
+    let m = marker.len().min(CUT_MARKER_ROOM);
+    c.buf[c.pos..c.pos + m].copy_from_slice(&marker.as_bytes()[..m]);
+    c.pos += m;
+    let n = tail.len().min(c.limit - c.pos);
+    c.buf[c.pos..c.pos + n].copy_from_slice(&tail[..n]);
+    c.pos += n;
+    c.cut_any = true;
 }
 
 struct KvWriter<'c, 'b> {
@@ -507,10 +660,14 @@ fn encode_record_into(
     }
     if !c.full {
         let args = rec.args();
-        let _ = match args.as_str() {
-            Some(s) => c.write_str(s),
-            None => c.write_fmt(*args),
-        };
+        if cut {
+            write_head_and_tail(&mut c, args);
+        } else {
+            let _ = match args.as_str() {
+                Some(s) => c.write_str(s),
+                None => c.write_fmt(*args),
+            };
+        }
     }
     if c.full {
         if !cut {
@@ -571,13 +728,13 @@ pub(crate) fn encode_record_frame(
 struct Pending {
     seq: u32,
     rx: mpsc::Receiver<io::Result<Prepared>>,
-    wanted: Arc<AtomicBool>,
+    order: Order,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        // Not prepared yet: do not prepare it at all.
-        self.wanted.store(false, Ordering::Relaxed);
+        // Not prepared yet: do not prepare it at all, or stop making it.
+        self.order.abandon();
     }
 }
 
@@ -592,8 +749,9 @@ pub(crate) struct WriterOptions {
 pub(crate) struct RunWriter {
     job_dir: PathBuf,
     run_id: String,
-    /// Segment 0, kept open to hold the run lock.
-    lock: File,
+    /// Segment 0, opened on its own to hold the run lock: no other handle shares its open
+    /// file description, so the lock ends with this handle.
+    lock: Box<dyn StorageFile>,
     cur: Segment,
     seq: u32,
     off: usize,
@@ -626,19 +784,23 @@ impl RunWriter {
         begin: &Begin,
         opts: WriterOptions,
     ) -> io::Result<RunWriter> {
-        create_dir_private(job_dir)?;
+        create_job_dir(job_dir, opts.fsync)?;
         let first = FIRST_SEGMENT.min(opts.segment_size).max(MIN_SEGMENT);
         let payload = encode_begin(begin);
-        let (seg, off) = prepare_segment(
+        let mut prepared = prepare_segment(
             job_dir,
             &begin.run_id,
             0,
             first,
             Some((FrameType::Begin, &payload)),
             "",
-        )?
-        .publish()?;
-        let lock = seg.file.try_clone()?;
+            None,
+        )?;
+        let lock = prepared
+            .lock
+            .take()
+            .ok_or_else(|| io::Error::other("segment 0 was made without its run lock"))?;
+        let (seg, off) = prepared.publish()?;
         let now = begin.start_ns;
         let mut w = RunWriter {
             job_dir: job_dir.to_path_buf(),
@@ -669,7 +831,7 @@ impl RunWriter {
                 }
             }
             FsyncPolicy::Commit | FsyncPolicy::Interval(_) => {
-                let work = w.lock.try_clone().map(|file| BgWork::SyncStart {
+                let work = w.cur.file.try_clone().map(|file| BgWork::SyncStart {
                     file,
                     dir: job_dir.to_path_buf(),
                 });
@@ -727,20 +889,20 @@ impl RunWriter {
     fn request_next(&mut self) {
         let Some(bg) = preparer() else { return };
         let (reply, rx) = mpsc::sync_channel(1);
-        let wanted = Arc::new(AtomicBool::new(true));
+        let order = Order::default();
         let work = BgWork::Prepare {
             job_dir: self.job_dir.clone(),
             run_id: self.run_id.clone(),
             seq: self.seq + 1,
             size: self.next_size,
             reply,
-            wanted: wanted.clone(),
+            order: order.clone(),
         };
         if bg.try_send(work).is_ok() {
             self.pending = Some(Pending {
                 seq: self.seq + 1,
                 rx,
-                wanted,
+                order,
             });
         }
     }
@@ -772,7 +934,15 @@ impl RunWriter {
                 // arrives to nobody): make a small one here, cheap to create.
                 drop(ready);
                 let size = FIRST_SEGMENT.min(self.next_size).max(min_size);
-                prepare_segment(&self.job_dir, &self.run_id, next, size, None, SYNC_TMP_TAG)
+                prepare_segment(
+                    &self.job_dir,
+                    &self.run_id,
+                    next,
+                    size,
+                    None,
+                    SYNC_TMP_TAG,
+                    None,
+                )
             }
         };
         match prepared.and_then(Prepared::publish) {
@@ -852,7 +1022,7 @@ impl RunWriter {
             return;
         }
         let start = self.off;
-        self.cur.map[start..start + frame.len()].copy_from_slice(frame);
+        self.cur.map.write(start, frame);
         self.off += frame.len();
         self.records += 1;
         self.after_write(ts_ns);
@@ -877,8 +1047,7 @@ impl RunWriter {
             return false;
         }
         let start = self.off;
-        self.cur.map[start + FRAME_HEADER_LEN..start + n].copy_from_slice(payload);
-        seal_frame(&mut self.cur.map[start..start + n], kind, payload.len());
+        self.cur.map.write(start, &encode_frame(kind, payload));
         self.off += n;
         self.after_write(ts_ns);
         true
@@ -891,8 +1060,15 @@ impl RunWriter {
 
     /// Write the end frame into the reserve and close the run. Returns the segments' paths.
     pub(crate) fn finish(mut self, end_ns: i64, outcome: Outcome) -> io::Result<()> {
-        // An unused prepared segment is removed when its channel is dropped.
-        self.pending = None;
+        // An unused prepared segment is removed when its channel is dropped. One the background
+        // thread is making right now is abandoned (it stops within one 64 KiB write and removes
+        // its file) and waited for: the process may exit right after this run, and the file
+        // would stay (preallocated, up to `segment-size`).
+        if let Some(p) = self.pending.take() {
+            if p.order.abandon() {
+                drop(p.rx.recv());
+            }
+        }
         if let Some(e) = self.error.take().filter(|_| self.broken) {
             return Err(e);
         }
@@ -911,7 +1087,7 @@ impl RunWriter {
         for &(seq, len) in &self.closed {
             // Usually already done by the background thread: then this changes nothing.
             let path = self.job_dir.join(segment_name(&self.run_id, seq));
-            let f = OpenOptions::new().write(true).open(&path)?;
+            let f = storage::open(&path, OpenMode::Write)?;
             let _ = f.set_len(len as u64);
             if sync && kind == FrameType::Commit {
                 f.sync_data()?;
@@ -924,8 +1100,7 @@ impl RunWriter {
         }
         let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
-        self.cur.map[start + FRAME_HEADER_LEN..start + n].copy_from_slice(&payload);
-        seal_frame(&mut self.cur.map[start..start + n], kind, END_PAYLOAD_LEN);
+        self.cur.map.write(start, &encode_frame(kind, &payload));
         self.off += n;
         if sync {
             self.cur.map.flush_range(start, n)?;
@@ -949,12 +1124,53 @@ impl RunWriter {
         let last = self.seq;
         let finished = self.finish(end_ns, Outcome::Cancelled);
         for seq in 0..=last {
-            match fs::remove_file(job_dir.join(segment_name(&run_id, seq))) {
+            match storage::remove_file(&job_dir.join(segment_name(&run_id, seq))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
         finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::layout::new_run_id;
+    use crate::journal::reader::{writer_state, Writer};
+
+    #[test]
+    fn the_run_lock_ends_with_its_own_handle_while_other_handles_of_segment_0_live_on() {
+        // A background sync or close of segment 0 can outlive the run; when such a handle
+        // shared the lock, a finished run read as running until the background queue caught up.
+        for fsync in [FsyncPolicy::Never, FsyncPolicy::Commit] {
+            let dir = tempfile::tempdir().unwrap();
+            let job_dir = dir.path().join("job");
+            let start_ns = 1_800_000_000_000_000_000;
+            let begin = Begin {
+                start_ns,
+                pid: std::process::id(),
+                run_id: new_run_id(start_ns),
+                job: "job".into(),
+                host: "host".into(),
+            };
+            let opts = WriterOptions {
+                segment_size: MIN_SEGMENT,
+                fsync,
+            };
+            let w = RunWriter::create(&job_dir, &begin, opts).unwrap();
+            let seg0 = job_dir.join(segment_name(&begin.run_id, 0));
+            assert_eq!(writer_state(&seg0), Writer::Alive, "{fsync:?}");
+            let RunWriter { lock, cur, .. } = w;
+            let other = cur.file.try_clone().unwrap();
+            drop(lock);
+            assert_eq!(
+                writer_state(&seg0),
+                Writer::Dead,
+                "{fsync:?}: segment 0's file, its mapping and a clone of it are open"
+            );
+            drop((cur, other));
+        }
     }
 }
