@@ -83,20 +83,25 @@ fn run(args: &Args) -> Result<(), String> {
                 .map_or("a config file (see spec/config.md)".to_owned(), |p| p.display().to_string())
         ));
     };
-    let target = Target {
-        connect_timeout: rc.connect_timeout(),
-        io_timeout: rc.io_timeout(),
-        ca_file: rc.tls_ca_file.clone(),
-        config: rc.clone(),
-    };
+    let target = Target::from_config(&rc);
     let keys = Keys::new(rc.prefix_or_default());
     let where_ = describe(&rc);
     let mut journal = Journal::open(&config)?;
     let budget = config.shipper.disk_budget;
     let rescan = config.shipper.rescan_interval;
+    let pipeline = usize::try_from(config.shipper.pipeline_size).unwrap_or(usize::MAX);
+    let replicas = config.shipper.min_replicas_acked;
+    // A connection with the `[runlog-shipper]` upload settings.
+    let connect = || {
+        Redis::connect(&target, &keys).map(|mut r| {
+            r.set_pipeline_bytes(pipeline);
+            r.set_min_replicas_acked(replicas);
+            r
+        })
+    };
 
     if args.once {
-        let mut redis = Redis::connect(&target, &keys).map_err(|e| {
+        let mut redis = connect().map_err(|e| {
             format!(
                 "Redis at {where_} cannot be used: {e}; nothing was lost, runs wait in the journal"
             )
@@ -177,7 +182,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     while !stopping() {
         if redis.is_none() {
-            match Redis::connect(&target, &keys) {
+            match connect() {
                 Ok(r) => {
                     if away.backoff.failures() > 0 {
                         log::info!("connected to Redis at {where_} again");

@@ -1,12 +1,11 @@
 //! Turning an ended run in the journal into what gets uploaded: its metadata and its
 //! records in compressed chunks (`spec/redis.md`).
 
-use std::fs::File;
-use std::io::Read;
 use std::path::PathBuf;
 
 use runlog::journal::frame::{decode_frame, decode_header, FrameType, HEADER_LEN};
 use runlog::journal::reader::{read_run_segments, ReadError, RunInfo, RunStatus, MAX_SEGMENT_FILE};
+use runlog::journal::storage;
 
 use crate::schema::{self, Chunk, ChunkBuilder, SCHEMA_VERSION};
 
@@ -127,9 +126,9 @@ pub fn prepare_run(
         if *seq != i as u32 {
             break;
         }
-        buf.clear();
-        let f = match File::open(path) {
-            Ok(f) => f,
+        // Through the journal's storage (no symbolic link followed, like every journal read).
+        match storage::read_bounded(path, MAX_SEGMENT_FILE, &mut buf) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(PrepareError::NotShippable)
             }
@@ -139,15 +138,7 @@ pub fn prepare_run(
                     source: e,
                 }))
             }
-        };
-        f.take(MAX_SEGMENT_FILE)
-            .read_to_end(&mut buf)
-            .map_err(|e| {
-                PrepareError::Read(ReadError::Io {
-                    path: path.clone(),
-                    source: e,
-                })
-            })?;
+        }
         journal_bytes += buf.len() as u64;
         if decode_header(&buf).is_err() {
             break;
@@ -172,6 +163,18 @@ pub fn prepare_run(
             }
             off += raw.encoded_len();
         }
+    }
+    if records != info.records {
+        // A segment changed between the reader's pass and this one (cut or removed by someone
+        // else): the records would not match the status and problems read. Not uploaded now;
+        // the next pass reads the run again.
+        return Err(PrepareError::Read(ReadError::Io {
+            path: segs.first().map(|(_, p)| p.clone()).unwrap_or_default(),
+            source: std::io::Error::other(format!(
+                "the run changed while it was read ({} records, then {records})",
+                info.records
+            )),
+        }));
     }
     let chunks = builder.finish().map_err(PrepareError::Io)?;
     let error = best.map(|(_, m)| cut(&m, MAX_ERROR_SUMMARY).to_owned());
@@ -227,4 +230,86 @@ fn metadata(
         m.push((format!("label:{k}"), v.clone()));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runlog::journal::frame::{encode_frame, encode_header};
+    use runlog::journal::layout::segment_name;
+    use runlog::journal::payload::{
+        encode_begin, encode_end, encode_record, Begin, End, Outcome, Record,
+    };
+
+    const ID: &str = "2026-12-04T19:51:32.015316Z-889fdf6713bd";
+    const T0: i64 = 1_796_413_892_015_316_000;
+
+    fn record(ts_ns: i64) -> Vec<u8> {
+        encode_frame(
+            FrameType::Record,
+            &encode_record(&Record {
+                ts_ns,
+                level: log::Level::Info,
+                target: "t".into(),
+                module_path: None,
+                file: None,
+                line: None,
+                kvs: Vec::new(),
+                message: "m".into(),
+                truncated: false,
+            }),
+        )
+    }
+
+    /// Found by the torture suite (segment 0 of a 6-segment run cut to 53 and to 3 bytes under
+    /// the shipper): the run was uploaded with `last` = 0, before its `start`; its empty host
+    /// and pid 0 are what spec/redis.md now says of a run whose BEGIN frame is lost.
+    #[test]
+    fn a_run_whose_first_segment_lost_its_begin_frame_is_uploaded_with_last_not_before_start() {
+        let t = tempfile::tempdir().unwrap();
+        let mut seg0 = encode_header(0, ID).to_vec();
+        seg0.extend(encode_frame(
+            FrameType::Begin,
+            &encode_begin(&Begin {
+                start_ns: T0,
+                pid: 42,
+                run_id: ID.into(),
+                job: "j".into(),
+                host: "h".into(),
+            }),
+        ));
+        seg0.extend(record(T0 + 1));
+        let mut seg1 = encode_header(1, ID).to_vec();
+        seg1.extend(record(T0 - 5_000_000_000));
+        seg1.extend(encode_frame(
+            FrameType::Commit,
+            &encode_end(&End {
+                end_ns: T0 + 3,
+                outcome: Outcome::Ok,
+                records: 2,
+                dropped: 0,
+            }),
+        ));
+        let segs: Vec<(u32, PathBuf)> = (0..2)
+            .map(|seq| (seq, t.path().join(segment_name(ID, seq))))
+            .collect();
+        std::fs::write(&segs[1].1, &seg1).unwrap();
+        let mut builder = ChunkBuilder::new().unwrap();
+        for cut in [3, 53, HEADER_LEN + 10] {
+            std::fs::write(&segs[0].1, &seg0[..cut]).unwrap();
+            let run = prepare_run("j", ID, &segs, &mut builder).unwrap();
+            let meta: std::collections::BTreeMap<_, _> = run.meta.iter().cloned().collect();
+            let num = |k: &str| meta[k].parse::<i64>().unwrap();
+            assert_eq!(num("start"), T0, "cut {cut}: the start from the id");
+            assert!(
+                num("last") >= num("start"),
+                "cut {cut}: last {} before start {}",
+                meta["last"],
+                meta["start"]
+            );
+            assert_eq!((meta["host"].as_str(), num("pid")), ("", 0), "cut {cut}");
+            assert!(meta.contains_key("problems"), "cut {cut}: {meta:?}");
+            assert_eq!(meta["job"], "j");
+        }
+    }
 }

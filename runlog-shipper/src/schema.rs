@@ -22,7 +22,7 @@ pub const ZSTD_LEVEL: i32 = 1;
 pub fn escape_job(job: &str) -> String {
     let mut out = String::with_capacity(job.len());
     for &b in job.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+        if kept_unescaped(b) {
             out.push(b as char);
         } else {
             out.push('%');
@@ -33,7 +33,13 @@ pub fn escape_job(job: &str) -> String {
     out
 }
 
-/// Reverse [`escape_job`]; `None` if `s` is not an escaped job name.
+/// A byte [`escape_job`] keeps as it is.
+fn kept_unescaped(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// Reverse [`escape_job`]; `None` if `s` is not an escaped job name (also when it escapes a
+/// byte that `escape_job` keeps, such as `%41` for `A`: each job has exactly one `<J>`).
 pub fn unescape_job(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -45,10 +51,14 @@ pub fn unescape_job(s: &str) -> Option<String> {
                 if !h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F')) {
                     return None;
                 }
-                out.push(u8::from_str_radix(h, 16).ok()?);
+                let byte = u8::from_str_radix(h, 16).ok()?;
+                if kept_unescaped(byte) {
+                    return None;
+                }
+                out.push(byte);
                 i += 3;
             }
-            c if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') => {
+            c if kept_unescaped(c) => {
                 out.push(c);
                 i += 1;
             }
@@ -212,7 +222,9 @@ impl ChunkBuilder {
     pub fn new() -> std::io::Result<ChunkBuilder> {
         let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
         zstd.include_contentsize(true)?;
-        zstd.include_checksum(false)?;
+        // The frame's content checksum (XXH64) lets a reader tell a damaged chunk from a
+        // good one: without it a flipped byte inside a literal decodes to other text.
+        zstd.include_checksum(true)?;
         Ok(ChunkBuilder {
             buf: Vec::with_capacity(CHUNK_TARGET + 4096),
             first_ns: i64::MAX,
@@ -339,10 +351,14 @@ pub fn chunk_payloads(raw: &[u8]) -> Result<Vec<&[u8]>, ChunkError> {
 
 /// Decode a chunk into its records.
 pub fn decode_chunk(data: &[u8]) -> Result<Vec<Record>, ChunkError> {
-    let raw = decompress_chunk(data)?;
+    decode_raw_chunk(&decompress_chunk(data)?)
+}
+
+/// Decode the records of a decompressed chunk.
+pub fn decode_raw_chunk(raw: &[u8]) -> Result<Vec<Record>, ChunkError> {
     let mut out = Vec::new();
     let mut off = 0;
-    for p in chunk_payloads(&raw)? {
+    for p in chunk_payloads(raw)? {
         match decode_record_payload(p) {
             Ok(r) => out.push(r),
             Err(e) => {
@@ -446,6 +462,16 @@ mod tests {
     }
 
     #[test]
+    fn unescape_job_refuses_an_escape_of_a_byte_that_escape_job_keeps() {
+        // Found by fuzzing (fuzz/regressions/redis_chunk/): "%4D" unescaped to "M", so two
+        // <J> strings named one job, and unescape_job(s) then escape_job gave another s.
+        for bad in ["%4D", "%41", "a%2Eb", "%5F", "%2D", "%30", "x%7A"] {
+            assert_eq!(unescape_job(bad), None, "{bad:?}");
+        }
+        assert_eq!(unescape_job("%20%25%7B").as_deref(), Some(" %{"));
+    }
+
+    #[test]
     fn all_keys_of_a_job_share_one_slot() {
         let keys = Keys::new("runlog");
         for job in ODD_JOBS {
@@ -539,6 +565,35 @@ mod tests {
             decode_chunk(&c),
             Err(ChunkError::Payload { offset: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_damaged_byte_anywhere_in_a_chunk_is_detected() {
+        let mut b = ChunkBuilder::new().unwrap();
+        for i in 0..200 {
+            b.push(&record(i, &format!("line {i} for user alice, plain text")))
+                .unwrap();
+        }
+        let chunks = b.finish().unwrap();
+        assert_eq!(chunks.len(), 1);
+        let good = &chunks[0].data;
+        // The frame header says a checksum follows (Content_Checksum_flag, RFC 8878 3.1.1.1.1).
+        assert_eq!(&good[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_ne!(good[4] & 0x04, 0, "checksum flag");
+        decode_chunk(good).unwrap();
+        let mut missed = Vec::new();
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0xff;
+            if decode_chunk(&bad).is_ok() {
+                missed.push(at);
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "undetected at {missed:?} of {}",
+            good.len()
+        );
     }
 
     #[test]

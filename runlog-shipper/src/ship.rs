@@ -13,6 +13,7 @@ use runlog::journal::layout::{decode_job, JOBS_DIR, SEGMENT_EXT, SHIPPER_DIR, TM
 use runlog::journal::reader::{being_deleted, list_run_segments, quick_status, RunStatus};
 use runlog::journal::retention::{remove_run, sweep_job};
 use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, Shipped};
+use runlog::journal::storage;
 use runlog::Config;
 
 use crate::prepare::{prepare_run, PrepareError, PreparedRun};
@@ -50,10 +51,13 @@ struct Candidate {
 }
 
 /// The durable counters of `<journal>/shipper/state`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Runs deleted before they were uploaded because the journal exceeded its disk budget.
     pub dropped_unshipped: u64,
+    /// The `run_id` of the Redis server every run in the `.shipped` files was last confirmed
+    /// on (one server, or the master Sentinel named); empty when not known.
+    pub redis_server: String,
 }
 
 impl Counters {
@@ -62,6 +66,14 @@ impl Counters {
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("dropped-unshipped ") {
                 c.dropped_unshipped = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("redis-server ") {
+                let v = v.trim();
+                if !v.is_empty()
+                    && v.len() <= 129
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':')
+                {
+                    c.redis_server = v.to_owned();
+                }
             }
         }
         c
@@ -127,8 +139,9 @@ impl Journal {
         }
         let _ = lock.set_len(0);
         let _ = write!(lock, "{}", std::process::id());
-        let counters = fs::read_to_string(sdir.join(STATE_FILE))
-            .map(|t| Counters::parse(&t))
+        let mut state = Vec::new();
+        let counters = storage::read_bounded(&sdir.join(STATE_FILE), 1 << 16, &mut state)
+            .map(|()| Counters::parse(&String::from_utf8_lossy(&state)))
             .unwrap_or_default();
         Ok(Journal {
             dir,
@@ -165,7 +178,10 @@ impl Journal {
     }
 
     fn save_counters(&self) -> io::Result<()> {
-        let text = format!("dropped-unshipped {}\n", self.counters.dropped_unshipped);
+        let mut text = format!("dropped-unshipped {}\n", self.counters.dropped_unshipped);
+        if !self.counters.redis_server.is_empty() {
+            text.push_str(&format!("redis-server {}\n", self.counters.redis_server));
+        }
         write_file_atomic(
             &self.dir.join(SHIPPER_DIR).join(STATE_FILE),
             text.as_bytes(),
@@ -197,8 +213,9 @@ impl Journal {
         }
     }
 
-    /// Ended runs of these job directories that Redis does not have, oldest first.
-    fn candidates(&self, dirs: &[PathBuf], epoch: &str) -> Vec<Candidate> {
+    /// Ended runs of these job directories that Redis does not have, oldest first; with
+    /// `every`, all ended runs (their `.shipped` lists are not trusted).
+    fn candidates(&self, dirs: &[PathBuf], epoch: &str, every: bool) -> Vec<Candidate> {
         let mut out = Vec::new();
         for dir in dirs {
             let runs = match list_run_segments(dir) {
@@ -211,7 +228,11 @@ impl Journal {
             if runs.is_empty() {
                 continue;
             }
-            let shipped = Self::shipped(dir, epoch);
+            let shipped = if every {
+                BTreeSet::new()
+            } else {
+                Self::shipped(dir, epoch)
+            };
             let hint = job_name_hint(dir);
             for (id, segs) in runs {
                 if shipped.contains(&id) || being_deleted(&segs) {
@@ -223,7 +244,7 @@ impl Journal {
                 }
                 let size = segs
                     .iter()
-                    .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+                    .map(|(_, p)| storage::metadata(p).map_or(0, |m| m.len))
                     .sum();
                 out.push(Candidate {
                     job_dir: dir.clone(),
@@ -247,12 +268,31 @@ impl Journal {
         dirs: &[PathBuf],
         stop: &dyn Fn() -> bool,
     ) -> Result<Pass, UploadError> {
-        let cands = self.candidates(dirs, &redis.epoch);
+        // Another server than the one the `.shipped` lists were confirmed on (a failover, or a
+        // restart that kept the epoch, e.g. from an AOF): writes the old one acknowledged may
+        // be missing there. Every run still in the journal is uploaded again (runs Redis has
+        // are left as they are); only a pass over every job counts as confirmation.
+        // With no server recorded (a new journal, a state file lost, a shipper that could not
+        // run INFO), nothing in `.shipped` was confirmed on this one either: one full pass
+        // uploads everything again (nothing, for a new journal).
+        let server = redis.server_id.clone().unwrap_or_default();
+        let known = &self.counters.redis_server;
+        let every = !server.is_empty() && server != *known;
+        // Only a pass over exactly the job directories there are confirms them all.
+        let all_dirs = every && matches!(self.job_dirs(), Ok(d) if d == dirs);
+        if all_dirs && !known.is_empty() {
+            log::warn!(
+                "Redis is another server now ({server}, was {known}: a failover or a \
+                 restart): uploading every run in the journal again, in case writes the old \
+                 one acknowledged were lost"
+            );
+        }
+        let cands = self.candidates(dirs, &redis.epoch, every);
         let mut pass = Pass::default();
         let mut start = 0;
         while start < cands.len() {
             if stop() {
-                break;
+                return Ok(pass);
             }
             let mut end = start;
             let mut bytes = 0;
@@ -307,6 +347,14 @@ impl Journal {
                 self.record_shipped(dir, &job, &redis.epoch, &ids);
             }
         }
+        // (`all_dirs` only for another server: `every`.)
+        if all_dirs {
+            self.counters.redis_server = server;
+            if let Err(e) = self.save_counters() {
+                // Only costs uploading every run again after the next start.
+                log::warn!("cannot save shipper state: {e}");
+            }
+        }
         Ok(pass)
     }
 
@@ -349,12 +397,11 @@ impl Journal {
         for dir in &dirs {
             // Segment files being created, or left by a writer that died (jobs remove those
             // once stale): not part of any run, but on the disk all the same.
-            if let Ok(rd) = fs::read_dir(dir) {
-                for ent in rd.flatten() {
-                    let name = ent.file_name();
+            if let Ok(names) = storage::read_dir(dir) {
+                for name in names {
                     let name = name.to_string_lossy();
                     if name.starts_with(TMP_PREFIX) && name.ends_with(SEGMENT_EXT) {
-                        total += ent.metadata().map_or(0, |m| m.len());
+                        total += storage::metadata(&dir.join(&*name)).map_or(0, |m| m.len);
                     }
                 }
             }
@@ -370,7 +417,7 @@ impl Journal {
             for (id, segs) in runs {
                 let size: u64 = segs
                     .iter()
-                    .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+                    .map(|(_, p)| storage::metadata(p).map_or(0, |m| m.len))
                     .sum();
                 total += size;
                 if being_deleted(&segs) || quick_status(&segs) == RunStatus::Running {
