@@ -2,14 +2,18 @@
 //!
 //! `main` parses the command line, resolves it into [`Ctx`] once, runs the subcommand and
 //! turns its result into an exit status: 0 ok, 1 corruption found or an error while reading,
-//! 2 usage error or a job or run that does not exist or is ambiguous. A closed stdout (a
-//! `| head`) is success, silently.
+//! 2 usage error (including an ambiguous run reference), 3 a job or run that does not exist,
+//! 4 the store (Redis) unreachable; `exec` passes on its command's status. A closed stdout
+//! (a `| head`) is success, silently.
 
 mod args;
 mod cmd;
+mod grep;
+mod redis_store;
 mod render;
 mod runref;
 mod source;
+mod when;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,14 +21,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Args, ColorWhen, Command, JournalCommand};
+use crate::args::{Args, ColorWhen, Command, JournalCommand, SourceArg};
 use crate::render::{Out, Style};
 
 /// Why a command did not succeed.
 #[derive(Debug)]
 pub(crate) enum Error {
-    /// A usage error, or a job or run that does not exist or is ambiguous (exit 2).
+    /// A usage error, or an ambiguous reference (exit 2).
     Usage(String),
+    /// A job or run that does not exist (exit 3).
+    NotFound(String),
+    /// Redis could not be reached or failed mid-read (exit 4).
+    Unreachable(String),
     /// Something could not be read or done (exit 1).
     Failed(String),
     /// Corruption was found and has been reported on stdout (exit 1).
@@ -45,9 +53,14 @@ impl Error {
         Error::Failed(msg.into())
     }
 
-    /// A usage or not-found error.
+    /// A usage error.
     pub(crate) fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
+    }
+
+    /// A job or run that does not exist.
+    pub(crate) fn not_found(msg: impl Into<String>) -> Error {
+        Error::NotFound(msg.into())
     }
 }
 
@@ -60,6 +73,8 @@ pub(crate) struct Ctx {
     pub(crate) config: Option<PathBuf>,
     /// `--journal-dir`.
     pub(crate) journal_dir: Option<PathBuf>,
+    /// `--source`.
+    pub(crate) source: SourceArg,
 }
 
 /// Print a warning on stderr. Failing to write to stderr is not worth failing for.
@@ -67,30 +82,41 @@ pub(crate) fn warn(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "runlog: warning: {msg}");
 }
 
+/// Print a note (not a warning: nothing is wrong) on stderr, out of the way of a pipe.
+pub(crate) fn note(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "runlog: {msg}");
+}
+
 fn no_color_env() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-fn run(args: Args, out: &mut Out) -> Result<(), Error> {
+/// Run the command; `Ok` carries the exit status (0 but for `exec`).
+fn run(args: Args, out: &mut Out) -> Result<u8, Error> {
     let ctx = Ctx {
         json: args.json,
         config: args.config,
         journal_dir: args.journal_dir,
+        source: args.source,
     };
     match args.command {
-        Command::ListJobs => cmd::list_jobs::run(&ctx, out),
-        Command::ListRuns { job } => cmd::list_runs::run(&ctx, out, &job),
-        Command::Logs(l) => cmd::logs::run(&ctx, out, &l),
+        Command::ListJobs(a) => cmd::list_jobs::run(&ctx, out, &a),
+        Command::ListRuns(a) => cmd::list_runs::run(&ctx, out, &a),
+        Command::Logs(a) => cmd::logs::run(&ctx, out, &a),
+        Command::Why(a) => cmd::why::run(&ctx, out, &a),
+        Command::Exec(a) => return cmd::exec::run(&ctx, &a),
+        Command::Completions { shell } => cmd::completions::run(out, shell),
         Command::Journal(JournalCommand::Verify { path }) => cmd::journal::verify(&ctx, out, &path),
         Command::Journal(JournalCommand::Dump { path }) => cmd::journal::dump(&ctx, out, &path),
     }
+    .map(|()| 0)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let tty = io::stdout().is_terminal();
     let style = Style {
-        escape: tty,
+        escape: tty && !args.raw,
         color: match args.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
@@ -101,14 +127,16 @@ fn main() -> ExitCode {
     let result = run(args, &mut out);
     // What was printed so far reaches the pipe before any error message.
     let result = match (result, out.flush()) {
-        (Ok(()), Err(e)) => Err(Error::Output(e)),
+        (Ok(_), Err(e)) => Err(Error::Output(e)),
         (r, _) => r,
     };
     let (code, msg) = match result {
-        Ok(()) => (0, None),
+        Ok(code) => (code, None),
         Err(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => (0, None),
         Err(Error::Output(e)) => (1, Some(format!("cannot write the output: {e}"))),
         Err(Error::Usage(m)) => (2, Some(m)),
+        Err(Error::NotFound(m)) => (3, Some(m)),
+        Err(Error::Unreachable(m)) => (4, Some(m)),
         Err(Error::Failed(m)) => (1, Some(m)),
         Err(Error::Corrupt) => (1, None),
     };

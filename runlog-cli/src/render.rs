@@ -4,10 +4,13 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{self, BufWriter, StdoutLock, Write};
+use std::io::{self, StdoutLock, Write};
 
+use runlog::journal::payload::RecordRef;
 use runlog::time::Utc;
-use runlog::{Record, RunStatus};
+#[cfg(test)]
+use runlog::Record;
+use runlog::RunStatus;
 
 /// How text from jobs (messages, labels, key-values, job names) is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,7 @@ impl Style {
     };
 
     /// `s` as it should appear on the output: escaped on a terminal, raw otherwise.
+    #[inline]
     pub(crate) fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         if self.escape {
             term_escape(s)
@@ -36,7 +40,8 @@ impl Style {
         }
     }
 
-    fn paint(&self, out: &mut String, code: &str, s: &str) {
+    /// Append `s`, in colour `code` when colour is on.
+    pub(crate) fn paint(&self, out: &mut String, code: &str, s: &str) {
         if self.color && !code.is_empty() {
             let _ = write!(out, "\x1b[{code}m{s}\x1b[0m");
         } else {
@@ -129,12 +134,21 @@ pub(crate) fn status_color(status: RunStatus) -> &'static str {
 }
 
 /// Does a key=value value need quotes to be read back unambiguously?
+#[inline]
 fn needs_quotes(v: &str) -> bool {
+    // Printable ASCII other than `"` and `=` never does (the common case, checked bytewise).
+    if !v.is_empty()
+        && v.bytes()
+            .all(|b| b > b' ' && b < 0x7f && b != b'"' && b != b'=')
+    {
+        return false;
+    }
     v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=')
 }
 
 /// Append ` key=value`, logfmt-style: a value with spaces, `=` or `"` (or an empty one) is
 /// quoted, with `"`, `\` and line breaks escaped inside the quotes so a record stays on its line.
+#[inline]
 fn push_kv(out: &mut String, style: Style, k: &str, v: &str) {
     out.push(' ');
     out.push_str(&style.text(k));
@@ -157,7 +171,53 @@ fn push_kv(out: &mut String, style: Style, k: &str, v: &str) {
     out.push_str(&style.text(&q));
 }
 
-/// One record as text, ending with a newline:
+/// [`push_record`] into a new string.
+#[cfg(test)]
+pub(crate) fn format_record(rec: &Record, style: Style) -> String {
+    let mut out = String::with_capacity(64 + rec.message.len());
+    push_record(&mut out, &rec.borrowed(), style, &mut Times::default());
+    out
+}
+
+/// The timestamps of records, `2026-11-28T12:10:55.123456Z` as
+/// [`runlog::time::format_micros`] writes them, with the part up to the second computed once
+/// per second rather than once per record.
+#[derive(Debug, Default)]
+pub(crate) struct Times {
+    /// The second (since the epoch) `prefix` is for.
+    second: Option<i64>,
+    /// `2026-11-28T12:10:55.`
+    prefix: String,
+}
+
+impl Times {
+    /// Append the timestamp of `ns`.
+    pub(crate) fn push(&mut self, out: &mut String, ns: i64) {
+        let second = ns.div_euclid(1_000_000_000);
+        let micros = (ns.rem_euclid(1_000_000_000) / 1000) as u32;
+        if self.second != Some(second) {
+            // The whole timestamp once; everything before the microseconds and `Z` depends
+            // on the second only.
+            let full = runlog::time::format_micros(ns);
+            self.prefix.clear();
+            self.prefix
+                .push_str(full.get(..full.len().saturating_sub(7)).unwrap_or(""));
+            self.second = Some(second);
+        }
+        out.push_str(&self.prefix);
+        let mut digits = [b'0'; 7];
+        let mut m = micros;
+        for d in digits[..6].iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        digits[6] = b'Z';
+        // ASCII digits and `Z`.
+        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000Z"));
+    }
+}
+
+/// Append one record as text, ending with a newline, its timestamp through `times`:
 ///
 /// ```text
 /// 2026-11-28T12:10:55.123456Z INFO  target: first line of the message key=value
@@ -166,35 +226,53 @@ fn push_kv(out: &mut String, style: Style, k: &str, v: &str) {
 ///
 /// Continuation lines of a multi-line message are indented by two spaces, so every record
 /// starts with its timestamp at the start of a line. Key-values follow the first line.
-pub(crate) fn format_record(rec: &Record, style: Style) -> String {
-    let mut out = String::with_capacity(64 + rec.message.len());
-    out.push_str(&runlog::time::format_micros(rec.ts_ns));
-    out.push(' ');
-    let level = rec.level.as_str();
-    style.paint(&mut out, level_color(rec.level), level);
-    for _ in level.len()..5 {
+pub(crate) fn push_record(out: &mut String, rec: &RecordRef<'_>, style: Style, times: &mut Times) {
+    times.push(out, rec.ts_ns);
+    if style.color {
         out.push(' ');
+        let level = rec.level.as_str();
+        style.paint(out, level_color(rec.level), level);
+        out.push_str(&"     "[level.len().min(5)..]);
+        out.push(' ');
+    } else {
+        // The level padded to 5, between spaces.
+        out.push_str(match rec.level {
+            log::Level::Error => " ERROR ",
+            log::Level::Warn => " WARN  ",
+            log::Level::Info => " INFO  ",
+            log::Level::Debug => " DEBUG ",
+            log::Level::Trace => " TRACE ",
+        });
     }
-    out.push(' ');
     if !rec.target.is_empty() {
-        out.push_str(&style.text(&rec.target));
+        out.push_str(&style.text(rec.target));
         out.push_str(": ");
     }
     let message = rec.message.trim_end_matches('\n');
-    let mut lines = message.split('\n');
-    out.push_str(&style.text(lines.next().unwrap_or("")));
-    for (k, v) in &rec.kvs {
-        push_kv(&mut out, style, k, v);
+    // Most messages are one line: checked without stopping at a newline (which lets the
+    // compiler look at many bytes at a time), searched for it only if there is one.
+    let one_line = !message.bytes().fold(false, |nl, b| nl | (b == b'\n'));
+    let split = if one_line {
+        None
+    } else {
+        message.split_once('\n')
+    };
+    let (first, rest) = match split {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (message, None),
+    };
+    out.push_str(&style.text(first));
+    for (k, v) in rec.kvs.iter() {
+        push_kv(out, style, k, v);
     }
     if rec.truncated {
         out.push_str(" [message truncated]");
     }
-    for line in lines {
+    for line in rest.into_iter().flat_map(|r| r.split('\n')) {
         out.push_str("\n  ");
         out.push_str(&style.text(line));
     }
     out.push('\n');
-    out
 }
 
 /// `k=v,k=v`, or `-` without labels.
@@ -343,7 +421,16 @@ impl JsonObject {
     }
 
     /// An object of string values, in order.
-    pub(crate) fn str_map(mut self, k: &str, pairs: &[(String, String)]) -> Self {
+    pub(crate) fn str_map(self, k: &str, pairs: &[(String, String)]) -> Self {
+        self.str_pairs(k, pairs.iter().map(|(pk, pv)| (pk.as_str(), pv.as_str())))
+    }
+
+    /// An object of string values, in order, from borrowed pairs.
+    pub(crate) fn str_pairs<'p>(
+        mut self,
+        k: &str,
+        pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Self {
         let mut o = JsonObject::new();
         for (pk, pv) in pairs {
             o = o.str(pk, pv);
@@ -383,34 +470,85 @@ pub(crate) fn json_array(items: impl IntoIterator<Item = String>) -> String {
 }
 
 /// Buffered stdout. Every write returns `io::Result` so a closed pipe (`BrokenPipe`) travels
-/// up to `main`, which ends quietly.
+/// up to `main`, which ends quietly. Records are formatted straight into the buffer.
 pub(crate) struct Out {
-    w: BufWriter<StdoutLock<'static>>,
+    w: StdoutLock<'static>,
+    /// Text not written yet (written once it reaches [`OUT_BUFFER`]).
+    buf: String,
+    /// A record being prefixed line by line.
+    scratch: String,
+    times: Times,
     /// How job text is written.
     pub(crate) style: Style,
 }
 
+/// Bytes [`Out`] collects before it writes them.
+const OUT_BUFFER: usize = 64 << 10;
+
 impl Out {
     pub(crate) fn new(style: Style) -> Out {
         Out {
-            w: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
+            w: io::stdout().lock(),
+            buf: String::with_capacity(OUT_BUFFER + 4096),
+            scratch: String::new(),
+            times: Times::default(),
             style,
         }
     }
 
+    /// Write the buffer out once it is full.
+    fn spill(&mut self) -> io::Result<()> {
+        if self.buf.len() >= OUT_BUFFER {
+            let r = self.w.write_all(self.buf.as_bytes());
+            self.buf.clear();
+            r?;
+        }
+        Ok(())
+    }
+
     /// Write text as it is.
     pub(crate) fn write_str(&mut self, s: &str) -> io::Result<()> {
-        self.w.write_all(s.as_bytes())
+        self.buf.push_str(s);
+        self.spill()
     }
 
     /// Write a line (a newline is added).
     pub(crate) fn line(&mut self, s: &str) -> io::Result<()> {
-        self.w.write_all(s.as_bytes())?;
-        self.w.write_all(b"\n")
+        self.buf.push_str(s);
+        self.buf.push('\n');
+        self.spill()
+    }
+
+    /// Write a record as text (see [`push_record`]).
+    pub(crate) fn record(&mut self, rec: &RecordRef<'_>) -> io::Result<()> {
+        push_record(&mut self.buf, rec, self.style, &mut self.times);
+        self.spill()
+    }
+
+    /// Write a record as text with `prefix` and a space before each of its lines.
+    pub(crate) fn record_prefixed(&mut self, prefix: &str, rec: &RecordRef<'_>) -> io::Result<()> {
+        self.scratch.clear();
+        push_record(&mut self.scratch, rec, self.style, &mut self.times);
+        for line in self.scratch.split_inclusive('\n') {
+            self.buf.push_str(prefix);
+            self.buf.push(' ');
+            self.buf.push_str(line);
+        }
+        self.spill()
     }
 
     pub(crate) fn flush(&mut self) -> io::Result<()> {
+        let r = self.w.write_all(self.buf.as_bytes());
+        self.buf.clear();
+        r?;
         self.w.flush()
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        // As `BufWriter` does: what is left is written, errors are ignored.
+        let _ = self.flush();
     }
 }
 
@@ -483,6 +621,34 @@ mod tests {
             format_record(&r, Style::PLAIN),
             "2026-11-28T12:10:55.123456Z INFO  app::db: connected user=bar note=\"two words\" e=\"\"\n"
         );
+    }
+
+    #[test]
+    fn cached_timestamps_are_format_micros() {
+        let mut times = Times::default();
+        let mut out = String::new();
+        let mut all = vec![
+            0,
+            -1,
+            -999,
+            -1_000,
+            -1_000_000_000,
+            -1_000_000_001,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let mut ns = 1_795_867_855_999_998_000i64;
+        for _ in 0..2000 {
+            all.push(ns);
+            ns += 997;
+        }
+        // Going back in time too.
+        all.extend([1_795_867_855_123_456_000, 1_795_867_854_000_000_000, 5]);
+        for ns in all {
+            out.clear();
+            times.push(&mut out, ns);
+            assert_eq!(out, runlog::time::format_micros(ns), "{ns}");
+        }
     }
 
     #[test]

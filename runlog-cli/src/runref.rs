@@ -25,6 +25,9 @@ pub(crate) enum RefError {
     },
     /// `-0` or similar.
     BadIndex,
+    /// Cannot name a run at all: empty, `-` not followed by a number, or characters no run
+    /// id holds (why).
+    Malformed(&'static str),
     /// `last-failed` without a failed or crashed run.
     NoFailed,
     /// Several runs match (their indexes, oldest first).
@@ -35,7 +38,9 @@ pub(crate) enum RefError {
 fn parse_back_index(r: &str) -> Option<Result<usize, RefError>> {
     let digits = r.strip_prefix('-')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return Some(Err(RefError::Malformed(
+            "`-` must be followed by a number (-1 is the newest run)",
+        )));
     }
     Some(match digits.parse::<usize>() {
         Ok(0) => Err(RefError::BadIndex),
@@ -72,7 +77,16 @@ pub(crate) fn resolve(runs: &[(&str, RunStatus)], r: &str) -> Result<usize, RefE
         };
     }
     if r.is_empty() {
-        return Err(RefError::NotFound);
+        return Err(RefError::Malformed("it is empty"));
+    }
+    // Run ids hold only `[A-Za-z0-9:.-]` (and a reference may have a space for the `T`).
+    if !r
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'-' | b' '))
+    {
+        return Err(RefError::Malformed(
+            "run ids hold only letters, digits, `:`, `.` and `-`",
+        ));
     }
     if let Some(i) = runs.iter().position(|(id, _)| *id == r) {
         return Ok(i);
@@ -135,6 +149,23 @@ mod tests {
             Err(RefError::OutOfRange { n: 5, have: 4 })
         );
         assert_eq!(resolve(&RUNS, "-0"), Err(RefError::BadIndex));
+        for bad in [
+            "",
+            "  ",
+            "-abc",
+            "-1x",
+            "-",
+            "../x",
+            "\u{1b}[31m",
+            "a/b",
+            "2026*",
+        ] {
+            assert!(
+                matches!(resolve(&RUNS, bad), Err(RefError::Malformed(_))),
+                "{bad:?}: {:?}",
+                resolve(&RUNS, bad)
+            );
+        }
         assert!(matches!(
             resolve(&RUNS, "-99999999999999999999999"),
             Err(RefError::OutOfRange { .. })
@@ -194,7 +225,6 @@ mod tests {
     fn no_match_is_not_found() {
         assert_eq!(resolve(&RUNS, "2025"), Err(RefError::NotFound));
         assert_eq!(resolve(&RUNS, "first"), Err(RefError::NotFound));
-        assert_eq!(resolve(&RUNS, ""), Err(RefError::NotFound));
         assert_eq!(resolve(&[], "last"), Err(RefError::NoRuns));
     }
 }

@@ -47,6 +47,13 @@ fn segment_files(path: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
                 .map_err(|e| Error::failed(format!("{}: {e}", ent.path().display())))?;
             let name = ent.file_name();
             let name = name.to_string_lossy();
+            if ft.is_symlink() {
+                return Err(Error::failed(format!(
+                    "{}: {}",
+                    ent.path().display(),
+                    runlog::journal::storage::symlink_error()
+                )));
+            }
             if ft.is_dir() && depth < MAX_DEPTH {
                 dirs.push((ent.path(), depth + 1));
             } else if ft.is_file() && name.ends_with(&format!(".{SEGMENT_EXT}")) {

@@ -1,13 +1,16 @@
 //! `runlog list-jobs`.
 
+use crate::args::ListJobsArgs;
 use crate::render::{format_start, format_table, status_color, Cell, JsonObject, Out};
-use crate::source::{open_journal, read_error};
-use crate::{warn, Ctx, Error};
+use crate::source::Store;
+use crate::{note, warn, Ctx, Error};
 
-/// One line per job: name, runs, start and status of the newest run.
-pub(crate) fn run(ctx: &Ctx, out: &mut Out) -> Result<(), Error> {
-    let journal = open_journal(ctx)?;
-    let jobs = journal.jobs().map_err(read_error)?;
+/// One line per job, most recently active first: name, start and status of the newest run,
+/// runs kept. At most `--limit` jobs (0: all); a note on stderr tells when there are more.
+pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Error> {
+    let mut store = Store::open(ctx)?;
+    let limit = (a.limit > 0).then_some(a.limit);
+    let (jobs, more) = store.jobs(limit)?;
     if ctx.json {
         for job in &jobs {
             let o = JsonObject::new()
@@ -22,34 +25,38 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out) -> Result<(), Error> {
                 .opt_str("last_status", job.last_status.map(|s| s.as_str()));
             out.line(&o.finish())?;
         }
-        return Ok(());
+    } else {
+        let style = out.style;
+        let rows: Vec<Vec<Cell>> = jobs
+            .iter()
+            .map(|job| {
+                vec![
+                    Cell::job_text(style, &job.name),
+                    Cell::new(job.last_start_ns.map_or_else(|| "-".into(), format_start)),
+                    match job.last_status {
+                        Some(s) => Cell::colored(s.as_str(), status_color(s)),
+                        None => Cell::new("-"),
+                    },
+                    Cell::new(job.runs.to_string()),
+                ]
+            })
+            .collect();
+        out.write_str(&format_table(
+            &["JOB", "LAST START", "STATUS", "RUNS"],
+            &rows,
+            style,
+        ))?;
     }
-    let style = out.style;
-    let rows: Vec<Vec<Cell>> = jobs
-        .iter()
-        .map(|job| {
-            vec![
-                Cell::job_text(style, &job.name),
-                Cell::new(job.runs.to_string()),
-                Cell::new(job.last_start_ns.map_or_else(|| "-".into(), format_start)),
-                match job.last_status {
-                    Some(s) => Cell::colored(s.as_str(), status_color(s)),
-                    None => Cell::new("-"),
-                },
-            ]
-        })
-        .collect();
-    out.write_str(&format_table(
-        &["JOB", "RUNS", "LAST START", "STATUS"],
-        &rows,
-        style,
-    ))?;
+    if more {
+        out.flush()?;
+        note(&format!(
+            "showing the {} most recently active jobs; there are more (--limit 0 shows all)",
+            jobs.len()
+        ));
+    }
     if jobs.is_empty() {
         out.flush()?;
-        warn(&format!(
-            "no runs in journal {} yet",
-            journal.dir().display()
-        ));
+        warn(&format!("no runs in {} yet", store.describe()));
     }
     Ok(())
 }

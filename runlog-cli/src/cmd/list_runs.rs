@@ -2,12 +2,15 @@
 
 use runlog::{RunInfo, RunStatus};
 
-use super::no_such_job;
+use super::shell_quote;
+use crate::args::{LabelArg, ListRunsArgs, StatusArg};
+use crate::redis_store::Window;
 use crate::render::{
     format_duration, format_labels, format_start, format_table, json_array, status_color, Cell,
     JsonObject, Out,
 };
-use crate::source::{open_journal, read_error};
+use crate::source::{Run, Store};
+use crate::when::Range;
 use crate::{warn, Ctx, Error};
 
 /// How long a run took: until its end; for a running run, until now; for a crashed run,
@@ -36,7 +39,8 @@ pub(crate) fn warn_problems(r: &RunInfo) {
 }
 
 /// The JSON form of a run.
-pub(crate) fn run_json(r: &RunInfo, now_ns: i64) -> String {
+pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
+    let r = &run.info;
     let fmt = runlog::time::format_micros;
     let problems = json_array(r.problems.iter().map(|p| {
         JsonObject::new()
@@ -59,17 +63,105 @@ pub(crate) fn run_json(r: &RunInfo, now_ns: i64) -> String {
         .num("pid", r.pid)
         .str_map("labels", &r.labels)
         .raw("problems", &problems)
+        .str("source", run.origin.as_str())
         .finish()
 }
 
-/// One line per run, oldest first.
-pub(crate) fn run(ctx: &Ctx, out: &mut Out, job: &str) -> Result<(), Error> {
-    let journal = open_journal(ctx)?;
-    let runs = journal.runs(job).map_err(read_error)?;
+/// Runs that pass the label filters (every `key=value` must be a label of the run).
+pub(crate) fn with_labels(runs: Vec<Run>, labels: &[LabelArg]) -> Vec<Run> {
+    runs.into_iter()
+        .filter(|r| {
+            labels.iter().all(|l| {
+                r.info
+                    .labels
+                    .iter()
+                    .any(|(k, v)| *k == l.key && *v == l.value)
+            })
+        })
+        .collect()
+}
+
+/// The runs of a job for a command: an error naming the store if the job has none, and
+/// one naming the filter if the label filters leave none.
+pub(crate) fn job_runs(
+    store: &mut Store,
+    job: &str,
+    labels: &[LabelArg],
+) -> Result<Vec<Run>, Error> {
+    let runs = store.runs(job)?;
     if runs.is_empty() {
-        return Err(no_such_job(&journal, job));
+        return Err(store.no_such_job(job));
     }
+    let runs = with_labels(runs, labels);
+    if runs.is_empty() {
+        let want: Vec<String> = labels
+            .iter()
+            .map(|l| format!("{}={}", l.key, l.value))
+            .collect();
+        return Err(Error::not_found(format!(
+            "job {job:?} has no run labelled {}; see `runlog list-runs {}`",
+            want.join(" and "),
+            shell_quote(job)
+        )));
+    }
+    Ok(runs)
+}
+
+/// The part of a job's runs in Redis that can hold the runs `a` lists, selected in Redis: the
+/// `failed` index when only failed, crashed (or running: never in Redis) runs are wanted, the
+/// scores (start, ms) around `--since`/`--until`, and `--limit` when no label filter (whose
+/// values only the run hashes hold) can leave out runs of the window.
+fn window(a: &ListRunsArgs, range: Range) -> Window {
+    let ms = |ns: i64| ns.div_euclid(1_000_000);
+    Window {
+        failed_only: !a.status.is_empty()
+            && a.status.iter().all(|s| {
+                matches!(
+                    s,
+                    StatusArg::Failed | StatusArg::Crashed | StatusArg::Running
+                )
+            }),
+        min_ms: range.since.map(ms),
+        // `until` is exclusive.
+        max_ms: range.until.map(|u| ms(u.saturating_sub(1))),
+        newest: limit(a).filter(|_| a.filter.labels.is_empty()),
+    }
+}
+
+/// `--limit`, where 0 (as for `list-jobs`) means every run.
+fn limit(a: &ListRunsArgs) -> Option<usize> {
+    a.limit.filter(|n| *n > 0)
+}
+
+/// One line per run, oldest first.
+pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Error> {
     let now = runlog::time::now_ns();
+    let range = Range::parse(a.since.as_deref(), a.until.as_deref(), now).map_err(Error::usage)?;
+    let mut store = Store::open(ctx)?;
+    let wanted = |r: &Run| {
+        (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.status))
+            && range.contains(r.info.start_ns)
+    };
+    let w = window(a, range);
+    let (mut runs, cut) = store.runs_in(&a.job, w)?;
+    // Redis picked by coarser criteria (scores are ms; `failed` also holds crashed runs): if
+    // its newest N hold a run the filters drop, older runs may be wanted, so read them all.
+    // And an empty window says nothing of whether the job exists.
+    let refetch = cut && runs.iter().any(|r| r.redis.is_some() && !wanted(r));
+    if refetch || (runs.is_empty() && w != Window::default()) {
+        runs = store.runs(&a.job)?;
+    }
+    if runs.is_empty() {
+        return Err(store.no_such_job(&a.job));
+    }
+    let mut runs: Vec<Run> = with_labels(runs, &a.filter.labels)
+        .into_iter()
+        .filter(|r| wanted(r))
+        .collect();
+    if let Some(n) = limit(a) {
+        let drop = runs.len().saturating_sub(n);
+        runs.drain(..drop);
+    }
     if ctx.json {
         for r in &runs {
             out.line(&run_json(r, now))?;
@@ -79,6 +171,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, job: &str) -> Result<(), Error> {
         let rows: Vec<Vec<Cell>> = runs
             .iter()
             .map(|r| {
+                let r = &r.info;
                 vec![
                     Cell::new(&r.id),
                     Cell::colored(r.status.as_str(), status_color(r.status)),
@@ -98,9 +191,12 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, job: &str) -> Result<(), Error> {
             style,
         ))?;
     }
-    if runs.iter().any(|r| !r.problems.is_empty() || r.dropped > 0) {
+    if runs
+        .iter()
+        .any(|r| !r.info.problems.is_empty() || r.info.dropped > 0)
+    {
         out.flush()?;
-        runs.iter().for_each(warn_problems);
+        runs.iter().for_each(|r| warn_problems(&r.info));
     }
     Ok(())
 }
@@ -142,15 +238,58 @@ mod tests {
         assert_eq!(duration_ns(&ok, 61_000_000_000), 4_500_000_000);
     }
 
+    fn list_runs(args: &[&str]) -> ListRunsArgs {
+        use clap::Parser as _;
+        let a = crate::args::Args::try_parse_from(["runlog", "list-runs", "j"].iter().chain(args))
+            .unwrap();
+        match a.command {
+            crate::args::Command::ListRuns(l) => l,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn redis_picks_from_the_failed_index_by_scores_around_the_range_and_limits_without_labels() {
+        let range = |since, until| Range { since, until };
+        let w = window(&list_runs(&[]), Range::default());
+        assert_eq!(w, Window::default());
+        let w = window(
+            &list_runs(&["--status", "failed,running", "--limit", "3"]),
+            range(Some(1_500_000), Some(3_000_000)),
+        );
+        assert_eq!(
+            w,
+            Window {
+                failed_only: true,
+                min_ms: Some(1),
+                // Until 3 ms exclusive: the last nanosecond in is in 2 ms.
+                max_ms: Some(2),
+                newest: Some(3),
+            }
+        );
+        let w = window(
+            &list_runs(&["--status", "crashed,ok", "--limit", "3", "--label", "a=b"]),
+            range(Some(-1), None),
+        );
+        assert_eq!((w.failed_only, w.min_ms, w.newest), (false, Some(-1), None));
+    }
+
     #[test]
     fn runs_have_a_json_form() {
         let mut r = info(RunStatus::Ok);
         r.end_ns = Some(2_000_000_000);
         r.labels = vec![("user".into(), "bar".into())];
-        let j = run_json(&r, 0);
+        let j = run_json(
+            &Run {
+                info: r,
+                origin: crate::source::Origin::Local,
+                redis: None,
+            },
+            0,
+        );
         assert!(j.starts_with(r#"{"job":"j","id":"2026-11-28T12:10:55.123456Z-0123456789ab","status":"ok","start":"1970-01-01T00:00:01.000000Z","end":"1970-01-01T00:00:02.000000Z""#), "{j}");
         assert!(
-            j.ends_with(r#""labels":{"user":"bar"},"problems":[]}"#),
+            j.ends_with(r#""labels":{"user":"bar"},"problems":[],"source":"local"}"#),
             "{j}"
         );
     }

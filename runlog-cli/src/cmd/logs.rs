@@ -1,81 +1,169 @@
 //! `runlog logs JOB RUN...`.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use regex::Regex;
-use runlog::{Record, RunInfo, RunStatus};
+use runlog::journal::payload::RecordRef;
+use runlog::{Record, RunStatus};
 
-use super::{no_such_job, shell_quote};
-use crate::args::LogsArgs;
-use crate::cmd::list_runs::warn_problems;
-use crate::render::{format_record, JsonObject, Out};
+use super::shell_quote;
+use crate::args::{LogsArgs, RecordFilterArgs};
+use crate::cmd::list_runs::{job_runs, warn_problems};
+use crate::grep::Grep;
+use crate::render::{JsonObject, Out};
 use crate::runref::{resolve, RefError};
-use crate::source::{open_journal, read_error};
+use crate::source::{Run, Store};
+use crate::when::Range;
 use crate::{Ctx, Error};
 
 /// Candidates listed in an "ambiguous" error before "... and N more".
 const MAX_CANDIDATES: usize = 20;
 
+/// How often `--follow` looks for new records.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
 /// Which records to print.
-struct Filter {
+pub(crate) struct Filter {
     level: Option<log::Level>,
-    grep: Option<Regex>,
+    grep: Option<Grep>,
+    /// Record times.
+    pub(crate) range: Range,
 }
 
 impl Filter {
-    fn keeps(&self, r: &Record) -> bool {
-        if self.level.is_some_and(|l| r.level > l) {
+    /// Resolve `--level`, `--grep`, `--since` and `--until`.
+    pub(crate) fn parse(a: &RecordFilterArgs) -> Result<Filter, Error> {
+        let grep = match &a.grep {
+            Some(g) => Some(Grep::new(Regex::new(g).map_err(|e| {
+                Error::usage(format!(
+                    "--grep {g:?} is not a valid regular expression: {e}"
+                ))
+            })?)),
+            None => None,
+        };
+        let range = Range::parse(
+            a.since.as_deref(),
+            a.until.as_deref(),
+            runlog::time::now_ns(),
+        )
+        .map_err(Error::usage)?;
+        Ok(Filter {
+            level: a.level,
+            grep,
+            range,
+        })
+    }
+
+    /// Does every record pass (so counts from the run's metadata hold)?
+    fn keeps_all(&self) -> bool {
+        self.level.is_none() && self.grep.is_none() && self.range.is_all()
+    }
+
+    /// Can the record with this undecoded payload pass? (False only if it certainly does
+    /// not: it is then not decoded.)
+    fn payload_may_pass(&self, p: &[u8]) -> bool {
+        use runlog::journal::payload::{record_payload_level, record_payload_ts};
+        let level_ok = match (self.level, record_payload_level(p)) {
+            (Some(max), Some(l)) => l <= max,
+            _ => true,
+        };
+        let time_ok = record_payload_ts(p).is_none_or(|ts| self.range.contains(ts));
+        level_ok && time_ok && self.grep.as_ref().is_none_or(|g| g.payload_may_match(p))
+    }
+
+    fn keeps(&self, r: &RecordRef<'_>) -> bool {
+        if self.level.is_some_and(|l| r.level > l) || !self.range.contains(r.ts_ns) {
             return false;
         }
         match &self.grep {
             None => true,
-            Some(re) => {
-                re.is_match(&r.message)
-                    || re.is_match(&r.target)
-                    || r.kvs.iter().any(|(k, v)| re.is_match(&format!("{k}={v}")))
+            Some(g) => {
+                g.is_match(r.message)
+                    || g.is_match(r.target)
+                    || r.kvs.iter().any(|(k, v)| g.kv_matches(k, v))
             }
         }
     }
 }
 
-/// The message for a reference that names no single run.
-pub(crate) fn ref_error(job: &str, runs: &[RunInfo], r: &str, e: RefError) -> Error {
+/// The message for a reference that names no single run: ambiguity is a usage error (2),
+/// the rest "not found" (3).
+pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError) -> Error {
     let list = format!("see `runlog list-runs {}`", shell_quote(job));
-    Error::usage(match e {
-        RefError::NoRuns => format!("job {job:?} has no runs"),
-        RefError::NotFound => {
-            format!("job {job:?} has no run matching {r:?} (a run id, a unique prefix of one, last, -1, -2, ...); {list}")
+    let typed = r;
+    // A long reference is shown by its head and tail, not echoed whole.
+    let short;
+    let r = if r.chars().count() > 80 {
+        let head: String = r.chars().take(40).collect();
+        let tail: String = {
+            let t: Vec<char> = r.chars().rev().take(20).collect();
+            t.into_iter().rev().collect()
+        };
+        short = format!("{head}...{tail}");
+        short.as_str()
+    } else {
+        typed
+    };
+    match e {
+        RefError::NoRuns => Error::not_found(format!("job {job:?} has no runs")),
+        RefError::NotFound => Error::not_found(format!(
+            "job {job:?} has no run matching {r:?} (a run id, a unique prefix of one, last, \
+             -1, -2, ..., last-failed); {list}"
+        )),
+        RefError::OutOfRange { have, .. } => Error::not_found(format!(
+            "run {r:?}: job {job:?} has only {have} run(s), so {} does not exist; {list}",
+            r.trim()
+        )),
+        RefError::Malformed(why) => Error::usage(format!(
+            "run {r:?} is not a run reference: {why} (a run id, a unique prefix of one, last, \
+             -1, -2, ..., last-failed); {list}"
+        )),
+        RefError::BadIndex => {
+            Error::usage(format!("run {r:?}: counting starts at -1, the newest run"))
         }
-        RefError::OutOfRange { n, have } => {
-            format!("run {r:?}: job {job:?} has only {have} run(s), so -{n} does not exist; {list}")
+        RefError::NoFailed => {
+            Error::not_found(format!("job {job:?} has no failed or crashed run; {list}"))
         }
-        RefError::BadIndex => format!("run {r:?}: counting starts at -1, the newest run"),
-        RefError::NoFailed => format!("job {job:?} has no failed or crashed run; {list}"),
         RefError::Ambiguous(hits) => {
             let mut m = format!("run {r:?} matches {} runs of job {job:?}:", hits.len());
             for &i in hits.iter().take(MAX_CANDIDATES) {
-                let _ = write!(m, "\n  {}  {}", runs[i].id, runs[i].status);
+                let _ = write!(m, "\n  {}  {}", runs[i].info.id, runs[i].info.status);
             }
             if hits.len() > MAX_CANDIDATES {
                 let _ = write!(m, "\n  ... and {} more", hits.len() - MAX_CANDIDATES);
             }
             let _ = write!(m, "\ngive more of the run id; {list}");
-            m
+            Error::usage(m)
         }
-    })
+    }
 }
 
-fn record_json(job: &str, run: &str, r: &Record) -> String {
+/// Resolve run references among `runs` (oldest first), all before anything is printed: a
+/// typo in the third is not found after two runs' worth of output.
+pub(crate) fn pick(job: &str, runs: &[Run], refs: &[String]) -> Result<Vec<usize>, Error> {
+    let keys: Vec<(&str, RunStatus)> = runs
+        .iter()
+        .map(|r| (r.info.id.as_str(), r.info.status))
+        .collect();
+    refs.iter()
+        .map(|r| resolve(&keys, r).map_err(|e| ref_error(job, runs, r, e)))
+        .collect()
+}
+
+/// The JSON form of a record.
+pub(crate) fn record_json(job: &str, run: &str, r: &RecordRef<'_>) -> String {
     let o = JsonObject::new()
-        .str("job", job)
-        .str("run", run)
-        .str("ts", &runlog::time::format_micros(r.ts_ns))
+        .str("timestamp", &runlog::time::format_micros(r.ts_ns))
         .str("level", r.level.as_str())
-        .str("target", &r.target)
-        .str("message", &r.message)
-        .str_map("kvs", &r.kvs)
-        .opt_str("module_path", r.module_path.as_deref())
-        .opt_str("file", r.file.as_deref());
+        .str("target", r.target)
+        .str("message", r.message)
+        .str_pairs("fields", r.kvs)
+        .str("run", run)
+        .str("job", job)
+        .opt_str("module_path", r.module_path)
+        .opt_str("file", r.file);
     let o = match r.line {
         Some(l) => o.num("line", l),
         None => o.raw("line", "null"),
@@ -83,57 +171,162 @@ fn record_json(job: &str, run: &str, r: &Record) -> String {
     o.bool("truncated", r.truncated).finish()
 }
 
+/// Writes records of one job as text or JSON lines, each line starting with its run id
+/// when several runs are printed.
+pub(crate) struct Printer<'a> {
+    pub(crate) job: &'a str,
+    pub(crate) json: bool,
+    pub(crate) prefix: bool,
+}
+
+impl Printer<'_> {
+    pub(crate) fn print(&self, out: &mut Out, run: &str, r: &RecordRef<'_>) -> Result<(), Error> {
+        if self.json {
+            out.line(&record_json(self.job, run, r))?;
+        } else if self.prefix {
+            out.record_prefixed(run, r)?;
+        } else {
+            out.record(r)?;
+        }
+        Ok(())
+    }
+}
+
+/// `--head` / `--tail` of one run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Limit {
+    pub(crate) head: Option<usize>,
+    pub(crate) tail: Option<usize>,
+}
+
+/// Print the records of `run` that pass `filter`, within `limit`.
+pub(crate) fn print_run(
+    store: &mut Store,
+    out: &mut Out,
+    p: &Printer<'_>,
+    run: &Run,
+    filter: &Filter,
+    limit: Limit,
+) -> Result<(), Error> {
+    let id = run.info.id.as_str();
+    if let Some(n) = limit.tail {
+        let skip = if filter.keeps_all() {
+            run.records().saturating_sub(n as u64)
+        } else {
+            0
+        };
+        let mut last: VecDeque<Record> = VecDeque::with_capacity(n.min(1 << 16));
+        if n > 0 {
+            let pre = |p: &[u8]| filter.payload_may_pass(p);
+            store.records_where(run, filter.range, skip, &pre, &mut |r| {
+                if filter.keeps(r) {
+                    if last.len() == n {
+                        last.pop_front();
+                    }
+                    last.push_back(r.to_record());
+                }
+                Ok(true)
+            })?;
+        }
+        for r in &last {
+            p.print(out, id, &r.borrowed())?;
+        }
+        return Ok(());
+    }
+    let mut left = limit.head.unwrap_or(usize::MAX);
+    if left == 0 {
+        return Ok(());
+    }
+    let pre = |p: &[u8]| filter.payload_may_pass(p);
+    store.records_where(run, filter.range, 0, &pre, &mut |r| {
+        if filter.keeps(r) {
+            p.print(out, id, r)?;
+            left -= 1;
+        }
+        Ok(left > 0)
+    })
+}
+
+/// `--follow`: print what the run has, then what it adds, until it ends.
+fn follow(
+    store: &mut Store,
+    out: &mut Out,
+    p: &Printer<'_>,
+    run: &Run,
+    filter: &Filter,
+    tail: Option<usize>,
+) -> Result<(), Error> {
+    let (job, id) = (run.info.job.as_str(), run.info.id.as_str());
+    let mut log = store.reread_local(job, id)?;
+    let kept: Vec<RecordRef<'_>> = log
+        .records
+        .iter()
+        .map(Record::borrowed)
+        .filter(|r| filter.keeps(r))
+        .collect();
+    let from = tail.map_or(0, |n| kept.len().saturating_sub(n));
+    for r in &kept[from..] {
+        p.print(out, id, r)?;
+    }
+    let mut seen = log.records.len();
+    while log.info.status == RunStatus::Running {
+        out.flush()?;
+        std::thread::sleep(FOLLOW_POLL);
+        log = match store.reread_local(job, id) {
+            Ok(l) => l,
+            Err(Error::NotFound(_)) => {
+                out.flush()?;
+                crate::warn(&format!(
+                    "run {id} of job {job:?} is gone: it was cancelled (or removed) while \
+                     being followed"
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for r in log.records.iter().skip(seen).map(Record::borrowed) {
+            if filter.keeps(&r) {
+                p.print(out, id, &r)?;
+            }
+        }
+        seen = seen.max(log.records.len());
+    }
+    Ok(())
+}
+
 /// Print the records of each run named, in the order named.
 pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<(), Error> {
-    let grep = match &a.grep {
-        Some(g) => Some(Regex::new(g).map_err(|e| {
-            Error::usage(format!(
-                "--grep {g:?} is not a valid regular expression: {e}"
-            ))
-        })?),
-        None => None,
+    let filter = Filter::parse(&a.records)?;
+    let refs = if a.runs.is_empty() {
+        vec!["last".to_owned()]
+    } else {
+        a.runs.clone()
     };
-    let filter = Filter {
-        level: a.level,
-        grep,
-    };
-    let journal = open_journal(ctx)?;
-    let runs = journal.runs(&a.job).map_err(read_error)?;
-    if runs.is_empty() {
-        return Err(no_such_job(&journal, &a.job));
+    if a.follow && refs.len() > 1 {
+        return Err(Error::usage("--follow follows one run: name one RUN"));
     }
-    let keys: Vec<(&str, RunStatus)> = runs.iter().map(|r| (r.id.as_str(), r.status)).collect();
-    // Every reference is resolved before anything is printed: a typo in the third is not
-    // found after two runs' worth of output.
-    let picked = a
-        .runs
-        .iter()
-        .map(|r| resolve(&keys, r).map_err(|e| ref_error(&a.job, &runs, r, e)))
-        .collect::<Result<Vec<usize>, Error>>()?;
-    let style = out.style;
-    for (n, &i) in picked.iter().enumerate() {
-        let log = journal.read_run(&a.job, &runs[i].id).map_err(read_error)?;
-        if !log.info.problems.is_empty() || log.info.dropped > 0 {
+    let mut store = Store::open(ctx)?;
+    let runs = job_runs(&mut store, &a.job, &a.filter.labels)?;
+    let picked = pick(&a.job, &runs, &refs)?;
+    let p = Printer {
+        job: &a.job,
+        json: ctx.json,
+        prefix: picked.len() > 1,
+    };
+    for &i in &picked {
+        let run = &runs[i];
+        if !run.info.problems.is_empty() || run.info.dropped > 0 {
             out.flush()?;
-            warn_problems(&log.info);
+            warn_problems(&run.info);
         }
-        if picked.len() > 1 && !ctx.json {
-            if n > 0 {
-                out.line("")?;
-            }
-            out.line(&format!(
-                "==> {} {} ({}) <==",
-                style.text(&a.job),
-                log.info.id,
-                log.info.status
-            ))?;
-        }
-        for rec in log.records.iter().filter(|r| filter.keeps(r)) {
-            if ctx.json {
-                out.line(&record_json(&a.job, &log.info.id, rec))?;
-            } else {
-                out.write_str(&format_record(rec, style))?;
-            }
+        if a.follow && run.info.status == RunStatus::Running {
+            follow(&mut store, out, &p, run, &filter, a.tail)?;
+        } else {
+            let limit = Limit {
+                head: a.head,
+                tail: a.tail,
+            };
+            print_run(&mut store, out, &p, run, &filter, limit)?;
         }
     }
     Ok(())
@@ -162,19 +355,22 @@ mod tests {
         let f = Filter {
             level: Some(log::Level::Warn),
             grep: None,
+            range: Range::default(),
         };
-        assert!(f.keeps(&rec(log::Level::Error, "x")));
-        assert!(f.keeps(&rec(log::Level::Warn, "x")));
-        assert!(!f.keeps(&rec(log::Level::Info, "x")));
+        assert!(f.keeps(&rec(log::Level::Error, "x").borrowed()));
+        assert!(f.keeps(&rec(log::Level::Warn, "x").borrowed()));
+        assert!(!f.keeps(&rec(log::Level::Info, "x").borrowed()));
     }
 
     #[test]
     fn grep_looks_at_message_target_and_key_values() {
         let f = |re: &str| Filter {
             level: None,
-            grep: Some(Regex::new(re).unwrap()),
+            grep: Some(Grep::new(Regex::new(re).unwrap())),
+            range: Range::default(),
         };
         let r = rec(log::Level::Info, "connected to db");
+        let r = r.borrowed();
         assert!(f("db$").keeps(&r));
         assert!(f("^app$").keeps(&r));
         assert!(f("user=bar").keeps(&r));
@@ -182,10 +378,49 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_word_matches_as_the_regular_expression_would() {
+        let r = rec(log::Level::Info, "request timed out: timeout after 5 s");
+        let payload = runlog::journal::payload::encode_record(&r);
+        let r = r.borrowed();
+        for (p, want) in [
+            ("timeout", true),
+            ("timeouts", false),
+            ("user=bar", true),
+            ("user=", true),
+            ("=bar", true),
+            ("r=b", true),
+            ("ser", true),
+            ("app", true),
+            ("Timeout", false),
+            ("", true),
+        ] {
+            for grep in [
+                Grep::new(Regex::new(p).unwrap()),
+                Grep::regex_only(Regex::new(p).unwrap()),
+            ] {
+                let f = Filter {
+                    level: None,
+                    grep: Some(grep),
+                    range: Range::default(),
+                };
+                assert_eq!(f.keeps(&r), want, "{p:?}");
+                // What the payload test lets through includes every record that passes.
+                assert!(f.payload_may_pass(&payload) || !want, "{p:?}");
+            }
+        }
+        let f = Filter {
+            level: Some(log::Level::Warn),
+            grep: None,
+            range: Range::default(),
+        };
+        assert!(!f.payload_may_pass(&payload));
+    }
+
+    #[test]
     fn records_have_a_json_form() {
         assert_eq!(
-            record_json("j", "r", &rec(log::Level::Info, "a \"b\"\n")),
-            r#"{"job":"j","run":"r","ts":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","kvs":{"user":"bar"},"module_path":null,"file":"src/main.rs","line":7,"truncated":false}"#
+            record_json("j", "r", &rec(log::Level::Info, "a \"b\"\n").borrowed()),
+            r#"{"timestamp":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","fields":{"user":"bar"},"run":"r","job":"j","module_path":null,"file":"src/main.rs","line":7,"truncated":false}"#
         );
     }
 }

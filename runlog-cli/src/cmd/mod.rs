@@ -1,13 +1,12 @@
 //! One module per subcommand.
 
+pub(crate) mod completions;
+pub(crate) mod exec;
 pub(crate) mod journal;
 pub(crate) mod list_jobs;
 pub(crate) mod list_runs;
 pub(crate) mod logs;
-
-use runlog::Journal;
-
-use crate::Error;
+pub(crate) mod why;
 
 /// Quote a job name for a shell command suggested in a message.
 pub(crate) fn shell_quote(s: &str) -> String {
@@ -21,15 +20,6 @@ pub(crate) fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
-}
-
-/// The error for a job without listed runs.
-pub(crate) fn no_such_job(journal: &Journal, job: &str) -> Error {
-    Error::usage(format!(
-        "no job {job:?} in journal {} (no runs of it were recorded, or all were cancelled or \
-         removed by retention); see `runlog list-jobs`",
-        journal.dir().display()
-    ))
 }
 
 #[cfg(test)]

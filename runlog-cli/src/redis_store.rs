@@ -1,0 +1,459 @@
+//! Reading runs from Redis, as `spec/redis.md` lays them out (schema 1).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use redis::Value;
+use runlog::journal::payload::{decode_record_ref, RecordRef};
+use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
+use runlog_shipper::conn::Conn;
+use runlog_shipper::schema::{
+    chunk_payloads, decompress_chunk, parse_chunk_index, ChunkError, IndexEntry, JobKeys, Keys,
+    SCHEMA_VERSION,
+};
+use runlog_shipper::upload::{describe, is_no_perm, open_connection, Target};
+
+use crate::when::Range;
+
+/// Chunks fetched per round trip (each at most ~64 KiB before compression).
+const CHUNKS_PER_FETCH: usize = 64;
+
+/// A run as Redis holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisRun {
+    /// Its metadata, as a journal run's.
+    pub(crate) info: RunInfo,
+    /// The chunk index.
+    pub(crate) chunks: Vec<IndexEntry>,
+}
+
+/// Which runs of a job to read: a part of its index that Redis selects, so that a listing
+/// of a few runs does not fetch every run's metadata.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Only failed and crashed runs (`<P>:{<J>}:failed` instead of `runs`).
+    pub(crate) failed_only: bool,
+    /// Only runs whose score (start, ms) is at least this.
+    pub(crate) min_ms: Option<i64>,
+    /// Only runs whose score is at most this.
+    pub(crate) max_ms: Option<i64>,
+    /// Only the newest this many of those.
+    pub(crate) newest: Option<usize>,
+}
+
+/// Why reading Redis failed.
+#[derive(Debug)]
+pub(crate) enum RedisError {
+    /// Connecting or a command failed: the store is unreachable or broken.
+    Redis(String),
+    /// Redis holds something that is not schema 1.
+    Data(String),
+}
+
+/// A connection to the Redis runs are shipped to.
+pub(crate) struct RedisStore {
+    conn: Conn,
+    keys: Keys,
+    /// Where it is, for messages (no password).
+    pub(crate) place: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("place", &self.place)
+            .finish()
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn status_of(s: &str) -> Option<RunStatus> {
+    Some(match s {
+        "ok" => RunStatus::Ok,
+        "failed" => RunStatus::Failed,
+        "crashed" => RunStatus::Crashed,
+        _ => return None,
+    })
+}
+
+impl RedisStore {
+    /// Connect and check the schema version under the prefix.
+    pub(crate) fn connect(rc: &RedisConfig) -> Result<RedisStore, RedisError> {
+        let place = describe(rc);
+        let t = Target::from_config(rc);
+        let mut conn = open_connection(&t)
+            .map_err(|e| RedisError::Redis(format!("cannot connect to Redis at {place}: {e}")))?;
+        let keys = Keys::new(rc.prefix_or_default());
+        let schema: Option<String> = redis::cmd("GET")
+            .arg(keys.schema())
+            .query(&mut conn)
+            .map_err(|e| classify(&place, e, &keys.schema()))?;
+        if let Some(s) = schema {
+            if s != SCHEMA_VERSION {
+                return Err(RedisError::Data(format!(
+                    "Redis at {place}: key {} says runlog schema {s:?}, this runlog reads schema \
+                     {SCHEMA_VERSION}; upgrade runlog or use another prefix ([runlog-redis] prefix)",
+                    keys.schema()
+                )));
+            }
+        }
+        Ok(RedisStore { conn, keys, place })
+    }
+
+    fn err(&self, e: redis::RedisError, keys: &str) -> RedisError {
+        classify(&self.place, e, keys)
+    }
+
+    /// The most recently active jobs in `<P>:jobs`, newest first, with their scores (the
+    /// start of each job's newest uploaded run, ms): the first `n`, or all with `None`. One
+    /// command whose reply is as long as what it returns, however many jobs Redis holds.
+    pub(crate) fn recent_jobs(
+        &mut self,
+        n: Option<usize>,
+    ) -> Result<Vec<(String, i64)>, RedisError> {
+        if n == Some(0) {
+            return Ok(Vec::new());
+        }
+        // `ZRANGE .. REV` (Redis 6.2, which the schema requires) rather than ZREVRANGE: one
+        // command for the reader's ACL (spec/redis.md).
+        let last = n.map_or(-1, |n| i64::try_from(n - 1).unwrap_or(i64::MAX));
+        let jobs: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
+            .arg(self.keys.jobs())
+            .arg(0)
+            .arg(last)
+            .arg("REV")
+            .arg("WITHSCORES")
+            .query(&mut self.conn)
+            .map_err(|e| self.err(e, &self.keys.jobs()))?;
+        Ok(jobs
+            .into_iter()
+            .map(|(n, ms)| (String::from_utf8_lossy(&n).into_owned(), ms as i64))
+            .collect())
+    }
+
+    /// The run ids of each job, oldest first, in one round trip.
+    pub(crate) fn run_ids(&mut self, jobs: &[String]) -> Result<Vec<Vec<String>>, RedisError> {
+        // An empty pipeline is an error to the client.
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for j in jobs {
+            p.cmd("ZRANGE").arg(self.keys.job(j).runs()).arg(0).arg(-1);
+        }
+        self.conn
+            .query_pipe(&p)
+            .map_err(|e| self.err(e, &format!("a key {}:{{<job>}}:runs", self.keys.prefix())))
+    }
+
+    /// The status and start of runs (`None` where the run was trimmed meanwhile).
+    pub(crate) fn run_heads(
+        &mut self,
+        runs: &[(String, String)],
+    ) -> Result<Vec<Option<(RunStatus, i64)>>, RedisError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for (job, id) in runs {
+            p.cmd("HMGET")
+                .arg(self.keys.job(job).run(id))
+                .arg("status")
+                .arg("start");
+        }
+        let rows: Vec<Vec<Option<String>>> = self.conn.query_pipe(&p).map_err(|e| {
+            self.err(
+                e,
+                &format!("a key {}:{{<job>}}:run:<id>", self.keys.prefix()),
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let status = r.first()?.as_deref().and_then(status_of)?;
+                let start = r.get(1)?.as_deref()?.parse().ok()?;
+                Some((status, start))
+            })
+            .collect())
+    }
+
+    /// The ids of a job's runs that `w` selects, oldest first, in one command.
+    fn window_ids(&mut self, job: &str, w: Window) -> Result<Vec<String>, RedisError> {
+        let jk = self.keys.job(job);
+        let key = if w.failed_only {
+            jk.failed()
+        } else {
+            jk.runs()
+        };
+        if w.newest == Some(0) {
+            return Ok(Vec::new());
+        }
+        let bound =
+            |ms: Option<i64>, open: &str| ms.map_or_else(|| open.to_owned(), |m| m.to_string());
+        let mut c = redis::cmd("ZRANGE");
+        c.arg(&key)
+            .arg(bound(w.max_ms, "+inf"))
+            .arg(bound(w.min_ms, "-inf"))
+            .arg("BYSCORE")
+            .arg("REV");
+        if let Some(n) = w.newest {
+            c.arg("LIMIT").arg(0).arg(n);
+        }
+        let mut ids: Vec<String> = c.query(&mut self.conn).map_err(|e| self.err(e, &key))?;
+        ids.reverse();
+        Ok(ids)
+    }
+
+    /// The runs of a job in Redis that `w` selects (all with the default), oldest first, and
+    /// whether `w.newest` cut the selection (Redis may hold more runs in the window).
+    pub(crate) fn runs_in(
+        &mut self,
+        job: &str,
+        w: Window,
+    ) -> Result<(Vec<RedisRun>, bool), RedisError> {
+        let jk = self.keys.job(job);
+        let ids = if w == Window::default() {
+            self.run_ids(&[job.to_owned()])?.pop().unwrap_or_default()
+        } else {
+            self.window_ids(job, w)?
+        };
+        let cut = w.newest.is_some_and(|n| ids.len() >= n);
+        if ids.is_empty() {
+            return Ok((Vec::new(), cut));
+        }
+        let mut p = redis::pipe();
+        for id in &ids {
+            p.cmd("HGETALL").arg(jk.run(id));
+        }
+        let hashes: Vec<HashMap<String, Value>> = self
+            .conn
+            .query_pipe(&p)
+            .map_err(|e| self.err(e, &format!("a key {}run:<id>", jk.base())))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, h) in ids.iter().zip(hashes) {
+            // In `runs` without its hash: trimmed since ZRANGE.
+            if h.is_empty() {
+                continue;
+            }
+            out.push(self.parse_run(&jk, job, id, &h)?);
+        }
+        Ok((out, cut))
+    }
+
+    fn parse_run(
+        &self,
+        jk: &JobKeys,
+        job: &str,
+        id: &str,
+        h: &HashMap<String, Value>,
+    ) -> Result<RedisRun, RedisError> {
+        let key = jk.run(id);
+        let bad = |what: &str| {
+            RedisError::Data(format!(
+                "Redis at {}: run hash {key} has {what}; it was not written by a schema \
+                 {SCHEMA_VERSION} shipper",
+                self.place
+            ))
+        };
+        let get = |f: &str| h.get(f).and_then(text);
+        let num = |f: &str| -> Result<i64, RedisError> {
+            get(f)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad(&format!("no valid {f:?} field")))
+        };
+        let status = get("status")
+            .as_deref()
+            .and_then(status_of)
+            .ok_or_else(|| bad("no valid \"status\" field"))?;
+        let v = get("v");
+        if v.as_deref() != Some(SCHEMA_VERSION) {
+            return Err(bad(&format!("schema version {v:?} in its \"v\" field")));
+        }
+        let start_ns = num("start")?;
+        let mut labels: Vec<(String, String)> = h
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("label:")?.to_owned(), text(v)?)))
+            .collect();
+        labels.sort();
+        let problems = match get("problems").and_then(|p| p.parse::<u64>().ok()) {
+            Some(n) if n > 0 => vec![Problem {
+                path: PathBuf::from(format!("redis:{key}")),
+                offset: 0,
+                what: format!(
+                    "the journal this run was shipped from was damaged in {n} place(s); \
+                     records after the damage were not shipped"
+                ),
+            }],
+            _ => Vec::new(),
+        };
+        let chunks = parse_chunk_index(&get("chunks").unwrap_or_default())
+            .map_err(|e| bad(&format!("a bad chunk index ({e})")))?;
+        Ok(RedisRun {
+            info: RunInfo {
+                id: id.to_owned(),
+                job: get("job").unwrap_or_else(|| job.to_owned()),
+                status,
+                start_ns,
+                end_ns: get("end").and_then(|v| v.parse().ok()),
+                last_ns: num("last").unwrap_or(start_ns),
+                records: num("records")? as u64,
+                dropped: num("dropped").unwrap_or(0) as u64,
+                host: get("host").unwrap_or_default(),
+                pid: num("pid").unwrap_or(0) as u32,
+                labels,
+                segments: Vec::new(),
+                problems,
+            },
+            chunks,
+        })
+    }
+
+    /// Feed the records of a run to `f`, oldest first, fetching only chunks that can hold
+    /// records in `range`, and from chunk `from_chunk` on. Stops early when `f` says so.
+    ///
+    /// A second thread fetches and decompresses the chunks ahead of the one being decoded and
+    /// printed. A chunk is decoded whole before any of its records is handed to `f`, so a
+    /// damaged chunk shows none of them.
+    pub(crate) fn records(
+        &mut self,
+        run: &RedisRun,
+        range: Range,
+        from_chunk: usize,
+        f: &mut dyn FnMut(&RecordRef<'_>) -> Result<bool, crate::Error>,
+    ) -> Result<(), crate::Error> {
+        let log = self.keys.job(&run.info.job).log(&run.info.id);
+        let wanted: Vec<usize> = (from_chunk..run.chunks.len())
+            .filter(|&i| range.overlaps(run.chunks[i].first_ns, run.chunks[i].last_ns))
+            .collect();
+        // Contiguous stretches of wanted chunks, fetched CHUNKS_PER_FETCH at a time.
+        let mut fetches = Vec::new();
+        let mut i = 0;
+        while i < wanted.len() {
+            let start = wanted[i];
+            let mut end = start;
+            while i + 1 < wanted.len()
+                && wanted[i + 1] == end + 1
+                && end - start + 1 < CHUNKS_PER_FETCH
+            {
+                i += 1;
+                end += 1;
+            }
+            i += 1;
+            fetches.push((start, end));
+        }
+        let (conn, place) = (&mut self.conn, self.place.as_str());
+        let (log, run_id, job) = (log.as_str(), run.info.id.as_str(), run.info.job.as_str());
+        std::thread::scope(|scope| {
+            // (chunk number, its records' bytes) in order, or why not; a few fetches ahead.
+            let (tx, rx) =
+                mpsc::sync_channel::<Result<(usize, Vec<u8>), crate::Error>>(2 * CHUNKS_PER_FETCH);
+            let fetcher = move || {
+                for (start, end) in fetches {
+                    let chunks: Vec<Vec<u8>> = match redis::cmd("LRANGE")
+                        .arg(log)
+                        .arg(start)
+                        .arg(end)
+                        .query(conn)
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tx.send(Err(match classify(place, e, log) {
+                                RedisError::Redis(m) => crate::Error::Unreachable(m),
+                                RedisError::Data(m) => crate::Error::failed(m),
+                            }));
+                            return;
+                        }
+                    };
+                    if chunks.len() != end - start + 1 {
+                        // Trimmed while reading: what was printed stays printed.
+                        let _ = tx.send(Err(crate::Error::not_found(format!(
+                            "run {run_id} of job {job:?} was removed from Redis (trimmed) while \
+                             it was being read"
+                        ))));
+                        return;
+                    }
+                    for (n, c) in chunks.iter().enumerate() {
+                        let raw =
+                            decompress_chunk(c).map_err(|e| damaged(place, start + n, log, e));
+                        let failed = raw.is_err();
+                        // The reader is gone (it stopped early or failed): so is the point.
+                        if tx.send(raw.map(|r| (start + n, r))).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            };
+            std::thread::Builder::new()
+                .name("runlog-fetch".into())
+                .spawn_scoped(scope, fetcher)
+                .map_err(|e| crate::Error::failed(format!("cannot start a thread: {e}")))?;
+            for msg in rx {
+                let (n, raw) = msg?;
+                // Decoded whole first: a damaged chunk shows none of its records.
+                // (A record takes 20 bytes at least; most take about 100.)
+                let mut recs = Vec::with_capacity(raw.len() / 64);
+                let mut off = 0;
+                for p in chunk_payloads(&raw).map_err(|e| damaged(place, n, log, e))? {
+                    let r = decode_record_ref(p).map_err(|e| {
+                        damaged(
+                            place,
+                            n,
+                            log,
+                            ChunkError::Payload {
+                                offset: off,
+                                error: e.to_string(),
+                            },
+                        )
+                    })?;
+                    off += 4 + p.len();
+                    recs.push(r);
+                }
+                for r in &recs {
+                    if range.contains(r.ts_ns) && !f(r)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A failed command as the store being unreachable (connection, timeout: exit 4) or as data
+/// that is not schema 1 under `keys` (a key of another type, bytes that are not UTF-8: exit 1,
+/// naming the keys).
+fn classify(place: &str, e: redis::RedisError, keys: &str) -> RedisError {
+    if is_no_perm(&e) {
+        return RedisError::Data(format!(
+            "Redis at {place} does not let this user read {keys} ({e}); the Redis user of \
+             [runlog-redis] needs the reader's rules of spec/redis.md, \"Least privilege\""
+        ));
+    }
+    let unreachable =
+        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
+    if unreachable {
+        RedisError::Redis(format!("Redis at {place} failed: {e}"))
+    } else {
+        RedisError::Data(format!(
+            "Redis at {place}: {keys} holds data that is not runlog schema {SCHEMA_VERSION} \
+             ({e}); it was not written by a runlog shipper: delete the key or use another prefix \
+             ([runlog-redis] prefix)"
+        ))
+    }
+}
+
+/// The error for a chunk that does not decode.
+fn damaged(place: &str, n: usize, log: &str, e: ChunkError) -> crate::Error {
+    crate::Error::failed(format!(
+        "Redis at {place}: chunk {n} of {log} is damaged: {e}"
+    ))
+}

@@ -1,0 +1,191 @@
+//! Times typed on the command line (`--since`, `--until`): absolute UTC times as listings
+//! print them, or durations ago.
+
+use runlog::time::{parse_utc, Utc};
+
+const NS_PER_S: i64 = 1_000_000_000;
+const DAY_NS: i64 = 86_400 * NS_PER_S;
+
+/// `90s`, `30m`, `2h`, `3d`, `1w`, `1h30m`, `500ms` as nanoseconds; `None` if `s` is not one.
+fn parse_duration(s: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "ms" => 1_000_000,
+            "s" | "sec" | "secs" => NS_PER_S,
+            "m" | "min" | "mins" => 60 * NS_PER_S,
+            "h" | "hour" | "hours" => 3600 * NS_PER_S,
+            "d" | "day" | "days" => DAY_NS,
+            "w" | "week" | "weeks" => 7 * DAY_NS,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    Some(total)
+}
+
+/// Midnight (UTC) of the day `ns` falls in.
+fn day_start(ns: i64) -> i64 {
+    let t = Utc::from_ns(ns);
+    Utc {
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        ..t
+    }
+    .to_ns()
+}
+
+/// Parse a time for `option` (named in the error) relative to `now_ns`: `now`, `today`,
+/// `yesterday` (UTC midnights), a duration ago (`2h`, `2h ago`, `-2h`), or a UTC time or a
+/// prefix of one (`2026-11-28T03:00:00Z`, `2026-11-28 03:00`, `2026-11-28`).
+pub(crate) fn parse_time(option: &str, s: &str, now_ns: i64) -> Result<i64, String> {
+    let t = s.trim();
+    let d = t.strip_suffix("ago").map(str::trim_end).unwrap_or(t);
+    let d = d.strip_prefix('-').unwrap_or(d);
+    let parsed = match t {
+        "now" => Some(now_ns),
+        "today" => Some(day_start(now_ns)),
+        "yesterday" => Some(day_start(now_ns) - DAY_NS),
+        _ => parse_duration(d)
+            .map(|ns| now_ns.saturating_sub(ns))
+            .or_else(|| parse_utc(t).filter(|_| t.len() >= 10)),
+    };
+    parsed.ok_or_else(|| {
+        format!(
+            "{option} {s:?} is not a time: use a UTC time like 2026-11-28T03:00:00Z, \
+             '2026-11-28 03:00' or 2026-11-28, today, yesterday, or a duration ago like \
+             90s, 30m, 2h, 3d, 1w"
+        )
+    })
+}
+
+/// A `[since, until)` range of times; either end open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub(crate) since: Option<i64>,
+    pub(crate) until: Option<i64>,
+}
+
+impl Range {
+    /// Parse `--since` and `--until`.
+    pub(crate) fn parse(
+        since: Option<&str>,
+        until: Option<&str>,
+        now_ns: i64,
+    ) -> Result<Range, String> {
+        Ok(Range {
+            since: since
+                .map(|s| parse_time("--since", s, now_ns))
+                .transpose()?,
+            until: until
+                .map(|s| parse_time("--until", s, now_ns))
+                .transpose()?,
+        })
+    }
+
+    /// Is `ns` in the range?
+    pub(crate) fn contains(&self, ns: i64) -> bool {
+        self.since.is_none_or(|s| ns >= s) && self.until.is_none_or(|u| ns < u)
+    }
+
+    /// Does `[first, last]` overlap the range?
+    pub(crate) fn overlaps(&self, first: i64, last: i64) -> bool {
+        self.since.is_none_or(|s| last >= s) && self.until.is_none_or(|u| first < u)
+    }
+
+    /// No bounds at all.
+    pub(crate) fn is_all(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-11-28T12:10:55Z
+    const NOW: i64 = 1_795_867_855 * NS_PER_S;
+
+    #[test]
+    fn durations_count_back_from_now() {
+        assert_eq!(parse_time("--since", "2h", NOW), Ok(NOW - 7200 * NS_PER_S));
+        assert_eq!(
+            parse_time("--since", "2h ago", NOW),
+            Ok(NOW - 7200 * NS_PER_S)
+        );
+        assert_eq!(parse_time("--since", "-90s", NOW), Ok(NOW - 90 * NS_PER_S));
+        assert_eq!(
+            parse_time("--since", "1h30m", NOW),
+            Ok(NOW - 5400 * NS_PER_S)
+        );
+        assert_eq!(parse_time("--since", "1w", NOW), Ok(NOW - 7 * DAY_NS));
+        assert_eq!(parse_time("--since", "500ms", NOW), Ok(NOW - 500_000_000));
+    }
+
+    #[test]
+    fn absolute_times_are_utc_as_listings_print_them() {
+        let t = parse_utc("2026-11-28T03:00:00Z").unwrap();
+        assert_eq!(parse_time("--until", "2026-11-28T03:00:00Z", NOW), Ok(t));
+        assert_eq!(parse_time("--until", "2026-11-28 03:00", NOW), Ok(t));
+        assert_eq!(
+            parse_time("--until", "2026-11-28", NOW),
+            Ok(parse_utc("2026-11-28").unwrap())
+        );
+        assert_eq!(
+            parse_time("--until", "today", NOW),
+            parse_time("x", "2026-11-28", 0)
+        );
+        assert_eq!(
+            parse_time("--until", "yesterday", NOW),
+            parse_time("x", "2026-11-27", 0)
+        );
+        assert_eq!(parse_time("--until", "now", NOW), Ok(NOW));
+    }
+
+    #[test]
+    fn what_does_not_parse_is_an_error_naming_the_option_and_value() {
+        for bad in [
+            "",
+            "soon",
+            "2x",
+            "h",
+            "2026",
+            "2026-13-01",
+            "12:00",
+            "99999999999999999999d",
+        ] {
+            let e = parse_time("--since", bad, NOW).unwrap_err();
+            assert!(
+                e.starts_with(&format!("--since {bad:?} is not a time")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_are_half_open() {
+        let r = Range {
+            since: Some(10),
+            until: Some(20),
+        };
+        assert!(r.contains(10) && r.contains(19) && !r.contains(20) && !r.contains(9));
+        assert!(
+            r.overlaps(0, 10) && r.overlaps(19, 30) && !r.overlaps(20, 30) && !r.overlaps(0, 9)
+        );
+        assert!(Range::default().is_all() && Range::default().contains(i64::MIN));
+    }
+}
