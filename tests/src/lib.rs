@@ -1,8 +1,16 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod cli;
+pub mod cluster;
 pub mod crash;
+pub mod crash_kills;
+pub mod fuzz_checks;
 pub mod redis;
+pub mod sentinel;
 pub mod shipper;
+pub mod tls;
+pub mod torture;
+pub mod torture_proc;
 
 use std::fs;
 use std::path::{Path, PathBuf};

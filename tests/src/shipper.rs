@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// How long a `--once` ship may take before the test gives up on it.
@@ -59,16 +59,28 @@ pub struct ShipperConfig {
     pub max_failed_logs: usize,
     /// `[runlog-redis] url`.
     pub url: String,
+    /// `[runlog-redis] cluster` (when not empty, instead of `url`).
+    pub cluster: Vec<String>,
+    /// `[runlog-redis] sentinels` (when not empty, instead of `url`) and `sentinel-master`.
+    pub sentinels: Vec<String>,
+    /// `[runlog-redis] sentinel-master`.
+    pub sentinel_master: String,
+    /// `[runlog-shipper] min-replicas-acked`.
+    pub min_replicas_acked: Option<u32>,
     /// `[runlog-redis] prefix` (`None`: the default, `runlog`).
     pub prefix: Option<String>,
     /// `[runlog-redis] connect-timeout`.
     pub connect_timeout: String,
     /// `[runlog-redis] io-timeout`.
     pub io_timeout: String,
+    /// More `[runlog-redis]` lines (e.g. `tls-ca-file = "..."`).
+    pub redis_extra: String,
     /// `[runlog-shipper] rescan-interval`.
     pub rescan: String,
     /// `[runlog-shipper] disk-budget`.
     pub disk_budget: String,
+    /// `[runlog-shipper] pipeline-size` (`None`: the default, 8 MiB).
+    pub pipeline_size: Option<String>,
     /// TOML appended at the end (e.g. `[runlog.jobs."name"]` tables).
     pub extra: String,
 }
@@ -98,11 +110,17 @@ impl ShipperConfig {
             max_logs,
             max_failed_logs,
             url: url.to_owned(),
+            cluster: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: String::new(),
+            min_replicas_acked: None,
             prefix: None,
             connect_timeout: "1s".into(),
             io_timeout: "2s".into(),
+            redis_extra: String::new(),
             rescan: "200ms".into(),
             disk_budget: "1GiB".into(),
+            pipeline_size: None,
             extra: String::new(),
         }
     }
@@ -119,15 +137,31 @@ impl ShipperConfig {
         let _ = writeln!(t, "max-logs = {}", self.max_logs);
         let _ = writeln!(t, "max-failed-logs = {}", self.max_failed_logs);
         let _ = writeln!(t, "\n[runlog-redis]");
-        let _ = writeln!(t, "url = {}", toml_str(&self.url));
+        if !self.sentinels.is_empty() {
+            let nodes: Vec<String> = self.sentinels.iter().map(|u| toml_str(u)).collect();
+            let _ = writeln!(t, "sentinels = [{}]", nodes.join(", "));
+            let _ = writeln!(t, "sentinel-master = {}", toml_str(&self.sentinel_master));
+        } else if self.cluster.is_empty() {
+            let _ = writeln!(t, "url = {}", toml_str(&self.url));
+        } else {
+            let nodes: Vec<String> = self.cluster.iter().map(|u| toml_str(u)).collect();
+            let _ = writeln!(t, "cluster = [{}]", nodes.join(", "));
+        }
         if let Some(p) = &self.prefix {
             let _ = writeln!(t, "prefix = {}", toml_str(p));
         }
         let _ = writeln!(t, "connect-timeout = {}", toml_str(&self.connect_timeout));
         let _ = writeln!(t, "io-timeout = {}", toml_str(&self.io_timeout));
+        t.push_str(&self.redis_extra);
         let _ = writeln!(t, "\n[runlog-shipper]");
         let _ = writeln!(t, "rescan-interval = {}", toml_str(&self.rescan));
         let _ = writeln!(t, "disk-budget = {}", toml_str(&self.disk_budget));
+        if let Some(p) = &self.pipeline_size {
+            let _ = writeln!(t, "pipeline-size = {}", toml_str(p));
+        }
+        if let Some(n) = self.min_replicas_acked {
+            let _ = writeln!(t, "min-replicas-acked = {n}");
+        }
         t.push_str(&self.extra);
         t
     }
@@ -632,15 +666,7 @@ impl Kid {
         let mut child = cmd.spawn().expect("spawn jobkid");
         let out = child.stdout.take().expect("stdout");
         let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = crate::cli::line_channel(out);
         Kid {
             child,
             stdin,
@@ -698,6 +724,12 @@ impl Kid {
             let _ = s.write_all(b"go\n");
             let _ = s.flush();
         }
+    }
+
+    /// SIGKILL it and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Read every remaining line and wait for it to exit (up to `timeout`); returns its exit

@@ -4,42 +4,19 @@
 //! The binary must be built first (`cargo build --workspace`, as `scripts/test.sh` does): a
 //! test cannot build it, and a missing or stale binary fails the tests with that advice.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Once;
 use std::time::Duration;
 
-use runlog::RunLogger;
+use runlog_e2e::cli::{line_channel, logger, output, runlog_bin, runlog_cmd, Out};
 use tempfile::TempDir;
 
 const JOB: &str = "nightly-report";
 
-/// The `runlog` binary next to this test's `deps/` directory (same target dir and profile),
-/// checked to be built and fresh.
 fn bin() -> PathBuf {
-    runlog_e2e::workspace_binary("runlog", &["runlog/src", "runlog-cli/src"])
-}
-
-/// A logger writing to `dir`. The first one is installed as the process's `log` logger;
-/// runs of every `RunLogger` capture from then on.
-fn logger(dir: &Path) -> RunLogger {
-    static INSTALL: Once = Once::new();
-    let rl = RunLogger::builder()
-        .journal_dir(dir)
-        .max_logs(1000)
-        .no_config_file()
-        .build()
-        .unwrap();
-    assert_eq!(
-        rl.journal_dir(),
-        dir,
-        "RUNLOG_JOURNAL_DIR is set and overrides the tests' journal dir: unset it"
-    );
-    INSTALL.call_once(|| {
-        let _ = rl.install();
-    });
-    rl
+    runlog_bin()
 }
 
 /// Ids in a journal are distinct by time: a short pause between runs keeps their order and
@@ -100,39 +77,8 @@ fn fixture() -> Fixture {
     }
 }
 
-/// What a run of the binary produced.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A command for the binary that never sees the user's config or environment.
 fn cmd() -> Command {
-    let mut c = Command::new(bin());
-    for v in [
-        "RUNLOG_CONFIG",
-        "RUNLOG_JOURNAL_DIR",
-        "NO_COLOR",
-        "RUNLOG_MAX_LOGS",
-        "RUNLOG_REDIS_URL",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn output(c: &mut Command) -> Out {
-    let o = c
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the runlog binary");
-    Out {
-        code: o.status.code().expect("runlog was killed by a signal"),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    runlog_cmd()
 }
 
 /// `runlog --journal-dir DIR ARGS...`.
@@ -181,22 +127,23 @@ fn list_jobs_shows_each_job_with_its_run_count_and_last_status() {
     assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["JOB", "RUNS", "LAST", "START", "STATUS"]
+        ["JOB", "LAST", "START", "STATUS", "RUNS"]
     );
+    // The most recently active job first.
     let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!((row[0], row[3], row[2]), ("other-job", "1", "failed"));
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(row[0], JOB);
-    assert_eq!(row[1], "3", "the cancelled run is not counted: {out}");
+    assert_eq!(row[3], "3", "the cancelled run is not counted: {out}");
     assert_eq!(
-        row[2],
+        row[1],
         format!("{}Z", &f.labelled[..19]),
         "start of the last run"
     );
-    assert_eq!(row[3], "ok");
-    let row: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!((row[0], row[1], row[3]), ("other-job", "1", "failed"));
+    assert_eq!(row[2], "ok");
     // Columns line up: each starts at the same position as its header.
     let at = lines[0].find("RUNS").unwrap();
-    assert_eq!(&lines[1][at..at + 1], "3");
+    assert_eq!(&lines[2][at..at + 1], "3");
     assert!(lines.iter().all(|l| !l.ends_with(' ')), "{out:?}");
 }
 
@@ -255,10 +202,10 @@ fn logs_accepts_a_full_id_a_prefix_last_and_negative_refs() {
         "{out}"
     );
     let o = runlog(d, &["logs", JOB, "-4"]);
-    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(o.code, 3, "not found: {o:?}");
     assert!(o.stderr.contains("has only 3 run(s)"), "{o:?}");
     let o = runlog(d, &["logs", JOB, &f.cancelled]);
-    assert_eq!(o.code, 2, "a cancelled run is forgotten: {o:?}");
+    assert_eq!(o.code, 3, "a cancelled run is forgotten: {o:?}");
 }
 
 #[test]
@@ -282,11 +229,11 @@ fn an_ambiguous_prefix_lists_the_candidates_and_exits_2() {
 }
 
 #[test]
-fn an_unknown_run_job_or_journal_exits_2_and_says_what_to_do() {
+fn an_unknown_run_job_or_journal_exits_3_and_says_what_to_do() {
     let f = fixture();
     let d = f.dir.path();
     let o = runlog(d, &["logs", JOB, "1999-01-01"]);
-    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(o.code, 3, "{o:?}");
     assert!(o.stderr.starts_with("runlog: "), "{o:?}");
     assert!(
         o.stderr.contains("1999-01-01") && o.stderr.contains(JOB),
@@ -302,7 +249,7 @@ fn an_unknown_run_job_or_journal_exits_2_and_says_what_to_do() {
         &["logs", "no-such-job", "last"],
     ] {
         let o = runlog(d, args);
-        assert_eq!(o.code, 2, "{o:?}");
+        assert_eq!(o.code, 3, "{o:?}");
         assert!(
             o.stderr.contains("no-such-job") && o.stderr.contains("runlog list-jobs"),
             "{o:?}"
@@ -311,7 +258,7 @@ fn an_unknown_run_job_or_journal_exits_2_and_says_what_to_do() {
 
     let missing = d.join("nowhere");
     let o = runlog(&missing, &["list-jobs"]);
-    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(o.code, 3, "{o:?}");
     assert!(
         o.stderr
             .contains(&format!("journal dir {} does not exist", missing.display()))
@@ -325,20 +272,26 @@ fn an_unknown_run_job_or_journal_exits_2_and_says_what_to_do() {
 }
 
 #[test]
-fn several_runs_print_a_header_line_per_run() {
+fn with_several_runs_each_line_starts_with_its_run_id() {
     let f = fixture();
-    let out = ok(f.dir.path(), &["logs", JOB, "-3", "last"]);
-    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("==> ")).collect();
-    assert_eq!(
-        headers,
-        [
-            format!("==> {JOB} {} (ok) <==", f.ok),
-            format!("==> {JOB} {} (ok) <==", f.labelled)
-        ]
-    );
+    let out = ok(f.dir.path(), &["logs", JOB, "-3", "-2", "last"]);
+    for line in out.lines() {
+        assert!(
+            [&f.ok, &f.failed, &f.labelled]
+                .iter()
+                .any(|id| line.starts_with(&format!("{id} "))),
+            "{line:?} in {out}"
+        );
+    }
+    // In the order named, a multi-line message's continuation lines prefixed too.
     let first = out.find("ok run starts").unwrap();
-    let second = out.find("labelled run is careful").unwrap();
-    assert!(out.find(&f.labelled).unwrap() < second && first < second);
+    let boom = out.find("boom:").unwrap();
+    let cont = out.find(&format!("{}   second line", f.failed)).unwrap();
+    let last = out.find("labelled run is careful").unwrap();
+    assert!(first < boom && boom < cont && cont < last, "{out}");
+    // One run: no prefix.
+    let out = ok(f.dir.path(), &["logs", JOB, "last"]);
+    assert!(!out.contains(&f.labelled), "{out}");
 }
 
 #[test]
@@ -408,7 +361,9 @@ fn json_prints_one_valid_object_per_job_run_and_record() {
 
     let recs = json_lines(&ok(d, &["logs", JOB, "-3", "-2", "--json"]));
     assert_eq!(recs.len(), 4, "no header lines in JSON");
-    assert_eq!(recs[1]["kvs"]["user"], "alice");
+    assert_eq!(recs[1]["fields"]["user"], "alice");
+    assert_eq!(recs[1]["job"], JOB);
+    assert!(recs[1]["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(recs[1]["level"], "DEBUG");
     assert_eq!(recs[3]["message"], "boom:\nsecond line\n  third line");
     assert_eq!(recs[3]["run"], f.failed.as_str());
@@ -615,33 +570,14 @@ fn control_characters_reach_a_pipe_raw() {
     assert!(out.contains(" \x1b[1;31mERROR\x1b[0m "), "{out:?}");
 }
 
-/// Run the binary with stdout on a new pseudo-terminal (made by `script` from util-linux);
-/// what it wrote there, with the terminal's `\r\n` turned back into `\n`.
+/// `runlog --journal-dir DIR ARGS...` on a terminal.
 fn on_a_terminal(dir: &Path, args: &[&str], no_color: bool) -> Out {
-    fn quote(s: &str) -> String {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-    let err = dir.join("terminal.stderr");
-    let mut line = vec![quote(&bin().to_string_lossy()), "--journal-dir".into()];
-    line.push(quote(&dir.to_string_lossy()));
-    line.extend(args.iter().map(|a| quote(a)));
-    let shell = format!("{} 2>{}", line.join(" "), quote(&err.to_string_lossy()));
-    // script: -q quiet, -e the command's exit status, -f flush, -c the command; no log file.
-    let o = Command::new("script")
-        .args(["-qefc", &shell, "/dev/null"])
-        // Nothing from this environment (RUNLOG_*, NO_COLOR) but what the test sets.
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("TERM", "xterm")
-        .envs(no_color.then_some(("NO_COLOR", "1")))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run `script` (util-linux) to give runlog a terminal: install util-linux");
-    Out {
-        code: o.status.code().unwrap(),
-        stdout: String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n"),
-        stderr: fs::read_to_string(&err).unwrap_or_default(),
-    }
+    runlog_e2e::cli::on_a_terminal(
+        dir,
+        &[OsStr::new("--journal-dir"), dir.as_os_str()],
+        args,
+        no_color,
+    )
 }
 
 #[test]
@@ -801,4 +737,314 @@ fn verify_tells_corruption_from_crashes_in_the_golden_vectors() {
     let summary = found.last().unwrap();
     assert_eq!(summary["ok"], false);
     assert_eq!(summary["corrupt_segments"], 6);
+}
+
+/// `runlog ARGS...` started with stdout piped, its lines sent to a channel as they come.
+struct Follower {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Follower {
+    fn start(dir: &Path, args: &[&str]) -> Follower {
+        let mut child = cmd()
+            .arg("--journal-dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start runlog");
+        let rx = line_channel(child.stdout.take().unwrap());
+        Follower {
+            child,
+            rx,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Wait (up to 20 s) until `n` lines were printed.
+    fn wait_lines(&mut self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.lines.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(_) => panic!("runlog printed {:?}, not {n} lines", self.lines),
+            }
+        }
+    }
+
+    /// Wait (up to 20 s) for it to exit; its status, having read all it printed.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            while let Ok(l) = self.rx.try_recv() {
+                self.lines.push(l);
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // The reader thread may still hold the last lines.
+                while let Ok(l) = self.rx.recv_timeout(Duration::from_millis(500)) {
+                    self.lines.push(l);
+                }
+                return st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("runlog did not exit; printed {:?}", self.lines);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// It is still running after `d`.
+    fn still_running_after(&mut self, d: Duration) -> bool {
+        std::thread::sleep(d);
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const KID: &str = env!("CARGO_BIN_EXE_jobkid");
+
+/// A jobkid holding a run of `records` records open in a new journal.
+fn held_run(records: u64) -> (TempDir, runlog_e2e::shipper::Kid, String) {
+    use runlog_e2e::shipper::{Kid, KidArgs, KidLine, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let args = KidArgs::new(dir.path(), "held", 1, records, &[Kind::Hold]);
+    let mut kid = Kid::spawn(Path::new(KID), &args);
+    let KidLine::Hold { id, .. } = kid.wait_for(Duration::from_secs(20), "hold", |l| {
+        matches!(l, KidLine::Hold { .. })
+    }) else {
+        unreachable!()
+    };
+    (dir, kid, id)
+}
+
+#[test]
+fn follow_prints_a_run_another_process_is_writing_as_it_grows_and_ends_with_it() {
+    let (dir, mut kid, id) = held_run(3);
+    let mut f = Follower::start(dir.path(), &["logs", "held", "last", "-f"]);
+    f.wait_lines(3);
+    assert!(
+        f.still_running_after(Duration::from_millis(600)),
+        "-f on a running run keeps going: {:?}",
+        f.lines
+    );
+    assert_eq!(f.lines.len(), 3, "nothing new was written: {:?}", f.lines);
+    // The job logs one more record and ends the run.
+    kid.release();
+    let st = f.wait_exit();
+    assert!(st.success(), "{st}");
+    assert_eq!(f.lines.len(), 4, "{:?}", f.lines);
+    assert!(f.lines[3].ends_with("released"), "{:?}", f.lines);
+    let o = ok(dir.path(), &["--json", "list-runs", "held"]);
+    assert!(o.contains(&id) && o.contains(r#""status":"ok""#), "{o}");
+}
+
+#[test]
+fn follow_ends_when_the_writer_is_killed_and_its_run_becomes_crashed() {
+    let (dir, mut kid, _) = held_run(2);
+    let mut f = Follower::start(dir.path(), &["logs", "held", "last", "--follow"]);
+    f.wait_lines(2);
+    kid.kill();
+    let st = f.wait_exit();
+    assert!(st.success(), "{st}");
+    assert_eq!(f.lines.len(), 2, "{:?}", f.lines);
+    let o = ok(dir.path(), &["list-runs", "held", "--status", "crashed"]);
+    assert_eq!(o.lines().count(), 2, "header and the crashed run: {o}");
+}
+
+#[test]
+fn follow_with_tail_starts_from_the_last_records_and_on_an_ended_run_just_prints_it() {
+    let (dir, mut kid, _) = held_run(5);
+    let mut f = Follower::start(dir.path(), &["logs", "held", "-f", "--tail", "2"]);
+    f.wait_lines(2);
+    kid.release();
+    assert!(f.wait_exit().success());
+    assert_eq!(
+        f.lines.len(),
+        3,
+        "the last 2, then the new one: {:?}",
+        f.lines
+    );
+    assert!(f.lines[2].ends_with("released"));
+    drop(kid);
+    // The run has ended: -f prints it and exits at once.
+    let o = runlog(dir.path(), &["logs", "held", "last", "-f"]);
+    assert_eq!((o.code, o.stdout.lines().count()), (0, 6), "{o:?}");
+    let o = runlog(dir.path(), &["logs", "held", "-1", "-2", "-f"]);
+    assert_eq!(o.code, 2, "one run only: {o:?}");
+}
+
+#[test]
+fn why_shows_the_last_failure_its_error_and_the_records_before_it() {
+    let f = fixture();
+    let d = f.dir.path();
+    let out = ok(d, &["why", JOB]);
+    assert!(out.contains(&format!("run:      {}\n", f.failed)), "{out}");
+    assert!(out.contains("status:   failed\n"), "{out}");
+    assert!(
+        out.contains("error:    boom: second line third line\n"),
+        "{out}"
+    );
+    assert!(out.contains("labels:   user=bar\n"), "{out}");
+    // The record before the error, then the error with its continuation lines.
+    let before = out.find("failed run starts").unwrap();
+    let boom = out.find(" ERROR ").unwrap();
+    assert!(before < boom && out.contains("\n  second line\n"), "{out}");
+    assert!(
+        out.contains(&format!("runlog logs {JOB} {}", f.failed)),
+        "{out}"
+    );
+    // -n 0: only the failure.
+    let out = ok(d, &["why", JOB, "-n", "0"]);
+    assert!(
+        !out.contains("failed run starts") && out.contains("boom:"),
+        "{out}"
+    );
+    // --label picks among runs: the failed run has user=bar, none with user=carol failed.
+    let o = runlog(d, &["why", JOB, "--label", "user=carol"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("no failed or crashed run"), "{o:?}");
+    // JSON: the run, then its records.
+    let lines = json_lines(&ok(d, &["--json", "why", JOB]));
+    assert_eq!(lines[0]["id"], f.failed.as_str());
+    assert_eq!(lines.last().unwrap()["level"], "ERROR");
+}
+
+#[test]
+fn why_shows_a_panic_with_its_message_location_and_backtrace() {
+    use runlog_e2e::shipper::{run_kid, KidArgs, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    run_kid(
+        Path::new(KID),
+        &KidArgs::new(dir.path(), "panicky", 2, 30, &[Kind::Ok, Kind::Panic]),
+    );
+    let out = ok(dir.path(), &["why", "panicky", "-n", "5"]);
+    assert!(out.contains("status:   failed"), "{out}");
+    let error = out.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        error.starts_with("error:    thread '")
+            && error.contains("panicked at")
+            && error.ends_with(": panic in run 1: the input was bad"),
+        "the location and the message on one line: {out}"
+    );
+    assert!(out.contains("stack backtrace:"), "{out}");
+    assert!(out.contains("-- 5 record(s) before the failure"), "{out}");
+    // The 5 records before the panic, then the panic's two (message, backtrace).
+    let recs: Vec<&str> = out.lines().filter(|l| l.starts_with("20")).collect();
+    assert_eq!(recs.len(), 7, "{out}");
+    assert!(
+        recs[..5].iter().all(|l| !l.contains("runlog::panic")),
+        "{out}"
+    );
+    assert!(
+        recs[5..].iter().all(|l| l.contains("runlog::panic")),
+        "{out}"
+    );
+}
+
+#[test]
+fn raw_writes_job_text_unescaped_even_on_a_terminal() {
+    let (dir, job) = hostile_journal();
+    let o = on_a_terminal(dir.path(), &["--raw", "logs", job, "last"], true);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("\x1b[31mred\x1b[0m"), "{:?}", o.stdout);
+}
+
+#[test]
+fn times_and_regexes_that_do_not_parse_are_usage_errors_naming_them() {
+    let f = fixture();
+    let d = f.dir.path();
+    for (args, what) in [
+        (
+            &["logs", JOB, "--since", "soon"][..],
+            "--since \"soon\" is not a time",
+        ),
+        (
+            &["list-runs", JOB, "--until", "2026-13-01"],
+            "--until \"2026-13-01\"",
+        ),
+        (
+            &["logs", JOB, "--grep", "(unclosed"],
+            "--grep \"(unclosed\" is not a valid",
+        ),
+    ] {
+        let o = runlog(d, args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(o.stderr.contains(what), "{args:?}: {o:?}");
+    }
+}
+
+#[test]
+fn run_refs_that_cannot_name_a_run_are_usage_errors_naming_them() {
+    let f = fixture();
+    let d = f.dir.path();
+    for (r, shown) in [
+        ("-abc", "\"-abc\""),
+        ("", "\"\""),
+        ("../x", "\"../x\""),
+        ("\x1b[31mred", "\"\\u{1b}[31mred\""),
+    ] {
+        let o = runlog(d, &["logs", JOB, "--", r]);
+        assert_eq!(o.code, 2, "{r:?}: {o:?}");
+        assert!(
+            o.stderr.contains(shown) && o.stderr.contains("is not a run reference"),
+            "{r:?}: {o:?}"
+        );
+        assert!(
+            !o.stderr.contains('\x1b'),
+            "{r:?} reached the terminal raw: {o:?}"
+        );
+        assert!(o.stdout.is_empty(), "{r:?}: {o:?}");
+    }
+    // Well-formed but naming nothing: not found, with the reference as typed, not echoed whole.
+    let long = "7".repeat(5000);
+    let o = runlog(d, &["logs", JOB, &long]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr.len() < 600,
+        "{} bytes: {:?}",
+        o.stderr.len(),
+        o.stderr
+    );
+    let o = runlog(d, &["logs", JOB, "--", "-99999999999999999999"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr.contains("so -99999999999999999999 does not exist"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn head_tail_and_record_times_select_records_of_a_local_run() {
+    let (dir, _) = big_run(100);
+    let d = dir.path();
+    let all = ok(d, &["logs", "big", "last"]);
+    let all: Vec<&str> = all.lines().collect();
+    assert_eq!(all.len(), 100);
+    let head = ok(d, &["logs", "big", "--head", "3"]);
+    assert_eq!(head.lines().collect::<Vec<_>>(), all[..3]);
+    let tail = ok(d, &["logs", "big", "--tail", "4"]);
+    assert_eq!(tail.lines().collect::<Vec<_>>(), all[96..]);
+    // From the 10th record's time on; before the 20th's.
+    let ts = |i: usize| all[i].split(' ').next().unwrap().to_owned();
+    let out = ok(d, &["logs", "big", "--since", &ts(10), "--until", &ts(20)]);
+    let got: Vec<&str> = out.lines().collect();
+    assert!(got.first() == Some(&all[10]) || ts(9) == ts(10), "{out}");
+    assert!(
+        got.iter()
+            .all(|l| ts(10).as_str() <= l.split(' ').next().unwrap()),
+        "{out}"
+    );
+    assert!(!got.contains(&all[20]) || ts(19) == ts(20), "{out}");
 }

@@ -2,101 +2,22 @@
 //! certificate is signed by a private CA, and refuses, clearly, when it is not told to trust
 //! that CA. Certificates are made with the `openssl` command for each run.
 
-use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use runlog_e2e::redis::{check_consistent, free_port, require_tool, RedisServer};
-use runlog_e2e::shipper::{run_kid, ship_once, KidArgs, KidLine, Kind, ShipperConfig};
+use runlog_e2e::shipper::{run_kid, ship_once, toml_str, KidArgs, KidLine, Kind, ShipperConfig};
+use runlog_e2e::tls::Certs;
 
 const KID: &str = env!("CARGO_BIN_EXE_jobkid");
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("openssl cannot be run ({e}): the TLS test makes its certificates with it; install openssl")
-        });
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA and a server certificate for localhost / 127.0.0.1 signed by it.
-fn make_certs(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=runlog-test-ca",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .expect("write ext.cnf");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
 
 #[test]
 fn ships_over_tls_with_a_private_ca_and_refuses_an_untrusted_server() {
     require_tool("redis-server");
     let t = tempfile::tempdir().expect("tempdir");
-    make_certs(t.path());
+    let certs = Certs::make(&t.path().join("certs"));
     let tls_port = free_port().to_string();
-    let p = |f: &str| t.path().join(f).to_string_lossy().into_owned();
-    let (crt, key, ca) = (p("srv.crt"), p("srv.key"), p("ca.crt"));
+    let p = |f: &Path| f.to_string_lossy().into_owned();
+    let (crt, key, ca) = (p(&certs.server_cert), p(&certs.server_key), p(&certs.ca));
     let redis = RedisServer::start_with(&[
         "--tls-port",
         &tls_port,
@@ -146,12 +67,9 @@ fn ships_over_tls_with_a_private_ca_and_refuses_an_untrusted_server() {
     );
 
     // With tls-ca-file it ships, over TLS only (the test reads back over the plain port).
-    let text = ShipperConfig::new(&journal, &url, 10, 10).toml().replace(
-        "[runlog-redis]\n",
-        &format!("[runlog-redis]\ntls-ca-file = {:?}\n", ca),
-    );
-    let trusted = t.path().join("ca.toml");
-    fs::write(&trusted, text).expect("write config");
+    let mut trusted = ShipperConfig::new(&journal, &url, 10, 10);
+    trusted.redis_extra = format!("tls-ca-file = {}\n", toml_str(&ca));
+    let trusted = trusted.write(&t.path().join("ca.toml"));
     let (st, out) = ship_once(&trusted, &log);
     assert!(st.success(), "TLS ship failed:\n{out}");
     let store = check_consistent(&mut conn, "runlog").expect("consistent store");

@@ -1,0 +1,612 @@
+//! End-to-end tests of `runlog exec`: the real binary runs real commands as runs of a job in a
+//! temporary journal, and the real binary reads the runs back (`list-runs`, `logs`, `why`).
+//!
+//! Every `runlog` gets `--config` of an empty file, `--journal-dir` of the test's own journal
+//! and no `RUNLOG_*` variable from the environment, so nothing of the machine's setup (nor its
+//! Redis) is touched. The binary must be built first (`cargo build --workspace`).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use runlog_e2e::cli::line_channel;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a test waits for anything before it fails (generous: CI machines are slow).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn bin() -> PathBuf {
+    runlog_e2e::workspace_binary("runlog", &["runlog/src", "runlog-cli/src"])
+}
+
+/// A `runlog` that sees none of the machine's configuration.
+fn bare_runlog() -> Command {
+    let mut c = Command::new(bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNLOG_") {
+            c.env_remove(k);
+        }
+    }
+    c.env_remove("NO_COLOR");
+    c
+}
+
+/// What a finished `runlog` produced.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Out {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+fn output(c: &mut Command) -> Out {
+    let o = c.output().expect("run the runlog binary");
+    Out {
+        code: o
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("runlog itself was killed: {:?}", o.status)),
+        stdout: o.stdout,
+        stderr: o.stderr,
+    }
+}
+
+/// A temporary journal, an empty config file, and `runlog` pointed at both.
+struct Journal {
+    tmp: TempDir,
+}
+
+impl Journal {
+    fn new() -> Journal {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("empty.toml"), "").unwrap();
+        Journal { tmp }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("journal")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `runlog --config EMPTY --journal-dir DIR`.
+    fn runlog(&self) -> Command {
+        let mut c = bare_runlog();
+        c.arg("--config")
+            .arg(self.path("empty.toml"))
+            .arg("--journal-dir")
+            .arg(self.dir());
+        c
+    }
+
+    /// `runlog exec JOB OPTS... -- CMD...` with stdin from /dev/null, run to its end.
+    fn exec(&self, job: &str, opts: &[&str], cmd: &[&str]) -> Out {
+        output(
+            self.runlog()
+                .args(["exec", job])
+                .args(opts)
+                .arg("--")
+                .args(cmd)
+                .stdin(Stdio::null()),
+        )
+    }
+
+    /// `runlog --source local ARGS...`, which must succeed quietly; its stdout.
+    fn read(&self, args: &[&str]) -> String {
+        let o = output(
+            self.runlog()
+                .args(["--source", "local"])
+                .args(args)
+                .stdin(Stdio::null()),
+        );
+        assert_eq!(o.code, 0, "runlog {args:?} failed: {o:?}");
+        assert_eq!(o.stderr(), "", "runlog {args:?} warned");
+        o.stdout()
+    }
+
+    /// The runs of a job, oldest first.
+    fn runs(&self, job: &str) -> Vec<Value> {
+        json_lines(&self.read(&["--json", "list-runs", job]))
+    }
+
+    /// The one run of a job.
+    fn only_run(&self, job: &str) -> Value {
+        let runs = self.runs(job);
+        assert_eq!(runs.len(), 1, "one run of {job}: {runs:?}");
+        runs.into_iter().next().unwrap()
+    }
+
+    /// The records of the last run of a job.
+    fn records(&self, job: &str) -> Vec<Value> {
+        json_lines(&self.read(&["--json", "logs", job, "last"]))
+    }
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn field<'a>(r: &'a Value, k: &str) -> &'a str {
+    r[k].as_str()
+        .unwrap_or_else(|| panic!("no string {k} in {r}"))
+}
+
+/// The messages of the records with this target, in order.
+fn messages(records: &[Value], target: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| field(r, "target") == target)
+        .map(|r| field(r, "message").to_owned())
+        .collect()
+}
+
+/// `(level, message)` of the record that says how the command ended: the last one.
+fn outcome(records: &[Value]) -> (String, String) {
+    let r = records.last().expect("records");
+    assert_eq!(field(r, "target"), "runlog::exec", "the last record: {r}");
+    (field(r, "level").to_owned(), field(r, "message").to_owned())
+}
+
+/// A `runlog exec` running in the background, its stdout lines arriving on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut c: Command) -> Running {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start runlog");
+        let lines = line_channel(child.stdout.take().unwrap());
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill runlog");
+    }
+
+    /// Wait for this line on runlog's stdout.
+    fn wait_for_line(&mut self, want: &str) {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(l) if l == want => return,
+                Ok(l) => self.seen.push(l),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no line {want:?} from the command within {PATIENCE:?}; it printed {:?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    /// Wait for runlog to exit; its exit code and the rest of its stdout.
+    fn wait(mut self) -> (i32, Vec<String>) {
+        let (tx, rx) = mpsc::channel();
+        let pid = self.pid();
+        let mut child = self.child;
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(PATIENCE) {
+            Ok(s) => s.expect("wait for runlog"),
+            Err(_) => {
+                // SAFETY: as in `signal`.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("runlog did not exit within {PATIENCE:?}");
+            }
+        };
+        // Its stdout ends with it: the reader thread drops the sender.
+        self.seen.extend(self.lines.iter());
+        let code = status
+            .code()
+            .unwrap_or_else(|| panic!("runlog itself was killed: {status:?}"));
+        (code, self.seen)
+    }
+}
+
+#[test]
+fn a_succeeding_command_records_stdout_as_info_and_stderr_as_warn_and_passes_both_through() {
+    let j = Journal::new();
+    let o = j.exec(
+        "report",
+        &["--label", "env=prod", "--label", "user=bar"],
+        &[
+            "sh",
+            "-c",
+            "echo out 1; echo err 1 >&2; echo out 2; echo err 2 >&2; echo; echo out 3",
+        ],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stdout(),
+        "out 1\nout 2\n\nout 3\n",
+        "stdout passed through"
+    );
+    assert_eq!(
+        o.stderr(),
+        "err 1\nerr 2\n",
+        "stderr passed through, nothing else"
+    );
+
+    let run = j.only_run("report");
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(run["labels"]["env"], "prod", "{run}");
+    assert_eq!(run["labels"]["user"], "bar", "{run}");
+    assert_eq!(run["dropped"], 0, "{run}");
+
+    let recs = j.records("report");
+    let first = &recs[0];
+    assert_eq!(
+        (field(first, "level"), field(first, "target")),
+        ("INFO", "runlog::exec"),
+        "the command line comes first: {first}"
+    );
+    assert!(
+        field(first, "message").contains(
+            "sh -c 'echo out 1; echo err 1 >&2; echo out 2; echo err 2 >&2; echo; echo out 3'"
+        ),
+        "{first}"
+    );
+    assert_eq!(messages(&recs, "stdout"), ["out 1", "out 2", "", "out 3"]);
+    assert_eq!(messages(&recs, "stderr"), ["err 1", "err 2"]);
+    for r in &recs {
+        match field(r, "target") {
+            "stdout" => assert_eq!(r["level"], "INFO", "{r}"),
+            "stderr" => assert_eq!(r["level"], "WARN", "{r}"),
+            _ => {}
+        }
+        assert!(
+            r["file"].is_null(),
+            "no source location of runlog's own: {r}"
+        );
+    }
+    assert_eq!(
+        outcome(&recs),
+        ("INFO".into(), "command exited with status 0".into())
+    );
+    assert_eq!(run["records"], recs.len(), "{run}");
+}
+
+#[test]
+fn a_failing_command_fails_the_run_and_passes_its_exit_code_on() {
+    let j = Journal::new();
+    let o = j.exec("nightly", &[], &["sh", "-c", "echo x; exit 3"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert_eq!(o.stdout(), "x\n");
+
+    let run = j.only_run("nightly");
+    assert_eq!(run["status"], "failed", "{run}");
+    let recs = j.records("nightly");
+    assert_eq!(messages(&recs, "stdout"), ["x"]);
+    assert_eq!(
+        outcome(&recs),
+        ("ERROR".into(), "command exited with status 3".into())
+    );
+    assert_eq!(recs.last().unwrap()["fields"]["exit_status"], "3");
+
+    let why = j.read(&["why", "nightly"]);
+    assert!(why.contains("status:   failed"), "{why}");
+    assert!(
+        why.contains("error:    command exited with status 3"),
+        "{why}"
+    );
+    assert!(why.contains("stdout: x"), "the records before it: {why}");
+}
+
+#[test]
+fn a_command_killed_by_a_signal_exits_128_plus_the_signal_and_fails_the_run() {
+    let j = Journal::new();
+    let o = j.exec("killed", &[], &["sh", "-c", "echo before; kill -9 $$"]);
+    assert_eq!(o.code, 128 + 9, "{o:?}");
+    assert_eq!(j.only_run("killed")["status"], "failed");
+    let recs = j.records("killed");
+    assert_eq!(messages(&recs, "stdout"), ["before"]);
+    let (level, msg) = outcome(&recs);
+    assert_eq!(level, "ERROR");
+    assert_eq!(msg, "command was killed by signal 9 (SIGKILL)");
+    let why = j.read(&["why", "killed"]);
+    assert!(why.contains("SIGKILL"), "{why}");
+}
+
+#[test]
+fn sigterm_sent_to_runlog_is_forwarded_to_the_command_whose_status_runlog_passes_on() {
+    let j = Journal::new();
+    let mut c = j.runlog();
+    c.args(["exec", "termed", "--", "sh", "-c"])
+        .arg("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    let mut r = Running::start(c);
+    r.wait_for_line("ready");
+    r.signal(libc::SIGTERM);
+    let (code, rest) = r.wait();
+    assert_eq!(code, 7, "the command's status after its TERM trap");
+    assert_eq!(rest, ["got-term"]);
+
+    assert_eq!(j.only_run("termed")["status"], "failed");
+    let recs = j.records("termed");
+    assert_eq!(messages(&recs, "stdout"), ["ready", "got-term"]);
+    let notes = messages(&recs, "runlog::exec");
+    assert!(
+        notes
+            .iter()
+            .any(|m| m.contains("received SIGTERM") && m.contains("forwarded it to the command")),
+        "the forwarding is recorded: {notes:?}"
+    );
+    assert_eq!(
+        outcome(&recs),
+        ("ERROR".into(), "command exited with status 7".into())
+    );
+}
+
+#[test]
+fn a_signal_runlog_was_started_ignoring_stays_ignored_by_runlog_and_the_command() {
+    // As under `nohup`: a hangup must neither stop runlog nor reach the command.
+    let j = Journal::new();
+    let mut c = j.runlog();
+    c.args(["exec", "nohup", "--", "sh", "-c"])
+        .arg("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut r = Running::start(c);
+    r.wait_for_line("ready");
+    r.signal(libc::SIGHUP);
+    // Pending together, SIGHUP (1) is delivered before SIGTERM (15): had the hangup been
+    // forwarded, the command would have died of it before its TERM trap could print.
+    r.signal(libc::SIGTERM);
+    let (code, rest) = r.wait();
+    assert_eq!(code, 7, "the TERM trap ran: the hangup changed nothing");
+    assert_eq!(rest, ["got-term"]);
+    let notes = messages(&j.records("nohup"), "runlog::exec");
+    assert!(!notes.iter().any(|m| m.contains("SIGHUP")), "{notes:?}");
+}
+
+#[test]
+fn the_command_reads_runlogs_stdin() {
+    let j = Journal::new();
+    let mut c = j.runlog();
+    c.args(["exec", "stdin", "--", "sh", "-c"])
+        .arg("read a; read b; echo \"got $a $b\"");
+    let mut r = Running::start(c);
+    let mut stdin = r.child.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    drop(stdin);
+    r.wait_for_line("got one two");
+    let (code, _) = r.wait();
+    assert_eq!(code, 0);
+    assert_eq!(messages(&j.records("stdin"), "stdout"), ["got one two"]);
+}
+
+#[test]
+fn a_command_that_is_not_found_exits_127_and_fails_the_run() {
+    let j = Journal::new();
+    let o = j.exec("missing", &[], &["runlog-test-no-such-command"]);
+    assert_eq!(o.code, 127, "{o:?}");
+    assert!(
+        o.stderr()
+            .starts_with("runlog: cannot run runlog-test-no-such-command: "),
+        "{o:?}"
+    );
+    assert!(o.stderr().contains("PATH"), "names the likely cause: {o:?}");
+    assert_eq!(j.only_run("missing")["status"], "failed");
+    let recs = j.records("missing");
+    let (level, msg) = outcome(&recs);
+    assert_eq!(level, "ERROR");
+    assert!(
+        msg.starts_with("cannot run runlog-test-no-such-command: "),
+        "{msg}"
+    );
+    let why = j.read(&["why", "missing"]);
+    assert!(
+        why.contains("cannot run runlog-test-no-such-command"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_be_executed_exits_126_and_fails_the_run() {
+    let j = Journal::new();
+    let script = j.path("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = script.to_str().unwrap();
+    let o = j.exec("noexec", &[], &[script]);
+    assert_eq!(o.code, 126, "{o:?}");
+    assert_eq!(o.stdout(), "", "it did not run");
+    assert!(
+        o.stderr()
+            .starts_with(&format!("runlog: cannot run {script}: ")),
+        "{o:?}"
+    );
+    assert!(o.stderr().contains("chmod +x"), "names the fix: {o:?}");
+    assert_eq!(j.only_run("noexec")["status"], "failed");
+    let (level, msg) = outcome(&j.records("noexec"));
+    assert_eq!(level, "ERROR");
+    assert!(msg.starts_with(&format!("cannot run {script}: ")), "{msg}");
+}
+
+#[test]
+fn invalid_utf8_and_a_last_line_without_a_newline_are_kept() {
+    let j = Journal::new();
+    // printf's octal escapes: a byte 0xff that is no UTF-8; a \r\n line; no final newline.
+    let o = j.exec(
+        "bytes",
+        &[],
+        &["sh", "-c", r"printf 'caf\351 \377\nwindows\r\nlast'"],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stdout, b"caf\xe9 \xff\nwindows\r\nlast",
+        "passed through byte for byte"
+    );
+    let recs = j.records("bytes");
+    assert_eq!(
+        messages(&recs, "stdout"),
+        ["caf\u{fffd} \u{fffd}", "windows", "last"]
+    );
+    assert_eq!(j.only_run("bytes")["status"], "ok");
+}
+
+#[test]
+fn a_very_long_line_is_cut_in_its_record_but_passed_through_whole() {
+    let j = Journal::new();
+    let len = 3 << 20;
+    let o = j.exec(
+        "long",
+        &[],
+        &[
+            "sh",
+            "-c",
+            &format!("head -c {len} /dev/zero | tr '\\0' a; echo; echo after"),
+        ],
+    );
+    assert_eq!(o.code, 0, "{:?}", o.stderr());
+    assert_eq!(o.stdout.len(), len + "\nafter\n".len());
+    assert!(o.stdout.ends_with(b"a\nafter\n"));
+    let recs = j.records("long");
+    let lines: Vec<&Value> = recs.iter().filter(|r| r["target"] == "stdout").collect();
+    assert_eq!(lines.len(), 2, "one record per line");
+    let long = field(lines[0], "message");
+    // Its head and tail around the library's marker of what was cut.
+    let (head, cut, tail) =
+        runlog::journal::payload::split_cut_message(long).expect("a cut marker");
+    assert!(
+        long.len() <= 1 << 20
+            && long.len() > 1 << 19
+            && cut > 0
+            && (head.len() + tail.len()) as u64 + cut <= len as u64
+            && head.bytes().chain(tail.bytes()).all(|b| b == b'a'),
+        "cut to at most 1 MiB: {} bytes",
+        long.len()
+    );
+    assert_eq!(lines[0]["truncated"], true);
+    assert_eq!(field(lines[1], "message"), "after");
+    assert_eq!(lines[1]["truncated"], false);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_does_not_stop_the_command() {
+    let j = Journal::new();
+    std::fs::write(j.path("a-file"), "").unwrap();
+    let o = output(
+        bare_runlog()
+            .arg("--config")
+            .arg(j.path("empty.toml"))
+            .arg("--journal-dir")
+            .arg(j.path("a-file").join("journal"))
+            .args([
+                "exec",
+                "unwritable",
+                "--",
+                "sh",
+                "-c",
+                "echo still ran; exit 4",
+            ])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(o.code, 4, "the command's status all the same: {o:?}");
+    assert_eq!(o.stdout(), "still ran\n");
+    assert!(
+        o.stderr().contains("cannot write the journal"),
+        "says why nothing is recorded: {o:?}"
+    );
+}
+
+#[test]
+fn a_broken_config_file_is_reported_and_the_command_runs_unrecorded() {
+    let j = Journal::new();
+    let bad = j.path("bad.toml");
+    std::fs::write(&bad, "[runlog]\nmax-logz = 3\n").unwrap();
+    let o = output(
+        bare_runlog()
+            .arg("--config")
+            .arg(&bad)
+            .arg("--journal-dir")
+            .arg(j.dir())
+            .args(["exec", "cfg", "--", "sh", "-c", "echo still ran; exit 5"])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(o.code, 5, "{o:?}");
+    assert_eq!(o.stdout(), "still ran\n");
+    let err = o.stderr();
+    assert!(
+        err.starts_with("runlog: warning: ") && err.contains("max-logz"),
+        "names the bad key: {err}"
+    );
+    assert!(err.contains("without recording"), "{err}");
+    assert!(!j.dir().join("jobs").exists(), "nothing recorded");
+}
+
+#[test]
+fn an_invalid_job_name_fails_with_125_before_the_command_runs() {
+    let j = Journal::new();
+    let o = j.exec("", &[], &["sh", "-c", "echo ran"]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert_eq!(o.stdout(), "", "the command did not run");
+    assert!(o.stderr().starts_with("runlog: the job name"), "{o:?}");
+}
+
+#[test]
+fn journal_dir_on_the_command_line_wins_over_the_environment_which_the_command_keeps() {
+    let j = Journal::new();
+    let other = j.path("other");
+    let o = output(
+        j.runlog()
+            .env("RUNLOG_JOURNAL_DIR", &other)
+            .args([
+                "exec",
+                "envjob",
+                "--",
+                "sh",
+                "-c",
+                "echo \"$RUNLOG_JOURNAL_DIR\"",
+            ])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stdout(),
+        format!("{}\n", other.display()),
+        "the command's environment is runlog's"
+    );
+    assert!(!other.exists(), "nothing written to the variable's journal");
+    assert_eq!(j.only_run("envjob")["status"], "ok");
+}

@@ -1,0 +1,302 @@
+//! Torture suite, security defaults: a private journal whatever the umask, no file read
+//! through a symlink planted in the journal, and the least Redis privileges that work (the
+//! ACL rules of spec/redis.md).
+//!
+//! The binaries must be built first (`cargo build --workspace`); the Redis scenario starts its
+//! own `redis-server` (never the one on port 6379).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use runlog_e2e::cli::{logger, output, runlog_cmd, Out};
+use runlog_e2e::redis::{check_consistent, create_acl_users, RedisServer};
+use runlog_e2e::shipper::{
+    clean_env, shipper_bin, toml_str, KidArgs, Kind, Shipper, ShipperConfig,
+};
+use runlog_e2e::torture::conclude;
+
+const KID: &str = env!("CARGO_BIN_EXE_jobkid");
+
+/// `cmd` run with umask 000.
+fn permissive(mut cmd: Command) -> Command {
+    // SAFETY: umask is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Every directory and file under `dir` (not following symlinks) with its permission bits.
+fn modes(dir: &Path, out: &mut Vec<(PathBuf, bool, u32)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let md = std::fs::symlink_metadata(e.path()).unwrap();
+        out.push((e.path(), md.is_dir(), md.permissions().mode() & 0o7777));
+        if md.is_dir() {
+            modes(&e.path(), out);
+        }
+    }
+}
+
+#[test]
+fn torture_under_umask_000_every_journal_directory_is_0700_and_every_file_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("journal");
+    let redis = RedisServer::start();
+
+    // The library, in a job process with umask 000: ok, failed and crashed-free runs.
+    let kid = KidArgs::new(
+        &journal,
+        "perm job",
+        4,
+        20,
+        &[Kind::Ok, Kind::Fail, Kind::Cancel],
+    );
+    let mut c = Command::new(KID);
+    c.args(kid.to_args());
+    clean_env(&mut c);
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let st = permissive(c).status().unwrap();
+    assert!(st.success(), "jobkid: {st}");
+
+    // The CLI's exec, with umask 000.
+    let mut c = runlog_cmd();
+    c.arg("--journal-dir").arg(&journal).args([
+        "exec",
+        "exec job",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    let o = output(&mut permissive(c));
+    assert_eq!(o.code, 0, "{o:?}");
+
+    // The shipper, with umask 000: shipper/, its lock, every .shipped.
+    let cfg = ShipperConfig::new(&journal, &redis.url(), 10, 10).write(&tmp.path().join("s.toml"));
+    let mut c = Command::new(shipper_bin());
+    c.arg("--config").arg(&cfg).arg("--once");
+    let log = tmp.path().join("shipper.log");
+    let mut s = Shipper::spawn_cmd(permissive(c), &log);
+    let st = s
+        .wait_timeout(Duration::from_secs(60))
+        .expect("shipper --once ends");
+    assert!(st.success(), "{}", s.log());
+    check_consistent(&mut redis.conn(), "runlog").unwrap();
+
+    let mut all = Vec::new();
+    modes(&journal, &mut all);
+    all.push((
+        journal.clone(),
+        true,
+        std::fs::metadata(&journal).unwrap().permissions().mode() & 0o7777,
+    ));
+    let mut failures = Vec::new();
+    for (p, is_dir, mode) in &all {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        if *mode != want {
+            failures.push(format!("{} has mode {mode:o}, not {want:o}", p.display()));
+        }
+    }
+    let names: Vec<String> = all
+        .iter()
+        .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for must in ["jobs", "shipper", ".shipped", "lock"] {
+        assert!(names.iter().any(|n| n == must), "no {must} in {names:?}");
+    }
+    conclude(
+        "umask 000: modes of everything the library, exec and the shipper create",
+        all.len() as u64,
+        &failures,
+        0,
+    );
+}
+
+#[test]
+fn torture_redis_acl_users_ship_with_write_access_to_the_prefix_only_and_read_with_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("journal");
+    let redis = RedisServer::start();
+    let mut admin = redis.conn();
+    create_acl_users(&mut admin);
+    let rl = logger(&journal);
+    let id = {
+        let run = rl.runlog("acl job").unwrap();
+        run.label("user", "bar");
+        log::info!("shipped by the shipper user");
+        log::error!("why reads this");
+        run.fail();
+        run.id().to_owned()
+    };
+    // The shipper's user in the url.
+    let url = format!(
+        "redis://runlog-shipper:shipper-secret@127.0.0.1:{}/0",
+        redis.port()
+    );
+    let cfg = ShipperConfig::new(&journal, &url, 10, 10).write(&tmp.path().join("s.toml"));
+    let log = runlog_e2e::shipper::ship_once_ok(&cfg, &tmp.path().join("shipper.log"));
+    assert!(!log.contains("NOPERM"), "{log}");
+    let store = check_consistent(&mut admin, "runlog").unwrap();
+    assert_eq!(store.ids("acl job"), std::slice::from_ref(&id));
+
+    // The CLI with the reader's user as separate fields; its journal is elsewhere.
+    let cli_cfg = tmp.path().join("cli.toml");
+    std::fs::write(
+        &cli_cfg,
+        format!(
+            "[runlog]\njournal-dir = {}\n[runlog-redis]\nhost = \"127.0.0.1\"\nport = {}\n\
+             username = \"runlog-reader\"\npassword = \"reader-secret\"\n",
+            toml_str(&tmp.path().join("empty").to_string_lossy()),
+            redis.port()
+        ),
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    let cli = |args: &[&str]| -> Out {
+        let mut c = runlog_cmd();
+        c.arg("--config")
+            .arg(&cli_cfg)
+            .args(["--source", "redis"])
+            .args(args);
+        output(&mut c)
+    };
+    for (args, want) in [
+        (&["list-jobs"][..], "acl job"),
+        (&["list-runs", "acl job"], id.as_str()),
+        (&["logs", "acl job", "last"], "shipped by the shipper user"),
+        (&["logs", "acl job", "--tail", "1"], "why reads this"),
+        (&["why", "acl job"], "why reads this"),
+    ] {
+        tried += 1;
+        let o = cli(args);
+        if o.code != 0 || !o.stdout.contains(want) || o.stderr.contains("NOPERM") {
+            failures.push(format!("reader: runlog {args:?}: {o:?}"));
+        }
+    }
+
+    // Neither user can do more.
+    let as_user = |user: &str, pw: &str| {
+        let c = redis::Client::open(format!("redis://{user}:{pw}@127.0.0.1:{}/0", redis.port()))
+            .unwrap();
+        c.get_connection().unwrap()
+    };
+    let mut reader = as_user("runlog-reader", "reader-secret");
+    let mut shipper = as_user("runlog-shipper", "shipper-secret");
+    let denied: [(&str, &[&str]); 13] = [
+        ("reader", &["SET", "runlog:x", "1"]),
+        ("reader", &["DEL", "runlog:jobs"]),
+        ("reader", &["ZADD", "runlog:jobs", "1", "x"]),
+        ("reader", &["GET", "other:x"]),
+        ("reader", &["FLUSHALL"]),
+        ("reader", &["KEYS", "*"]),
+        ("reader", &["CONFIG", "GET", "*"]),
+        ("shipper", &["SET", "other:x", "1"]),
+        ("shipper", &["GET", "other:x"]),
+        ("shipper", &["FLUSHALL"]),
+        ("shipper", &["KEYS", "*"]),
+        ("shipper", &["EVAL", "return 1", "0"]),
+        ("shipper", &["CONFIG", "SET", "save", ""]),
+    ];
+    for (user, args) in denied {
+        tried += 1;
+        let conn = if user == "reader" {
+            &mut reader
+        } else {
+            &mut shipper
+        };
+        let r: redis::RedisResult<redis::Value> = redis::cmd(args[0]).arg(&args[1..]).query(conn);
+        match r {
+            Err(e) if e.to_string().contains("no permissions") => {}
+            other => failures.push(format!("{user} may run {args:?}: {other:?}")),
+        }
+    }
+    conclude(
+        "Redis ACL users: shipper writes its prefix only, reader reads only",
+        tried,
+        &failures,
+        0,
+    );
+}
+
+/// A journal with job `victim`, and outside it another journal whose `victim` run logged a
+/// secret; (journal, outside journal).
+fn journal_and_outside() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("journal");
+    let outside = tmp.path().join("outside");
+    let rl = logger(&journal);
+    drop(rl.runlog("victim").unwrap());
+    let other = runlog::RunLogger::builder()
+        .journal_dir(&outside)
+        .no_config_file()
+        .build()
+        .unwrap();
+    {
+        let _r = other.runlog("victim").unwrap();
+        log::info!("the secret outside the journal");
+    }
+    (tmp, journal, outside)
+}
+
+fn cli_in(journal: &Path, args: &[&str]) -> Out {
+    let mut c = runlog_cmd();
+    c.arg("--journal-dir").arg(journal).args(args);
+    output(&mut c)
+}
+
+#[test]
+fn a_segment_symlinked_to_a_file_outside_the_journal_is_refused_naming_the_path() {
+    let (_tmp, journal, outside) = journal_and_outside();
+    let src_dir = outside.join("jobs").join("victim");
+    let seg = std::fs::read_dir(&src_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let planted = journal
+        .join("jobs")
+        .join("victim")
+        .join(seg.file_name().unwrap());
+    std::os::unix::fs::symlink(&seg, &planted).unwrap();
+    let j = journal.to_string_lossy().into_owned();
+    for args in [
+        &["list-runs", "victim"][..],
+        &["logs", "victim", "last"],
+        &["journal", "verify", &j],
+        &["journal", "dump", &j],
+    ] {
+        let o = cli_in(&journal, args);
+        assert!(
+            !o.stdout.contains("the secret"),
+            "{args:?} read through the symlink: {o:?}"
+        );
+        assert_ne!(o.code, 0, "{args:?}: {o:?}");
+        assert!(
+            o.stderr.contains(&*planted.to_string_lossy()) && o.stderr.contains("symlink"),
+            "{args:?}: {o:?}"
+        );
+    }
+}
+
+#[test]
+fn a_job_directory_symlinked_outside_the_journal_is_refused_naming_the_path() {
+    let (_tmp, journal, outside) = journal_and_outside();
+    let planted = journal.join("jobs").join("other");
+    std::os::unix::fs::symlink(outside.join("jobs").join("victim"), &planted).unwrap();
+    let o = cli_in(&journal, &["list-jobs"]);
+    assert!(o.stderr.contains(&*planted.to_string_lossy()), "{o:?}");
+    for args in [&["logs", "victim", "last"][..], &["list-runs", "victim"]] {
+        let o = cli_in(&journal, args);
+        assert!(!o.stdout.contains("the secret"), "{args:?}: {o:?}");
+    }
+}
