@@ -10,9 +10,14 @@
 //! (`--write-journal ...`, `--latency ...`). See `benches/README.md`, section `shipper`.
 
 mod common;
-use common::{base_dir, env_number, filesystem_of, log_loop, profile_dir, USER};
+#[path = "common/procs.rs"]
+mod procs;
+use common::{base_dir, env_number, filesystem_of, log_loop};
+use procs::{
+    clean_command, log_one_run, parse_result, release_binaries, stats, stop_child, tail_of,
+    thousands, write_journal, RedisServer,
+};
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::hint::black_box;
@@ -67,22 +72,6 @@ const TARGET_P99_MS: f64 = 50.0;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-/// Median, min and max.
-fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
-    let med = match v.len() {
-        0 => f64::NAN,
-        k if k % 2 == 1 => v[k / 2],
-        k => (v[k / 2 - 1] + v[k / 2]) / 2.0,
-    };
-    (
-        med,
-        v.first().copied().unwrap_or(f64::NAN),
-        v.last().copied().unwrap_or(f64::NAN),
-    )
-}
-
 /// The `q`-quantile (nearest rank) of sorted values.
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -90,98 +79,6 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return "-".to_owned();
-    }
-    let s = format!("{:.0}", x);
-    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{sign}{out}")
-}
-
-/// `key=value` pairs of a `RESULT ...` line.
-fn parse_result(stdout: &str) -> Option<BTreeMap<String, String>> {
-    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect(),
-    )
-}
-
-/// A command with runlog's own variables removed (they would override the bench's settings),
-/// ended when this process dies.
-fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    die_with_parent(&mut cmd);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("RUNLOG_") && !k.starts_with("RUNLOG_BENCH_") {
-            cmd.env_remove(&*k);
-        }
-    }
-    cmd
-}
-
-/// The child gets SIGTERM when this process dies (a bench interrupted with Ctrl-C or killed
-/// leaves no `redis-server` or shipper daemon behind).
-fn die_with_parent(cmd: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt as _;
-    // SAFETY: prctl(2) is async-signal-safe; the closure touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
-}
-
-fn send_signal(child: &Child, sig: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-        return;
-    };
-    // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped yet.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
-/// SIGTERM, then SIGKILL after `grace`; reaps the child.
-fn stop_child(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
-    if let Ok(Some(st)) = child.try_wait() {
-        return Some(st);
-    }
-    send_signal(child, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    child.wait().ok()
-}
-
-fn tail_of(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,14 +112,9 @@ fn write_journal_child(args: &[String]) -> ExitCode {
     let t0 = Instant::now();
     let (mut written, mut dropped) = (0, 0);
     for _ in 0..runs {
-        let run = rl
-            .runlog(JOB)
-            .unwrap_or_else(|e| panic!("cannot start a run: {e}"));
-        run.set_level(LevelFilter::Info);
-        run.label("user", USER);
-        log_loop(0, per_run, per_run);
-        written += run.records();
-        dropped += run.dropped();
+        let (w, d) = log_one_run(&rl, JOB, per_run);
+        written += w;
+        dropped += d;
     }
     println!(
         "RESULT runs={runs} written={written} dropped={dropped} wall_ns={}",
@@ -378,105 +270,6 @@ fn latency_child(args: &[String]) -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // The parent: Redis, the shipper, the journal.
 
-/// Our own `redis-server`, stopped by pid when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    version: String,
-}
-
-impl RedisServer {
-    fn start(dir: &Path) -> Result<RedisServer, String> {
-        let version = tool_version("redis-server")?;
-        tool_version("redis-benchmark")?;
-        let port = free_port()?;
-        let log = dir.join("redis-server.log");
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = die_with_parent(&mut Command::new("redis-server"))
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--dir"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        let mut server = RedisServer {
-            child,
-            port,
-            log,
-            version,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = server.child.try_wait() {
-                return Err(format!(
-                    "redis-server on port {port} exited ({st}):\n{}",
-                    tail_of(&server.log, 20)
-                ));
-            }
-            if let Ok(mut c) = server.conn() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return Ok(server);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server on port {port} did not answer PING in 10 s:\n{}",
-                    tail_of(&server.log, 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn conn(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(5))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// `redis-server --version` (or `redis-benchmark --version`); a clear error when missing.
-fn tool_version(tool: &str) -> Result<String, String> {
-    match Command::new(tool).arg("--version").output() {
-        Ok(o) => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "{tool} is not installed; install redis-server and redis-tools \
-             (Debian/Ubuntu: `sudo apt-get install redis-server redis-tools`; the bench starts \
-             its own server on a free port and never uses the one on 6379)"
-        )),
-        Err(e) => Err(format!("cannot run {tool}: {e}")),
-    }
-}
-
-/// A free loopback port, never 6379.
-fn free_port() -> Result<u16, String> {
-    for _ in 0..20 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
-        let port = l.local_addr().map_err(|e| e.to_string())?.port();
-        if port != 6379 {
-            return Ok(port);
-        }
-    }
-    Err("no free port on 127.0.0.1".to_owned())
-}
-
 fn flushall(conn: &mut redis::Connection) -> Result<(), String> {
     redis::cmd("FLUSHALL")
         .query::<()>(conn)
@@ -492,76 +285,6 @@ fn used_memory(conn: &mut redis::Connection) -> Result<i64, String> {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| "INFO memory has no used_memory".to_owned())
-}
-
-/// The `runlog-shipper` binary: `$RUNLOG_BENCH_SHIPPER`, else built with
-/// `$CARGO build --release -p runlog-shipper` (a no-op when it is up to date).
-fn shipper_binary() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("RUNLOG_BENCH_SHIPPER").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."));
-    let mut cmd = Command::new(&cargo);
-    // Variables `cargo bench` sets for this binary: some build scripts (ring's) rerun when
-    // they change, so passing them on would rebuild the release dependencies here and again
-    // in the next plain `cargo build --release`.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("CARGO_PKG_")
-            || k.starts_with("CARGO_MANIFEST_")
-            || matches!(
-                &*k,
-                "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "CARGO_RUSTC_CURRENT_DIR"
-                    | "OUT_DIR"
-            )
-        {
-            cmd.env_remove(&*k);
-        }
-    }
-    let out = cmd
-        .args(["build", "--release", "-p", "runlog-shipper", "--bin"])
-        .arg("runlog-shipper")
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(workspace)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`cargo build --release -p runlog-shipper` failed ({}); set RUNLOG_BENCH_SHIPPER \
-             to a runlog-shipper binary to use that one",
-            out.status
-        ));
-    }
-    // The artifact message of the binary names its path.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let from_json = stdout
-        .lines()
-        .filter(|l| l.contains("\"compiler-artifact\""))
-        .find_map(|l| {
-            let rest = l.split("\"executable\":\"").nth(1)?;
-            let path = rest.split('"').next()?;
-            path.ends_with("runlog-shipper")
-                .then(|| PathBuf::from(path))
-        });
-    let path = from_json
-        .or_else(|| profile_dir().map(|d| d.join("runlog-shipper")))
-        .ok_or("cannot find the runlog-shipper binary")?;
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("{} is not a file", path.display()))
-    }
 }
 
 /// A config for the shipper (binary and in-process).
@@ -604,15 +327,7 @@ fn target_of(config: &Config) -> Result<(Target, Keys), String> {
         .redis
         .clone()
         .ok_or("the config has no [runlog-redis]")?;
-    Ok((
-        Target {
-            connect_timeout: rc.connect_timeout(),
-            io_timeout: rc.io_timeout(),
-            ca_file: rc.tls_ca_file.clone(),
-            config: rc.clone(),
-        },
-        Keys::new(rc.prefix_or_default()),
-    ))
+    Ok((Target::from_config(&rc), Keys::new(rc.prefix_or_default())))
 }
 
 /// Forget what was shipped (`.shipped` files, `<journal>/shipper/state`) and check that the
@@ -1139,8 +854,10 @@ fn parent(filters: &[String]) -> Result<bool, String> {
         .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
     let started = Instant::now();
 
-    let shipper = shipper_binary()?;
-    let server = RedisServer::start(root.path())?;
+    let shipper =
+        release_binaries(&[("runlog-shipper", "runlog-shipper", "RUNLOG_BENCH_SHIPPER")])?
+            .remove(0);
+    let server = RedisServer::start(root.path(), &["redis-benchmark"])?;
     let conn = server
         .conn()
         .map_err(|e| format!("cannot connect to our redis-server: {e}"))?;
@@ -1177,23 +894,7 @@ fn parent(filters: &[String]) -> Result<bool, String> {
     let mut config = None;
     if do_tp {
         let t0 = Instant::now();
-        let out = clean_command(&exe)
-            .arg("--write-journal")
-            .arg(&journal)
-            .arg(RUNS.to_string())
-            .arg(per_run.to_string())
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let r = parse_result(&stdout)
-            .filter(|_| out.status.success())
-            .ok_or_else(|| format!("writing the journal failed ({}): {stdout}", out.status))?;
-        let written: u64 = r.get("written").and_then(|v| v.parse().ok()).unwrap_or(0);
-        if written != n || r.get("dropped").map(String::as_str) != Some("0") {
-            return Err(format!("writing the journal: {stdout}"));
-        }
+        write_journal(&exe, &journal, &[RUNS.to_string(), per_run.to_string()], n)?;
         write_config(&config_path, &journal, &bench.server.url(), PREFIX, "5s")?;
         config = Some(load_config(&config_path)?);
         journal_bytes = reset_journal(&journal, RUNS)?;
