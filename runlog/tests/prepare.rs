@@ -115,6 +115,9 @@ impl StorageFile for StallingFile {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.write(buf)
     }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.inner.write_at(buf, offset)
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.inner.read_at(buf, offset)
     }

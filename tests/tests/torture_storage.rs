@@ -795,3 +795,37 @@ fn torture_a_100_mb_message_keeps_its_head_and_tail_around_a_visible_marker() {
     }
     conclude("100 MB messages capped with head and tail", 2, &failures, 0);
 }
+
+/// A power loss at each sync of a run's end, with unsynced pages lost, kept or garbled (many
+/// seeds): the run reads as ended with every record and nothing after its end frame, or as
+/// crashed; never as ended with garbage behind it (the cut of the last segment was not yet
+/// durable when its end frame was).
+#[test]
+fn a_power_loss_during_the_end_of_a_run_never_leaves_garbage_behind_its_end_frame() {
+    let w = Work {
+        runs: 1,
+        per_run: 12,
+        big: false,
+        segment: 64 << 10,
+        policy: FsyncPolicy::Always,
+        cancel: None,
+        max_logs: 100,
+        pause: None,
+    };
+    let test = "end-garbage";
+    let (syncs, _, _) = dry_run(test, &w);
+    let mut failures = Vec::new();
+    let mut lost = 0;
+    let mut iters = 0;
+    // The end syncs last: the records, the cut, the end frame, the directory.
+    for n in syncs.saturating_sub(4)..=syncs {
+        for seed in 0..40 {
+            iters += 1;
+            let what = format!("cut at sync {n} of {syncs}, Random({seed})");
+            let cut = one_cut(test, iters, &w, n, false, Unsynced::Random(seed));
+            tally(&what, cut, &mut failures, &mut lost);
+        }
+    }
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(lost, 0);
+}

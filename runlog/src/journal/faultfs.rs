@@ -622,6 +622,12 @@ impl fmt::Debug for FaultFile {
 
 impl StorageFile for FaultFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.write_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         if self.readonly {
             return Err(lost(io::ErrorKind::PermissionDenied, &self.path));
         }
@@ -636,7 +642,7 @@ impl StorageFile for FaultFile {
         if s.faults.short_writes && n > 1 {
             n /= 2;
         }
-        let pos = self.pos as usize;
+        let pos = offset as usize;
         let cur = s.nodes[&self.id].data.len();
         let extra = (pos + n).saturating_sub(cur) as u64;
         s.grow_ok(extra, &self.path)?;
@@ -649,7 +655,6 @@ impl StorageFile for FaultFile {
         }
         node.data[pos..pos + n].copy_from_slice(&buf[..n]);
         node.modified = SystemTime::now();
-        self.pos += n as u64;
         Ok(n)
     }
 

@@ -70,6 +70,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
 pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Write at the file's position (which starts at 0); may write less than `buf`.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Write at `offset`, leaving the file's position as it is; may write less than `buf`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
     /// Read at `offset`; 0 at the end.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Append the file's bytes from `offset` to `out`, at most `max` bytes.
@@ -136,6 +138,23 @@ pub fn write_all(f: &mut dyn StorageFile, mut buf: &[u8]) -> io::Result<()> {
         match f.write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n.min(buf.len())..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Write all of `buf` at `offset`, retrying short writes.
+pub fn write_all_at(f: &dyn StorageFile, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match f.write_at(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let n = n.min(buf.len());
+                buf = &buf[n..];
+                offset += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -229,6 +248,10 @@ impl Storage for RealFs {
 impl StorageFile for RealFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.0.write_at(buf, offset)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {

@@ -1098,16 +1098,21 @@ impl RunWriter {
         if sync && kind == FrameType::Commit {
             self.cur.map.flush_range(0, self.off)?;
         }
+        // The segment is cut to its final length (the end frame's reserve still zeros, so
+        // writing it needs no new space) and that is made durable before the end frame is
+        // written: otherwise a power loss could keep the end frame but undo the cut, and the
+        // preallocated zeros after it, never synced, could come back as garbage behind an
+        // ended run.
         let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
-        self.cur.map.write(start, &encode_frame(kind, &payload));
-        self.off += n;
-        if sync {
-            self.cur.map.flush_range(start, n)?;
-        }
         let Segment { file, map, .. } = self.cur;
         drop(map);
-        let _ = file.set_len(self.off as u64);
+        let _ = file.set_len((start + n) as u64);
+        if sync {
+            file.sync_data()?;
+        }
+        storage::write_all_at(&*file, &encode_frame(kind, &payload), start as u64)?;
+        self.off += n;
         if sync {
             file.sync_data()?;
             sync_dir(&self.job_dir)?;
