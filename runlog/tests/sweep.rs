@@ -53,23 +53,37 @@ fn begin(id: &str) -> Vec<u8> {
     )
 }
 
-#[test]
-fn a_crashed_run_whose_last_bytes_look_like_a_cancel_frame_is_not_deleted() {
+/// A journal with the job's directory, empty.
+fn empty_job() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = job_dir(tmp.path(), JOB);
     fs::create_dir_all(&dir).unwrap();
+    (tmp, dir)
+}
+
+/// An end frame (CANCEL for `Cancelled`, else COMMIT) of a run without records.
+fn end_frame(outcome: Outcome) -> Vec<u8> {
+    let kind = if outcome == Outcome::Cancelled {
+        FrameType::Cancel
+    } else {
+        FrameType::Commit
+    };
+    let end = End {
+        end_ns: 1,
+        outcome,
+        records: 0,
+        dropped: 0,
+    };
+    encode_frame(kind, &encode_end(&end))
+}
+
+#[test]
+fn a_crashed_run_whose_last_bytes_look_like_a_cancel_frame_is_not_deleted() {
+    let (tmp, dir) = empty_job();
     let id = "2000-01-01T00:00:00.000000Z-00000000000a";
     // The last record's payload ends with the bytes of a valid CANCEL frame: a reader of the
     // last 44 bytes alone would take the run for cancelled.
-    let cancel = encode_frame(
-        FrameType::Cancel,
-        &encode_end(&End {
-            end_ns: 1,
-            outcome: Outcome::Cancelled,
-            records: 0,
-            dropped: 0,
-        }),
-    );
+    let cancel = end_frame(Outcome::Cancelled);
     let mut payload = vec![0u8; 40];
     payload.extend_from_slice(&cancel);
     let seg = [
@@ -89,10 +103,41 @@ fn a_crashed_run_whose_last_bytes_look_like_a_cancel_frame_is_not_deleted() {
 }
 
 #[test]
+fn a_cancelled_run_whose_first_segment_a_power_loss_emptied_is_not_listed_and_is_deleted() {
+    // A cancel syncs only the last segment (the run is deleted anyway): after a power loss its
+    // segment 0 can come back empty while the CANCEL frame in segment 1 survived. Reading stops
+    // at the empty segment 0, and still the run is cancelled: it was listed as a damaged
+    // crashed run until the next sweep deleted it.
+    let (tmp, dir) = empty_job();
+    let id = "2000-01-01T00:00:00.000000Z-00000000000c";
+    let cancel = end_frame(Outcome::Cancelled);
+    let (seg0, seg1) = (dir.join(segment_name(id, 0)), dir.join(segment_name(id, 1)));
+    fs::write(&seg0, b"").unwrap();
+    fs::write(&seg1, [&encode_header(1, id)[..], &cancel].concat()).unwrap();
+    let j = Journal::open(tmp.path()).unwrap();
+    assert_eq!(j.runs(JOB).unwrap(), vec![]);
+    assert!(matches!(
+        j.read_run(JOB, id),
+        Err(runlog::journal::reader::ReadError::NoSuchRun { .. })
+    ));
+    sweep(tmp.path());
+    assert!(
+        !seg0.exists() && !seg1.exists(),
+        "the cancelled run was left"
+    );
+
+    // The same empty segment 0 before a last segment without a CANCEL frame is damage: listed.
+    fs::write(&seg0, b"").unwrap();
+    fs::write(&seg1, encode_header(1, id)).unwrap();
+    let runs = j.runs(JOB).unwrap();
+    let r = runs.iter().find(|r| r.id == id).expect("listed");
+    assert_eq!(r.status, RunStatus::Crashed);
+    assert!(!r.problems.is_empty());
+}
+
+#[test]
 fn a_run_without_segment_0_is_not_listed_and_is_finished_off_only_when_stale() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = job_dir(tmp.path(), JOB);
-    fs::create_dir_all(&dir).unwrap();
+    let (tmp, dir) = empty_job();
     let id = "2000-01-01T00:00:00.000000Z-00000000000b";
     let seg1 = dir.join(segment_name(id, 1));
     fs::write(&seg1, encode_header(1, id)).unwrap();
@@ -151,18 +196,7 @@ fn job_names_and_labels_over_their_limits_are_refused_or_cut() {
 fn make_run(dir: &Path, id: &str, outcome: Option<Outcome>) {
     let mut seg = [&encode_header(0, id)[..], &begin(id)].concat();
     if let Some(outcome) = outcome {
-        let kind = if outcome == Outcome::Cancelled {
-            FrameType::Cancel
-        } else {
-            FrameType::Commit
-        };
-        let end = End {
-            end_ns: 1,
-            outcome,
-            records: 0,
-            dropped: 0,
-        };
-        seg.extend_from_slice(&encode_frame(kind, &encode_end(&end)));
+        seg.extend_from_slice(&end_frame(outcome));
     }
     fs::write(dir.join(segment_name(id, 0)), seg).unwrap();
 }
@@ -198,9 +232,7 @@ fn ship(dir: &Path, ns: &[u32]) {
 /// A job directory with ok runs 1–5, failed runs 11–13, crashed runs 21–23 and cancelled
 /// runs 31–32.
 fn job_with_runs() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = job_dir(tmp.path(), JOB);
-    fs::create_dir_all(&dir).unwrap();
+    let (tmp, dir) = empty_job();
     for n in 1..=5 {
         make_run(&dir, &id(n), Some(Outcome::Ok));
     }

@@ -597,20 +597,25 @@ fn torture_a_full_disk_and_an_unwritable_dir_drop_and_count_records_then_writing
     conclude("disk full and unwritable journal dir", 3, &failures, 0);
 }
 
-/// Regression: the directories a new job's first run created (`jobs/`, the job's own) were not
-/// synced into their parents, so a power loss lost the whole run even under `fsync = always`.
-#[test]
-fn a_power_loss_after_the_first_run_of_a_new_job_keeps_its_synced_records() {
-    let w = Work {
+/// One run of `per_run` small records under `fsync = always`.
+fn one_run_synced_always(per_run: u64) -> Work {
+    Work {
         runs: 1,
-        per_run: 5,
+        per_run,
         big: false,
         segment: 64 << 10,
         policy: FsyncPolicy::Always,
         cancel: None,
         max_logs: 100,
         pause: None,
-    };
+    }
+}
+
+/// Regression: the directories a new job's first run created (`jobs/`, the job's own) were not
+/// synced into their parents, so a power loss lost the whole run even under `fsync = always`.
+#[test]
+fn a_power_loss_after_the_first_run_of_a_new_job_keeps_its_synced_records() {
+    let w = one_run_synced_always(5);
     let (syncs, _, _) = dry_run("new-job", &w);
     // The power goes at the last sync: every record's log call had returned before it.
     let lost = one_cut("new-job", 1, &w, syncs, false, Unsynced::Lost)
@@ -802,16 +807,7 @@ fn torture_a_100_mb_message_keeps_its_head_and_tail_around_a_visible_marker() {
 /// durable when its end frame was).
 #[test]
 fn a_power_loss_during_the_end_of_a_run_never_leaves_garbage_behind_its_end_frame() {
-    let w = Work {
-        runs: 1,
-        per_run: 12,
-        big: false,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Always,
-        cancel: None,
-        max_logs: 100,
-        pause: None,
-    };
+    let w = one_run_synced_always(12);
     let test = "end-garbage";
     let (syncs, _, _) = dry_run(test, &w);
     let mut failures = Vec::new();

@@ -509,6 +509,26 @@ pub fn list_run_segments(
     Ok(runs)
 }
 
+/// Whether a run (its segments, as [`list_run_segments`] groups them) is cancelled, by a full
+/// scan of its last segment: its last frame is a CANCEL frame and nothing but zeros follows
+/// it. A cancel is made durable in the last segment only, so this holds also when earlier
+/// segments came back damaged or empty after a power loss. (Retention checks this before
+/// deleting a run that merely looks cancelled: a crashed run's last record could end in bytes
+/// that look like a CANCEL frame.)
+pub fn really_cancelled(segs: &[(u32, PathBuf)]) -> bool {
+    let Some((_, last)) = segs.last() else {
+        return false;
+    };
+    let Ok(scan) = scan_file(last) else {
+        return false;
+    };
+    matches!(scan.end, SegmentEnd::Clean | SegmentEnd::ZeroTail { .. })
+        && !scan.is_corrupt()
+        && scan.frames.last().is_some_and(
+            |f| matches!(&f.frame, Ok(Frame::End(e)) if e.outcome == Outcome::Cancelled),
+        )
+}
+
 /// Is this run (its segments, as [`list_run_segments`] groups them) being deleted?
 ///
 /// Runs are deleted from segment 0 on (cancel, retention, [`remove_run`]): a run without its
@@ -1139,6 +1159,18 @@ fn scan_run(
         info.problems.insert(0, p);
     }
     check_end_count(&mut info, end.as_ref(), segs);
+    // Reading stopped before the last segment (one unreadable or missing): a cancelled run
+    // whose earlier segments a power loss damaged (its cancel is durable in the last segment
+    // only) is still cancelled, never listed, and the next sweep deletes it.
+    let read_to_last = loaded_all && upto == segs.len();
+    if end.is_none() && !read_to_last && really_cancelled(segs) {
+        info.status = RunStatus::Cancelled;
+        return Ok(Scanned {
+            info,
+            records,
+            complete: true,
+        });
+    }
     info.status = match end {
         Some(e) => {
             info.end_ns = Some(e.end_ns);

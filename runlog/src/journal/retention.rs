@@ -11,10 +11,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::layout::{parse_segment_name, TMP_PREFIX};
-use super::payload::{Frame, Outcome};
 use super::reader::{
-    being_deleted, list_run_segments, quick_status, scan_file, writer_state, ReadError, RunStatus,
-    SegmentEnd, Writer,
+    being_deleted, list_run_segments, quick_status, really_cancelled, scan_file, writer_state,
+    ReadError, RunStatus, SegmentEnd, Writer,
 };
 use super::shipped::read_shipped;
 use super::storage::{self, OpenMode};
@@ -29,22 +28,6 @@ fn to_io(e: ReadError) -> io::Error {
         ReadError::Io { source, .. } => source,
         other => io::Error::other(other.to_string()),
     }
-}
-
-/// Before deleting a run as cancelled, check by a full scan that its last frame really is a
-/// CANCEL frame: the last bytes of a crashed run's last record could look like one.
-fn really_cancelled(segs: &[(u32, PathBuf)]) -> bool {
-    let Some((_, last)) = segs.last() else {
-        return false;
-    };
-    let Ok(scan) = scan_file(last) else {
-        return false;
-    };
-    scan.end == SegmentEnd::Clean
-        && !scan.is_corrupt()
-        && scan.frames.last().is_some_and(
-            |f| matches!(&f.frame, Ok(Frame::End(e)) if e.outcome == Outcome::Cancelled),
-        )
 }
 
 /// Delete a run's segment files (as [`list_run_segments`] groups them): segment 0 first, so
