@@ -28,6 +28,20 @@ fn newest_mtime(dir: &Path, newest: &mut SystemTime) {
     }
 }
 
+/// For the test's child processes: write `line` (with its newline) to stdout and flush it; when
+/// that fails the test is gone, and the child exits with status 4.
+pub fn tell_test(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(4);
+    }
+}
+
 /// The workspace binary `name` of this test's target directory and profile (next to its
 /// `deps/` directory). It must be built first (`cargo build --workspace`, as
 /// `scripts/test.sh` does) and be newer than every file under `sources` (directories relative

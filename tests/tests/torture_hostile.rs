@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use runlog::Journal;
@@ -150,6 +150,21 @@ fn hostile_texts() -> Vec<String> {
 /// What a run of a hostile job logged.
 fn message_for(i: usize) -> String {
     format!("record of hostile job {i}")
+}
+
+/// A CLI config in `dir` (`cli.toml`) reading `journal` and `redis`.
+fn cli_config(dir: &Path, journal: &Path, redis: &RedisServer) -> PathBuf {
+    let path = dir.join("cli.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[runlog]\njournal-dir = {}\n[runlog-redis]\nurl = {}\n",
+            toml_str(&journal.to_string_lossy()),
+            toml_str(&redis.url())
+        ),
+    )
+    .unwrap();
+    path
 }
 
 #[test]
@@ -319,16 +334,7 @@ fn torture_hostile_job_names_and_labels_round_trip_through_the_journal_the_shipp
     }
 
     // The CLI, from each source: every job listed exactly (JSON), each run's record printed.
-    let cli_cfg = tmp.path().join("cli.toml");
-    std::fs::write(
-        &cli_cfg,
-        format!(
-            "[runlog]\njournal-dir = {}\n[runlog-redis]\nurl = {}\n",
-            toml_str(&journal.to_string_lossy()),
-            toml_str(&redis.url())
-        ),
-    )
-    .unwrap();
+    let cli_cfg = cli_config(tmp.path(), &journal, &redis);
     for source in ["local", "redis", "auto"] {
         let o = cli(&cli_cfg, &["--source", source, "--json", "list-jobs"]);
         tried += 1;
@@ -695,16 +701,7 @@ fn torture_crafted_redis_values_are_bounded_clear_errors_for_the_cli_and_the_shi
         ShipperConfig::new(&journal, &redis.url(), 10, 10).write(&tmp.path().join("ship.toml"));
     ship_once_ok(&ship_cfg, &tmp.path().join("shipper.log"));
     // The CLI reads Redis only (the journal is elsewhere): every record comes from Redis.
-    let cli_cfg = tmp.path().join("cli.toml");
-    std::fs::write(
-        &cli_cfg,
-        format!(
-            "[runlog]\njournal-dir = {}\n[runlog-redis]\nurl = {}\n",
-            toml_str(&tmp.path().join("empty").to_string_lossy()),
-            toml_str(&redis.url())
-        ),
-    )
-    .unwrap();
+    let cli_cfg = cli_config(tmp.path(), &tmp.path().join("empty"), &redis);
     let mut conn = redis.conn();
     let pristine = runlog_e2e::redis::dump_all(&mut conn, "runlog");
     let run_key = format!("runlog:{{victim}}:run:{id}");
@@ -1053,16 +1050,7 @@ fn victim_in_redis() -> (
     let redis = RedisServer::start();
     let ship = ShipperConfig::new(&journal, &redis.url(), 10, 10).write(&tmp.path().join("s.toml"));
     ship_once_ok(&ship, &tmp.path().join("shipper.log"));
-    let cli_cfg = tmp.path().join("cli.toml");
-    std::fs::write(
-        &cli_cfg,
-        format!(
-            "[runlog]\njournal-dir = {}\n[runlog-redis]\nurl = {}\n",
-            toml_str(&tmp.path().join("empty").to_string_lossy()),
-            toml_str(&redis.url())
-        ),
-    )
-    .unwrap();
+    let cli_cfg = cli_config(tmp.path(), &tmp.path().join("empty"), &redis);
     (tmp, redis, cli_cfg, ship, id)
 }
 

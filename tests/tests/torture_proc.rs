@@ -3,7 +3,7 @@
 //! ship, many processes and threads writing runs of the same jobs while the shipper uploads
 //! them, and segments truncated under a reader by another process.
 //!
-//! Each scenario prints one line through [`runlog_e2e::torture::report`] (iterations, failures
+//! Each scenario prints one line through [`runlog_e2e::torture::conclude`] (iterations, failures
 //! found, records lost) before it asserts; `RUNLOG_TORTURE=long` runs the larger counts and
 //! `RUNLOG_TORTURE_SEED` replays a random one. Tests that need Redis start their own
 //! `redis-server` on a free loopback port (never the one on 6379).
@@ -28,7 +28,7 @@ use runlog_e2e::shipper::{
     copy_tree, poll, run_kid, shipper_bin, Kid, KidArgs, KidLine, Kind, Shipper, ShipperConfig,
     SHIP_TIMEOUT,
 };
-use runlog_e2e::torture::{iterations, report, seeded_rng};
+use runlog_e2e::torture::{conclude, iterations, seeded_rng};
 
 const CRASHKID: &str = env!("CARGO_BIN_EXE_crashkid");
 const JOBKID: &str = env!("CARGO_BIN_EXE_jobkid");
@@ -70,19 +70,7 @@ fn torture_writer_sigkill_at_1000_random_points_loses_no_returned_record() {
         "{SCENARIO}: {} kills in {:.1?}: {}",
         sum.kills, sum.elapsed, sum.stats
     );
-    report(
-        SCENARIO,
-        n as u64,
-        sum.failures.len() as u64,
-        sum.records_lost,
-    );
-    assert!(
-        sum.failures.is_empty(),
-        "{} of {n} kill points failed:\n\n{}",
-        sum.failures.len(),
-        sum.failures.join("\n\n")
-    );
-    assert_eq!(sum.records_lost, 0, "acknowledged records were lost");
+    conclude(SCENARIO, n as u64, &sum.failures, sum.records_lost);
     assert_eq!(sum.kills, n, "every iteration must kill its child");
 }
 
@@ -372,14 +360,7 @@ fn torture_shipper_sigkill_at_500_random_points_leaves_redis_equal_to_a_clean_sh
         "{SCENARIO}: {n} kills in {:.1?} ({WORKERS} at a time); where they landed: {phases:?}",
         started.elapsed()
     );
-    report(SCENARIO, n, failures.len() as u64, lost);
-    assert!(
-        failures.is_empty(),
-        "{} of {n} kill points failed (seed {seed}; the first ones):\n\n{}",
-        failures.len(),
-        failures[..failures.len().min(5)].join("\n\n")
-    );
-    assert_eq!(lost, 0, "records lost");
+    conclude(SCENARIO, n, &failures, lost);
     // The kill points must be spread over the ship, not all before or after it.
     assert!(
         phases.reading > 0 && phases.uploading > 0 && phases.finished < n * 3 / 4,
@@ -680,14 +661,7 @@ fn torture_redis_killed_and_restarted_empty_mid_ship_gets_every_retained_run_aga
         "{SCENARIO}: {n} restarts in {:.1?}, {mid_upload} of them broke an upload in flight",
         started.elapsed()
     );
-    report(SCENARIO, n, failures.len() as u64, lost);
-    assert!(
-        failures.is_empty(),
-        "{} of {n} restarts failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert_eq!(lost, 0, "records lost");
+    conclude(SCENARIO, n, &failures, lost);
     assert!(
         mid_upload > 0,
         "no restart hit an upload in flight: the scenario tested nothing mid-ship"
@@ -931,14 +905,7 @@ fn torture_eight_processes_of_four_threads_keep_every_run_intact_and_retention_e
         made.len(),
         started.elapsed()
     );
-    report(SCENARIO, made.len() as u64, failures.len() as u64, lost);
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert_eq!(lost, 0, "records lost");
+    conclude(SCENARIO, made.len() as u64, &failures, lost);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1211,12 +1178,5 @@ fn torture_segment_truncated_under_a_reader_gives_an_error_or_a_clean_prefix_nev
         *outcomes.entry(outcome).or_default() += 1;
     }
     eprintln!("{SCENARIO}: outcomes: {outcomes:#?}");
-    report(SCENARIO, n, failures.len() as u64, lost);
-    assert!(
-        failures.is_empty(),
-        "{} of {n} truncations failed:\n{}",
-        failures.len(),
-        failures[..failures.len().min(8)].join("\n")
-    );
-    assert_eq!(lost, 0, "records lost silently");
+    conclude(SCENARIO, n, &failures, lost);
 }

@@ -74,6 +74,23 @@ struct Work {
     pause: Option<std::time::Duration>,
 }
 
+impl Work {
+    /// `runs` runs of `per_run` records (`big` ones: over a KiB) in 64 KiB segments, none
+    /// cancelled, 100 kept, no pause.
+    fn new(runs: u64, per_run: u64, big: bool, policy: FsyncPolicy) -> Work {
+        Work {
+            runs,
+            per_run,
+            big,
+            segment: 64 << 10,
+            policy,
+            cancel: None,
+            max_logs: 100,
+            pause: None,
+        }
+    }
+}
+
 /// Acknowledgements: records whose log call returned, runs whose guard was dropped; and the
 /// ids of the runs started, in order.
 #[derive(Default)]
@@ -342,14 +359,8 @@ fn torture_power_loss_at_every_sync_keeps_what_the_fsync_policy_promised() {
         ("interval", FsyncPolicy::Interval(ms), false, Some(2 * ms)),
     ] {
         let w = Work {
-            runs: 3,
-            per_run,
-            big,
-            segment: 64 << 10,
-            policy,
-            cancel: None,
-            max_logs: 100,
             pause,
+            ..Work::new(3, per_run, big, policy)
         };
         let test = format!("power-{name}");
         let (syncs, _, _) = dry_run(&test, &w);
@@ -378,14 +389,9 @@ fn torture_power_loss_at_every_sync_keeps_what_the_fsync_policy_promised() {
 #[test]
 fn torture_crash_at_every_step_of_segment_create_rotate_delete_recovers_the_same_twice() {
     let w = Work {
-        runs: 4,
-        per_run: iterations(40, 120),
-        big: true,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Commit,
         cancel: Some(1),
         max_logs: 2,
-        pause: None,
+        ..Work::new(4, iterations(40, 120), true, FsyncPolicy::Commit)
     };
     let test = "steps";
     let (_, steps, _) = dry_run(test, &w);
@@ -473,16 +479,7 @@ fn torture_crash_at_every_step_of_the_shipped_file_write_leaves_old_or_new() {
 /// fault is whole.
 #[test]
 fn torture_failing_the_nth_write_or_sync_never_panics_and_counts_every_record() {
-    let w = Work {
-        runs: 3,
-        per_run: iterations(30, 100),
-        big: true,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Commit,
-        cancel: None,
-        max_logs: 100,
-        pause: None,
-    };
+    let w = Work::new(3, iterations(30, 100), true, FsyncPolicy::Commit);
     let (syncs, _, writes) = dry_run("nth", &w);
     assert!(writes > 3 && syncs > 3, "{writes} writes, {syncs} syncs");
     let mut iters = 0;
@@ -550,16 +547,7 @@ fn torture_a_full_disk_and_an_unwritable_dir_drop_and_count_records_then_writing
     let r = root("full", 0);
     let fs = FaultFs::new(&r);
     let _m = mount(&r, Arc::new(fs.clone()));
-    let w = Work {
-        runs: 1,
-        per_run: 200,
-        big: true,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Commit,
-        cancel: None,
-        max_logs: 100,
-        pause: None,
-    };
+    let w = Work::new(1, 200, true, FsyncPolicy::Commit);
     let mut failures = Vec::new();
     // Room for the first segment only: a rollover fails, records are dropped and counted.
     fs.set_space(Some(300 << 10));
@@ -597,25 +585,11 @@ fn torture_a_full_disk_and_an_unwritable_dir_drop_and_count_records_then_writing
     conclude("disk full and unwritable journal dir", 3, &failures, 0);
 }
 
-/// One run of `per_run` small records under `fsync = always`.
-fn one_run_synced_always(per_run: u64) -> Work {
-    Work {
-        runs: 1,
-        per_run,
-        big: false,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Always,
-        cancel: None,
-        max_logs: 100,
-        pause: None,
-    }
-}
-
 /// Regression: the directories a new job's first run created (`jobs/`, the job's own) were not
 /// synced into their parents, so a power loss lost the whole run even under `fsync = always`.
 #[test]
 fn a_power_loss_after_the_first_run_of_a_new_job_keeps_its_synced_records() {
-    let w = one_run_synced_always(5);
+    let w = Work::new(1, 5, false, FsyncPolicy::Always);
     let (syncs, _, _) = dry_run("new-job", &w);
     // The power goes at the last sync: every record's log call had returned before it.
     let lost = one_cut("new-job", 1, &w, syncs, false, Unsynced::Lost)
@@ -634,16 +608,7 @@ fn torture_every_truncation_and_bit_flip_of_three_runs_is_detected_without_false
     let fs = FaultFs::new(&r);
     let _m = mount(&r, Arc::new(fs.clone()));
     let job = "flip job";
-    let w = Work {
-        runs: 3,
-        per_run: iterations(6, 20),
-        big: false,
-        segment: 64 << 10,
-        policy: FsyncPolicy::Commit,
-        cancel: None,
-        max_logs: 100,
-        pause: None,
-    };
+    let w = Work::new(3, iterations(6, 20), false, FsyncPolicy::Commit);
     workload(&r, job, &w, &Acks::default());
     let j = Journal::open(&r).expect("open");
     let runs = j.runs(job).expect("runs");
@@ -807,7 +772,7 @@ fn torture_a_100_mb_message_keeps_its_head_and_tail_around_a_visible_marker() {
 /// durable when its end frame was).
 #[test]
 fn a_power_loss_during_the_end_of_a_run_never_leaves_garbage_behind_its_end_frame() {
-    let w = one_run_synced_always(12);
+    let w = Work::new(1, 12, false, FsyncPolicy::Always);
     let test = "end-garbage";
     let (syncs, _, _) = dry_run(test, &w);
     let mut failures = Vec::new();

@@ -882,20 +882,10 @@ fn load_in_order(
     });
 }
 
-/// Read one run from its segments: every frame's CRC checked, damage reported as problems,
-/// RECORD frames going to `sink`. `helpers` threads (see [`load_in_order`]) read and check
-/// segments ahead of the one whose frames are being decoded. With `expect_job`, a BEGIN frame
-/// naming another job ends the scan with [`ReadError::NoSuchRun`] before any record is handed
-/// over.
-fn scan_run(
-    job_hint: &str,
-    id: &str,
-    segs: &[(u32, PathBuf)],
-    mut sink: Sink<'_>,
-    helpers: usize,
-    expect_job: Option<&str>,
-) -> Result<Scanned, ReadError> {
-    let mut info = RunInfo {
+/// What is known of a run before its frames are read: its id, the job its directory names,
+/// its segments; `Crashed` until an end frame or a live writer says otherwise.
+fn unread_info(id: &str, job_hint: &str, segs: &[(u32, PathBuf)]) -> RunInfo {
+    RunInfo {
         id: id.to_owned(),
         job: job_hint.to_owned(),
         status: RunStatus::Crashed,
@@ -909,7 +899,23 @@ fn scan_run(
         labels: Vec::new(),
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
         problems: Vec::new(),
-    };
+    }
+}
+
+/// Read one run from its segments: every frame's CRC checked, damage reported as problems,
+/// RECORD frames going to `sink`. `helpers` threads (see [`load_in_order`]) read and check
+/// segments ahead of the one whose frames are being decoded. With `expect_job`, a BEGIN frame
+/// naming another job ends the scan with [`ReadError::NoSuchRun`] before any record is handed
+/// over.
+fn scan_run(
+    job_hint: &str,
+    id: &str,
+    segs: &[(u32, PathBuf)],
+    mut sink: Sink<'_>,
+    helpers: usize,
+    expect_job: Option<&str>,
+) -> Result<Scanned, ReadError> {
+    let mut info = unread_info(id, job_hint, segs);
     let mut begin: Option<Begin> = None;
     let mut end: Option<End> = None;
     let alive = segs
@@ -1441,21 +1447,7 @@ mod tests {
         segs: &[(u32, PathBuf)],
         want_records: bool,
     ) -> Result<RunLog, ReadError> {
-        let mut info = RunInfo {
-            id: id.to_owned(),
-            job: job_hint.to_owned(),
-            status: RunStatus::Crashed,
-            start_ns: 0,
-            end_ns: None,
-            last_ns: 0,
-            records: 0,
-            dropped: 0,
-            host: String::new(),
-            pid: 0,
-            labels: Vec::new(),
-            segments: segs.iter().map(|(_, p)| p.clone()).collect(),
-            problems: Vec::new(),
-        };
+        let mut info = unread_info(id, job_hint, segs);
         let mut records = Vec::new();
         let mut begin: Option<Begin> = None;
         let mut end: Option<End> = None;

@@ -13,7 +13,7 @@
 //! runs), and `done`.
 
 use std::fmt;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::process::exit;
 use std::time::{Duration, Instant};
 
@@ -22,16 +22,7 @@ use runlog::{FsyncPolicy, Run, RunLogger};
 use runlog_e2e::shipper::{KidArgs, KidLine, Kind, Latency};
 
 fn say(line: &KidLine) {
-    let mut out = std::io::stdout().lock();
-    let text = format!("{}\n", line.line());
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        // The test is gone.
-        exit(4);
-    }
+    runlog_e2e::tell_test(&format!("{}\n", line.line()));
 }
 
 /// An error with a source, for `Kind::Err`.

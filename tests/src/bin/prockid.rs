@@ -3,7 +3,6 @@
 //! threads at once; each makes `RUNS` runs (of the jobs `torture_proc::job_of`
 //! picks) of `RECORDS` records, and writes a line to stdout when each run ended.
 
-use std::io::Write;
 use std::process::exit;
 
 use runlog::RunLogger;
@@ -58,14 +57,7 @@ fn main() {
                     let id = run.id().to_owned();
                     drop(run);
                     let line = run_line(&id, if failed { "failed" } else { "ok" }, t, r);
-                    let mut out = std::io::stdout().lock();
-                    if out
-                        .write_all(line.as_bytes())
-                        .and_then(|()| out.flush())
-                        .is_err()
-                    {
-                        exit(4);
-                    }
+                    runlog_e2e::tell_test(&line);
                 }
             });
         }
