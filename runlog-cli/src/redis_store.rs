@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use redis::Value;
-use runlog::journal::payload::{decode_record_ref, RecordRef};
+use runlog::journal::payload::RecordRef;
 use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
 use runlog_shipper::conn::Conn;
 use runlog_shipper::schema::{
-    chunk_payloads, decompress_chunk, parse_chunk_index, ChunkError, IndexEntry, JobKeys, Keys,
-    SCHEMA_VERSION,
+    decode_raw_chunk_refs, decompress_chunk, parse_chunk_index, ChunkError, IndexEntry, JobKeys,
+    Keys, SCHEMA_VERSION,
 };
 use runlog_shipper::upload::{describe, is_no_perm, open_connection, Target};
 
@@ -221,11 +221,7 @@ impl RedisStore {
         w: Window,
     ) -> Result<(Vec<RedisRun>, bool), RedisError> {
         let jk = self.keys.job(job);
-        let ids = if w == Window::default() {
-            self.run_ids(&[job.to_owned()])?.pop().unwrap_or_default()
-        } else {
-            self.window_ids(job, w)?
-        };
+        let ids = self.window_ids(job, w)?;
         let cut = w.newest.is_some_and(|n| ids.len() >= n);
         if ids.is_empty() {
             return Ok((Vec::new(), cut));
@@ -400,23 +396,7 @@ impl RedisStore {
                 let (n, raw) = msg?;
                 // Decoded whole first: a damaged chunk shows none of its records.
                 // (A record takes 20 bytes at least; most take about 100.)
-                let mut recs = Vec::with_capacity(raw.len() / 64);
-                let mut off = 0;
-                for p in chunk_payloads(&raw).map_err(|e| damaged(place, n, log, e))? {
-                    let r = decode_record_ref(p).map_err(|e| {
-                        damaged(
-                            place,
-                            n,
-                            log,
-                            ChunkError::Payload {
-                                offset: off,
-                                error: e.to_string(),
-                            },
-                        )
-                    })?;
-                    off += 4 + p.len();
-                    recs.push(r);
-                }
+                let recs = decode_raw_chunk_refs(&raw).map_err(|e| damaged(place, n, log, e))?;
                 for r in &recs {
                     if range.contains(r.ts_ns) && !f(r)? {
                         return Ok(());

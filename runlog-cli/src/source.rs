@@ -82,11 +82,6 @@ fn load_config(ctx: &Ctx) -> Result<(PathBuf, Option<runlog::RedisConfig>), Erro
     Ok((dir, config.redis))
 }
 
-/// The journal directory, as the library resolves it, with `--journal-dir` winning.
-pub(crate) fn journal_dir(ctx: &Ctx) -> Result<PathBuf, Error> {
-    Ok(load_config(ctx)?.0)
-}
-
 /// A library read error as a command error: a missing job or run is "not found" (exit 3),
 /// anything else a failure (exit 1).
 pub(crate) fn read_error(e: ReadError) -> Error {

@@ -356,18 +356,26 @@ pub fn decode_chunk(data: &[u8]) -> Result<Vec<Record>, ChunkError> {
 
 /// Decode the records of a decompressed chunk.
 pub fn decode_raw_chunk(raw: &[u8]) -> Result<Vec<Record>, ChunkError> {
-    let mut out = Vec::new();
+    Ok(decode_raw_chunk_refs(raw)?
+        .iter()
+        .map(runlog::journal::payload::RecordRef::to_record)
+        .collect())
+}
+
+/// Decode the records of a decompressed chunk, borrowing from it. A damaged chunk gives none.
+pub fn decode_raw_chunk_refs(
+    raw: &[u8],
+) -> Result<Vec<runlog::journal::payload::RecordRef<'_>>, ChunkError> {
+    // A record takes 20 bytes at least; most take about 100.
+    let mut out = Vec::with_capacity(raw.len() / 64);
     let mut off = 0;
     for p in chunk_payloads(raw)? {
-        match decode_record_payload(p) {
-            Ok(r) => out.push(r),
-            Err(e) => {
-                return Err(ChunkError::Payload {
-                    offset: off,
-                    error: e.to_string(),
-                })
-            }
-        }
+        let r =
+            runlog::journal::payload::decode_record_ref(p).map_err(|e| ChunkError::Payload {
+                offset: off,
+                error: e.to_string(),
+            })?;
+        out.push(r);
         off += 4 + p.len();
     }
     Ok(out)

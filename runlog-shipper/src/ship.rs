@@ -68,10 +68,7 @@ impl Counters {
                 c.dropped_unshipped = v.trim().parse().unwrap_or(0);
             } else if let Some(v) = line.strip_prefix("redis-server ") {
                 let v = v.trim();
-                if !v.is_empty()
-                    && v.len() <= 129
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':')
-                {
+                if crate::upload::is_server_id(v) {
                     c.redis_server = v.to_owned();
                 }
             }

@@ -351,15 +351,24 @@ pub fn server_id(info: &str) -> Option<String> {
         info.lines()
             .find_map(|l| l.strip_prefix(name))
             .map(str::trim)
-            .filter(|v| {
-                !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
-            })
+            .filter(|v| is_id_part(v))
     };
     Some(format!(
         "{}:{}",
         field("run_id:")?,
         field("master_replid:")?
     ))
+}
+
+/// One part of a [`server_id`]: 1 to 64 letters and digits.
+fn is_id_part(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `s` has the shape [`server_id`] gives (for ids read back from a file).
+pub fn is_server_id(s: &str) -> bool {
+    s.split_once(':')
+        .is_some_and(|(a, b)| is_id_part(a) && is_id_part(b))
 }
 
 /// A fresh random token of 32 hex digits.
@@ -588,12 +597,11 @@ pub fn open_connection(t: &Target) -> Result<Conn, UploadError> {
             UploadError::Redis(e)
         }
     };
+    let certs = (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    });
     if cluster {
-        let certs =
-            (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
-                client_tls,
-                root_cert,
-            });
         let conn = cluster_connection(
             &t.config.cluster,
             t.config.username.as_deref(),
@@ -605,10 +613,6 @@ pub fn open_connection(t: &Target) -> Result<Conn, UploadError> {
         .map_err(in_tls)?;
         return Ok(Conn::Cluster(Box::new(conn)));
     }
-    let certs = (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
-        client_tls,
-        root_cert,
-    });
     // With Sentinels: the master they name now (after a failover, the next connection goes
     // to the new one), checked below with ROLE.
     let url = if sentinel {

@@ -69,7 +69,7 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
     // A bad job name is a mistake on the command line, seen the first time it is tried:
     // refused rather than run unrecorded.
     if a.job.is_empty() || a.job.len() > runlog::MAX_JOB_NAME {
-        say(&format!(
+        crate::note(&format!(
             "the job name must be 1 to {} bytes long, not {}",
             runlog::MAX_JOB_NAME,
             a.job.len()
@@ -77,7 +77,7 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
         return Ok(EXIT_RUNLOG_FAILED);
     }
     let Some((program, args)) = a.command.split_first() else {
-        say("no command given: put it after `--`, as in `runlog exec JOB -- CMD ARGS...`");
+        crate::note("no command given: put it after `--`, as in `runlog exec JOB -- CMD ARGS...`");
         return Ok(EXIT_RUNLOG_FAILED);
     };
     let logger = match logger(ctx) {
@@ -94,7 +94,7 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
         Some(l) => match l.runlog(&a.job) {
             Ok(r) => Some(r),
             Err(e) => {
-                say(&e.to_string());
+                crate::note(&e.to_string());
                 return Ok(EXIT_RUNLOG_FAILED);
             }
         },
@@ -122,8 +122,10 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
 /// `--journal-dir`, else the config file's and `RUNLOG_JOURNAL_DIR`'s (`--config` names the
 /// file).
 fn logger(ctx: &Ctx) -> Result<RunLogger, String> {
-    let dir = crate::source::journal_dir(ctx).map_err(error_text)?;
-    let mut b = RunLogger::builder().force_journal_dir(dir);
+    let mut b = RunLogger::builder();
+    if let Some(dir) = &ctx.journal_dir {
+        b = b.force_journal_dir(dir);
+    }
     if let Some(f) = &ctx.config {
         b = b.config_file(f);
     }
@@ -132,20 +134,6 @@ fn logger(ctx: &Ctx) -> Result<RunLogger, String> {
     rl.install()
         .map_err(|e| format!("cannot install the run logger: {e}"))?;
     Ok(rl)
-}
-
-/// The message of a command error.
-fn error_text(e: Error) -> String {
-    match e {
-        Error::Usage(m) | Error::NotFound(m) | Error::Unreachable(m) | Error::Failed(m) => m,
-        Error::Corrupt => "the journal is corrupt".to_owned(),
-        Error::Output(e) => e.to_string(),
-    }
-}
-
-/// `runlog: MSG` on stderr.
-fn say(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "runlog: {msg}");
 }
 
 /// Writes records into the run, from whichever thread; does nothing without a run.
@@ -212,7 +200,7 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
     let io = match Plumbing::set_up(rec) {
         Ok(p) => p,
         Err(e) => {
-            say(&format!("cannot start {cmdline}: {e}"));
+            crate::note(&format!("cannot start {cmdline}: {e}"));
             rec.error(&[], format_args!("runlog could not start the command: {e}"));
             return EXIT_RUNLOG_FAILED;
         }
@@ -237,7 +225,7 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
         Err(e) => {
             let (code, hint) = spawn_failure(program, &e);
             let name = shell_quote(&program.to_string_lossy());
-            say(&format!("cannot run {name}: {e}{hint}"));
+            crate::note(&format!("cannot run {name}: {e}{hint}"));
             rec.error(&[], format_args!("cannot run {name}: {e}{hint}"));
             drop(forwarder);
             return code;
@@ -255,7 +243,7 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
     match status {
         Ok(status) => outcome(rec, status),
         Err(e) => {
-            say(&format!("lost track of {cmdline}: {e}"));
+            crate::note(&format!("lost track of {cmdline}: {e}"));
             rec.error(
                 &[],
                 format_args!("runlog could not wait for the command: {e}"),

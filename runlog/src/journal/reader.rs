@@ -13,7 +13,8 @@ use super::frame::{
 };
 use super::layout::{self, JOBS_DIR, TMP_PREFIX};
 use super::payload::{
-    decode_payload, decode_record_ref, Begin, End, Frame, Outcome, PayloadError, Record, RecordRef,
+    decode_payload, decode_record_ref, record_payload_ts, Begin, End, Frame, Outcome, PayloadError,
+    Record, RecordRef,
 };
 use super::storage::{self, OpenMode};
 
@@ -1035,9 +1036,9 @@ fn scan_run(
                 if let Sink::Stream { pre, .. } = &mut sink {
                     if !pre(raw.payload) {
                         // Not wanted: counted as a listing counts it, not decoded.
-                        if let Some(ts) = raw.payload.first_chunk::<8>() {
+                        if let Some(ts) = record_payload_ts(raw.payload) {
                             info.records += 1;
-                            info.last_ns = info.last_ns.max(i64::from_le_bytes(*ts));
+                            info.last_ns = info.last_ns.max(ts);
                         }
                         continue;
                     }
@@ -1401,12 +1402,9 @@ impl Journal {
         };
         // A cancelled run shows nothing. Its end frame is the last bytes of the run; they are
         // only a hint (a crashed run's last record could look like one), so a run that seems
-        // cancelled is checked the slow way.
-        if quick_status(&segs) == RunStatus::Cancelled {
-            let r = scan_run(job, run_id, &segs, Sink::Skim, 0, Some(job))?;
-            if r.info.status == RunStatus::Cancelled {
-                return Err(gone());
-            }
+        // cancelled is checked by a scan of its last segment.
+        if quick_status(&segs) == RunStatus::Cancelled && really_cancelled(&segs) {
+            return Err(gone());
         }
         let helpers = helpers_for(&segs, true);
         let sink = Sink::Stream {

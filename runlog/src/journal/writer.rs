@@ -25,7 +25,7 @@ use super::payload::{
     encode_begin, encode_end, encode_label, Begin, End, Outcome, REC_FIXED_LEN, REC_FLAGS,
     REC_KV_COUNT, REC_LEVEL, REC_LINE, REC_MODULE_IS_TARGET, REC_NO_MODULE, REC_TRUNCATED, REC_TS,
 };
-use super::storage::{self, MapMut, OpenMode, StorageFile};
+use super::storage::{self, create_dir_private, sync_dir, MapMut, OpenMode, StorageFile};
 use crate::config::FsyncPolicy;
 
 /// Size of a run's first segment (later ones double up to the configured segment size), so a
@@ -47,15 +47,6 @@ pub(crate) const MIN_SEGMENT: usize = 64 << 10;
 /// Per-string caps that apply when a record is too large for a whole segment and is cut.
 const CUT_NAME_CAP: usize = 4096;
 const CUT_VALUE_CAP: usize = 64 << 10;
-
-/// Create a directory (and parents) with mode 0700.
-pub(crate) fn create_dir_private(path: &Path) -> io::Result<()> {
-    storage::create_dir_private(path)
-}
-
-pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
-    storage::sync_dir(path)
-}
 
 /// Create a job directory (and the journal directories above it) if missing. Unless the
 /// policy is `never`, the names of the directories it creates are made durable (each parent
@@ -109,6 +100,9 @@ fn preallocate(file: &mut dyn StorageFile, len: usize, order: Option<&Order>) ->
 struct Segment {
     file: Box<dyn StorageFile>,
     map: Box<dyn MapMut>,
+    /// `map.len()`, kept here: the logging path asks for it with every frame, and a call
+    /// through the trait object cannot be inlined.
+    size: usize,
 }
 
 /// A segment created under its temporary name, not yet visible to readers. Dropping it
@@ -124,7 +118,7 @@ struct Prepared {
 
 impl Prepared {
     fn size(&self) -> usize {
-        self.seg.as_ref().map_or(0, |s| s.map.len())
+        self.seg.as_ref().map_or(0, |s| s.size)
     }
 
     /// Give the segment its real name: from now on readers see it.
@@ -199,27 +193,22 @@ fn prepare_segment(
         tmp,
         path: job_dir.join(&name),
     };
+    let tmp = prepared.tmp.clone();
+    let cleanup = |e: io::Error| {
+        let _ = storage::remove_file(&tmp);
+        e
+    };
     if seq == 0 {
         // The run lock: held for the run's whole life. Readers that can take it know the
         // writer is gone. It is taken on a handle of its own: a lock belongs to the open file
         // description, so a duplicate of the segment's handle (a mapping, a background sync or
         // close) would keep it after the run has ended, and the run would read as running.
-        let lock = storage::open(&prepared.tmp, OpenMode::Read).inspect_err(|_| {
-            let _ = storage::remove_file(&prepared.tmp);
-        })?;
-        let locked = lock.try_lock().inspect_err(|_| {
-            let _ = storage::remove_file(&prepared.tmp);
-        })?;
-        if !locked {
-            let _ = storage::remove_file(&prepared.tmp);
-            return Err(io::Error::other("segment already locked"));
+        let lock = storage::open(&tmp, OpenMode::Read).map_err(cleanup)?;
+        if !lock.try_lock().map_err(cleanup)? {
+            return Err(cleanup(io::Error::other("segment already locked")));
         }
         prepared.lock = Some(lock);
     }
-    let cleanup = |e: io::Error| {
-        let _ = storage::remove_file(&prepared.tmp);
-        e
-    };
     // Blocks are allocated (zeros written) before the file is mapped, so stores into the
     // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
     preallocate(&mut *file, size, order).map_err(cleanup)?;
@@ -237,7 +226,7 @@ fn prepare_segment(
         off += n;
     }
     prepared.off = off;
-    prepared.seg = Some(Segment { file, map });
+    prepared.seg = Some(Segment { file, map, size });
     Ok(prepared)
 }
 
@@ -268,7 +257,7 @@ enum BgWork {
 }
 
 fn close_segment(seg: Segment, len: usize, sync: bool) {
-    let Segment { file, map } = seg;
+    let Segment { file, map, .. } = seg;
     drop(map);
     // A failure only wastes space: zeros read as the end of the frames.
     let _ = file.set_len(len as u64);
@@ -882,7 +871,7 @@ impl RunWriter {
 
     /// Space for frames in the current segment (the end-frame reserve excluded).
     fn space(&self) -> usize {
-        self.cur.map.len() - END_FRAME_LEN - self.off
+        self.cur.size - END_FRAME_LEN - self.off
     }
 
     /// Ask the background thread for the next segment, so the rollover does not wait for it.
@@ -1028,8 +1017,7 @@ impl RunWriter {
         self.after_write(ts_ns);
         // Early (an eighth in), so the next segment is ready long before it is needed; not at
         // once, so that a short run does not make a second segment it never uses.
-        if self.pending.is_none() && self.off > self.cur.map.len() / 8 && ts_ns >= self.retry_at_ns
-        {
+        if self.pending.is_none() && self.off > self.cur.size / 8 && ts_ns >= self.retry_at_ns {
             self.request_next();
         }
     }
@@ -1093,16 +1081,13 @@ impl RunWriter {
                 f.sync_data()?;
             }
         }
-        // What the end frame commits is durable before the end frame is written: a power loss
-        // can never leave a run that reads as ended but lacks some of its records.
-        if sync && kind == FrameType::Commit {
-            self.cur.map.flush_range(0, self.off)?;
-        }
         // The segment is cut to its final length (the end frame's reserve still zeros, so
-        // writing it needs no new space) and that is made durable before the end frame is
-        // written: otherwise a power loss could keep the end frame but undo the cut, and the
-        // preallocated zeros after it, never synced, could come back as garbage behind an
-        // ended run.
+        // writing it needs no new space), and that and every record written through the
+        // mapping are made durable (one `fdatasync`: unmapping leaves the pages dirty in the
+        // page cache) before the end frame is written. So a power loss can never leave a run
+        // that reads as ended but lacks some of its records, nor keep the end frame but undo
+        // the cut, which would leave the preallocated zeros after it, never synced, to come
+        // back as garbage behind an ended run.
         let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
         let Segment { file, map, .. } = self.cur;
