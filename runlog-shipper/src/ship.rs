@@ -117,6 +117,11 @@ impl Journal {
                 sdir.display()
             )
         })?;
+        // Neither the state dir nor the lock may be a link: the lock file is truncated and
+        // written, and a planted link would make that happen to a file outside the journal.
+        if storage::is_symlink(&sdir) {
+            return Err(format!("{}: {}", sdir.display(), storage::symlink_error()));
+        }
         let lock_path = sdir.join(LOCK_FILE);
         let mut lock = fs::OpenOptions::new()
             .read(true)
@@ -124,8 +129,16 @@ impl Journal {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| format!("shipper lock {} cannot be opened: {e}", lock_path.display()))?;
+            .map_err(|e| {
+                let e = if e.raw_os_error() == Some(libc::ELOOP) {
+                    storage::symlink_error()
+                } else {
+                    e
+                };
+                format!("shipper lock {} cannot be opened: {e}", lock_path.display())
+            })?;
         if lock.try_lock().is_err() {
             let pid = fs::read_to_string(&lock_path).unwrap_or_default();
             return Err(format!(
@@ -158,7 +171,9 @@ impl Journal {
         let mut out = Vec::new();
         for ent in fs::read_dir(self.dir.join(JOBS_DIR))? {
             let ent = ent?;
-            if ent.file_type()?.is_dir() {
+            let kind = ent.file_type()?;
+            // A link is listed too: listing its runs refuses it, naming it, every pass.
+            if kind.is_dir() || kind.is_symlink() {
                 out.push(ent.path());
             }
         }
@@ -392,6 +407,10 @@ impl Journal {
         // (not uploaded yet?, the run)
         let mut ended: Vec<(bool, Candidate)> = Vec::new();
         for dir in &dirs {
+            // A planted link is not the journal's (the passes report it).
+            if storage::is_symlink(dir) {
+                continue;
+            }
             // Segment files being created, or left by a writer that died (jobs remove those
             // once stale): not part of any run, but on the disk all the same.
             if let Ok(names) = storage::read_dir(dir) {

@@ -300,3 +300,101 @@ fn a_job_directory_symlinked_outside_the_journal_is_refused_naming_the_path() {
         assert!(!o.stdout.contains("the secret"), "{args:?}: {o:?}");
     }
 }
+
+/// Every file under `dir` with its contents.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_job_directory_replaced_by_a_link_is_refused_by_readers_the_writer_retention_and_the_shipper() {
+    let (tmp, journal, outside) = journal_and_outside();
+    // The job's own directory becomes a link to another journal's directory of that job.
+    let planted = journal.join("jobs").join("victim");
+    std::fs::remove_dir_all(&planted).unwrap();
+    std::os::unix::fs::symlink(outside.join("jobs").join("victim"), &planted).unwrap();
+    let before = tree(&outside);
+    let named = |text: &str| text.contains(&*planted.to_string_lossy()) && text.contains("symlink");
+
+    for args in [&["logs", "victim", "last"][..], &["list-runs", "victim"]] {
+        let o = cli_in(&journal, args);
+        assert_ne!(o.code, 0, "{args:?}: {o:?}");
+        assert!(named(&o.stderr), "{args:?}: {o:?}");
+        assert!(!o.stdout.contains("the secret"), "{args:?}: {o:?}");
+    }
+
+    // The library writes nothing through it (the run's records are dropped and counted).
+    let rl = logger(&journal);
+    {
+        let _r = rl.runlog("victim").unwrap();
+        log::info!("must not land outside the journal");
+    }
+    let err = runlog::journal::retention::sweep_job(&planted, 0, 0, false)
+        .expect_err("retention through a link");
+    assert!(named(&err.to_string()), "{err}");
+
+    // The shipper reports it every pass and uploads nothing from it.
+    let redis = RedisServer::start();
+    let cfg = ShipperConfig::new(&journal, &redis.url(), 10, 10).write(&tmp.path().join("s.toml"));
+    let log = runlog_e2e::shipper::ship_once_ok(&cfg, &tmp.path().join("shipper.log"));
+    assert!(named(&log), "{log}");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*victim*")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(keys, Vec::<String>::new());
+    assert_eq!(tree(&outside), before, "a file outside the journal changed");
+}
+
+#[test]
+fn a_shipper_lock_planted_as_a_link_is_refused_and_its_target_left_as_it_was() {
+    let (tmp, journal, _outside) = journal_and_outside();
+    let victim = tmp.path().join("precious.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let sdir = journal.join("shipper");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let lock = sdir.join("lock");
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    let redis = RedisServer::start();
+    let cfg = ShipperConfig::new(&journal, &redis.url(), 10, 10).write(&tmp.path().join("s.toml"));
+    let (status, log) = runlog_e2e::shipper::ship_once(&cfg, &tmp.path().join("shipper.log"));
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&*lock.to_string_lossy()) && log.contains("symlink"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+
+    // The state directory itself as a link: refused too.
+    std::fs::remove_dir_all(&sdir).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &sdir).unwrap();
+    let (status, log) = runlog_e2e::shipper::ship_once(&cfg, &tmp.path().join("shipper2.log"));
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&*sdir.to_string_lossy()) && log.contains("symlink"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn a_journal_directory_reached_through_a_link_is_read_as_usual() {
+    let (tmp, journal, _outside) = journal_and_outside();
+    let link = tmp.path().join("journal-link");
+    std::os::unix::fs::symlink(&journal, &link).unwrap();
+    let o = cli_in(&link, &["list-runs", "victim"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout.lines().count(), 2, "a header and the run: {o:?}");
+}

@@ -488,6 +488,11 @@ pub fn list_run_segments(
     job_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<(u32, PathBuf)>>, ReadError> {
     let mut runs: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
+    // Every reader, recovery, retention and the shipper list a job's runs here: a job
+    // directory planted as a link to another directory is refused for all of them.
+    if storage::is_symlink(job_dir) {
+        return Err(io_err(job_dir)(storage::symlink_error()));
+    }
     let names = match storage::read_dir(job_dir) {
         Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(runs),
@@ -1275,10 +1280,8 @@ impl Journal {
         };
         for name in names {
             let dir = jobs_dir.join(&name);
-            if storage::is_symlink(&dir) {
-                return Err(io_err(&dir)(storage::symlink_error()));
-            }
-            if !storage::metadata(&dir).is_ok_and(|m| m.is_dir) {
+            // A link is refused by `runs_in` (list_run_segments), naming it.
+            if !storage::is_symlink(&dir) && !storage::metadata(&dir).is_ok_and(|m| m.is_dir) {
                 continue;
             }
             let enc = name.to_string_lossy().into_owned();

@@ -25,7 +25,10 @@ const STALE_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn to_io(e: ReadError) -> io::Error {
     match e {
-        ReadError::Io { source, .. } => source,
+        // The kind is kept (callers test for `NotFound`), and the path named.
+        ReadError::Io { path, source } => {
+            io::Error::new(source.kind(), format!("{}: {source}", path.display()))
+        }
         other => io::Error::other(other.to_string()),
     }
 }

@@ -52,6 +52,14 @@ const CUT_VALUE_CAP: usize = 64 << 10;
 /// policy is `never`, the names of the directories it creates are made durable (each parent
 /// synced): a run's files are only as durable as the directories that hold them.
 fn create_job_dir(job_dir: &Path, fsync: FsyncPolicy) -> io::Result<()> {
+    // A job directory planted as a link must not take this run's files elsewhere.
+    if storage::is_symlink(job_dir) {
+        let e = storage::symlink_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("{}: {e}", job_dir.display()),
+        ));
+    }
     if storage::metadata(job_dir).is_ok_and(|m| m.is_dir) {
         return Ok(());
     }
