@@ -307,6 +307,13 @@ fn one_cut(
     let _m = mount(&img_root, Arc::new(img.clone()));
     let seen = read_checked(&img_root, job, w)?;
     let ids = acks.ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // A cancel that returned is for good: the run never comes back listed (under `commit`
+    // the probe counts the runs whose guard returned, the cancelled one included).
+    if let (Some(c), FsyncPolicy::Commit) = (w.cancel, w.policy) {
+        if promised > c && ids.get(c as usize).is_some_and(|id| seen.contains_key(id)) {
+            return Err(format!("the cancelled run {} is listed", ids[c as usize]));
+        }
+    }
     let lost = lost_promised(&seen, w, promised, &ids);
     recover_twice(&img, &img_root, job, w, &seen)?;
     Ok(Some(lost))
