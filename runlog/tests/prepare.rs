@@ -155,10 +155,11 @@ fn tmp_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A run that ends while the background thread is making its next segment (stalled in its
-/// first write until 500 ms after the end began): the `.tmp-` files left in the job dir when
-/// the end returns, and how many writes went into that segment by then.
-fn end_a_run_while_its_next_segment_is_made(job: &str) -> (Vec<String>, usize) {
+/// A run that ends (is cancelled with `cancel`) while the background thread is making its
+/// next segment (stalled in its first write until 500 ms after the end began): the `.tmp-`
+/// files left in the job dir when the end returns, and how many writes went into that segment
+/// by then.
+fn end_a_run_while_its_next_segment_is_made(job: &str, cancel: bool) -> (Vec<String>, usize) {
     let tmp = tempfile::tempdir().unwrap();
     let journal = tmp.path().join("journal");
     let gate = Arc::new(Gate::default());
@@ -200,7 +201,11 @@ fn end_a_run_while_its_next_segment_is_made(job: &str) -> (Vec<String>, usize) {
             gate.open();
         })
     };
-    drop(run);
+    if cancel {
+        run.cancel();
+    } else {
+        drop(run);
+    }
     // A process that exits now (as a job does after its last run) keeps whatever is there.
     let left = tmp_files(&dir);
     let written = writes.load(Ordering::SeqCst);
@@ -210,7 +215,7 @@ fn end_a_run_while_its_next_segment_is_made(job: &str) -> (Vec<String>, usize) {
 
 #[test]
 fn a_run_ending_while_its_next_segment_is_prepared_left_that_segment_file_behind() {
-    let (left, _) = end_a_run_while_its_next_segment_is_made("prepared");
+    let (left, _) = end_a_run_while_its_next_segment_is_made("prepared", false);
     assert!(
         left.is_empty(),
         "a segment file outlives the end of its run: {left:?}"
@@ -222,10 +227,17 @@ fn a_run_ending_while_its_next_segment_is_prepared_left_that_segment_file_behind
 /// way.
 #[test]
 fn a_run_ending_while_its_next_segment_is_prepared_waited_for_the_whole_segment_to_be_written() {
-    let (left, writes) = end_a_run_while_its_next_segment_is_made("prepared-wait");
+    let (left, writes) = end_a_run_while_its_next_segment_is_made("prepared-wait", false);
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(
         writes, 1,
         "writes into the abandoned 512 KiB segment (64 KiB each) before the run's end returned"
     );
+}
+
+#[test]
+fn a_run_cancelled_while_its_next_segment_is_prepared_leaves_no_file_and_waits_for_one_write() {
+    let (left, writes) = end_a_run_while_its_next_segment_is_made("prepared-cancel", true);
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(writes, 1);
 }
