@@ -879,3 +879,30 @@ pub fn tree_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Wait until a shipper has written to Redis beyond the schema and epoch keys (its first
+/// stage list, after the journal was read and compressed); the instant it was seen, or `None`
+/// if the shipper exited first.
+pub fn wait_first_write(conn: &mut redis::Connection, s: &mut Shipper) -> Option<Instant> {
+    wait_keys(conn, s, 3)
+}
+
+/// Wait until Redis holds at least `keys` keys; the instant it was seen, or `None` if the
+/// shipper exited first.
+pub fn wait_keys(conn: &mut redis::Connection, s: &mut Shipper, keys: u64) -> Option<Instant> {
+    let deadline = Instant::now() + SHIP_TIMEOUT;
+    loop {
+        let n: u64 = redis::cmd("DBSIZE").query(conn).expect("DBSIZE");
+        if n >= keys {
+            return Some(Instant::now());
+        }
+        if s.try_status().is_some() {
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shipper never wrote:\n{}",
+            s.log()
+        );
+    }
+}

@@ -27,8 +27,8 @@ use runlog_e2e::redis::{
     without_epoch, RedisServer, RunState, Snapshot, Store,
 };
 use runlog_e2e::shipper::{
-    copy_tree, poll, reset_shipper_state, run_kid, segment_bytes, ship_once, ship_once_ok, Kid,
-    KidArgs, KidLine, Kind, Shipper, ShipperConfig,
+    copy_tree, poll, reset_shipper_state, run_kid, segment_bytes, ship_once, ship_once_ok,
+    wait_first_write, Kid, KidArgs, KidLine, Kind, Shipper, ShipperConfig,
 };
 use tempfile::TempDir;
 
@@ -823,7 +823,7 @@ fn sigkill_during_uploads_never_shows_partial_runs() {
         fresh(&work);
         let start = Instant::now();
         let mut s = Shipper::spawn(&cfg, true, &log);
-        let first_write = wait_first_write(&redis, &mut s);
+        let first_write = wait_first_write(&mut redis.conn(), &mut s);
         let st = s
             .wait_timeout(runlog_e2e::shipper::SHIP_TIMEOUT)
             .expect("clean ship ends");
@@ -939,7 +939,7 @@ fn sigkill_during_uploads_never_shows_partial_runs() {
         let mut s = Shipper::spawn(&cfg, true, &log);
         if on_write {
             anchored_on_write += 1;
-            wait_first_write(&redis, &mut s);
+            wait_first_write(&mut redis.conn(), &mut s);
         }
         std::thread::sleep(delay);
         if s.try_status().is_some() {
@@ -1030,28 +1030,6 @@ fn sigkill_during_uploads_never_shows_partial_runs() {
         "{finished_before_kill} of {iters} ships finished before their kill: the kill points \
          are not spread over uploads"
     );
-}
-
-/// Wait until a shipper has written to Redis beyond the schema and epoch keys (its first
-/// stage list, after the journal was read and compressed); the instant it was seen, or `None`
-/// if the shipper exited first.
-fn wait_first_write(redis: &RedisServer, s: &mut Shipper) -> Option<Instant> {
-    let mut conn = redis.conn();
-    let deadline = Instant::now() + runlog_e2e::shipper::SHIP_TIMEOUT;
-    loop {
-        let n: u64 = redis::cmd("DBSIZE").query(&mut conn).expect("DBSIZE");
-        if n > 2 {
-            return Some(Instant::now());
-        }
-        if s.try_status().is_some() {
-            return None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the shipper never wrote:\n{}",
-            s.log()
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ use runlog_e2e::redis::{
     Store,
 };
 use runlog_e2e::shipper::{
-    copy_tree, poll, run_kid, shipper_bin, Kid, KidArgs, KidLine, Kind, Shipper, ShipperConfig,
-    SHIP_TIMEOUT,
+    copy_tree, poll, run_kid, shipper_bin, wait_first_write, wait_keys, Kid, KidArgs, KidLine,
+    Kind, Shipper, ShipperConfig, SHIP_TIMEOUT,
 };
 use runlog_e2e::torture::{conclude, iterations, seeded_rng};
 
@@ -116,32 +116,6 @@ fn records_missing(reference: &Store, got: &Store) -> u64 {
         }
     }
     lost
-}
-
-/// Wait until a shipper wrote to Redis beyond the schema and epoch keys; when that was seen, or
-/// `None` if the shipper exited first.
-fn wait_first_write(conn: &mut redis::Connection, s: &mut Shipper) -> Option<Instant> {
-    wait_keys(conn, s, 3)
-}
-
-/// Wait until Redis holds at least `keys` keys; when that was seen, or `None` if the shipper
-/// exited first.
-fn wait_keys(conn: &mut redis::Connection, s: &mut Shipper, keys: u64) -> Option<Instant> {
-    let deadline = Instant::now() + SHIP_TIMEOUT;
-    loop {
-        let n: u64 = redis::cmd("DBSIZE").query(conn).expect("DBSIZE");
-        if n >= keys {
-            return Some(Instant::now());
-        }
-        if s.try_status().is_some() {
-            return None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the shipper never wrote:\n{}",
-            s.log()
-        );
-    }
 }
 
 /// The journal the shipper scenarios ship: small and big runs of several jobs, every status.
