@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use runlog::journal::layout::{decode_job, JOBS_DIR, SEGMENT_EXT, SHIPPER_DIR, TMP_PREFIX};
-use runlog::journal::reader::{being_deleted, list_run_segments, quick_status, RunStatus};
+use runlog::journal::reader::{
+    being_deleted, list_run_segments, quick_status, settled_status, RunStatus,
+};
 use runlog::journal::retention::{remove_run, sweep_job};
 use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, Shipped};
 use runlog::journal::storage;
@@ -246,11 +248,13 @@ impl Journal {
                 Self::shipped(dir, epoch)
             };
             let hint = job_name_hint(dir);
-            for (id, segs) in runs {
+            for (id, mut segs) in runs {
                 if shipped.contains(&id) || being_deleted(&segs) {
                     continue;
                 }
-                match quick_status(&segs) {
+                // Settled: an ended run is never taken for crashed from a stale listing.
+                match settled_status(&mut segs) {
+                    _ if being_deleted(&segs) => continue,
                     RunStatus::Running | RunStatus::Cancelled => continue,
                     RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed => {}
                 }

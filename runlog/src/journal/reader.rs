@@ -515,6 +515,51 @@ pub fn list_run_segments(
     Ok(runs)
 }
 
+/// The segments of one run as they are now: `Some` when `segs` (listed earlier) is stale.
+///
+/// Call it once the lock on segment 0 was found free. A dead writer makes no new segments, but
+/// a listing made before the lock probe can miss what the writer did in between: roll over to
+/// a new segment, end the run there and release the lock. Such a listing ends in a segment
+/// without an end frame, and would make an ended run read as crashed. It is stale when the
+/// segment after its last one exists, or when its numbers have a gap (a directory listing may
+/// miss a file renamed in while it is read); then the directory is listed again, after the
+/// probe, and that listing is final (empty if the run was deleted meanwhile).
+fn relist_if_stale(segs: &[(u32, PathBuf)]) -> Option<Vec<(u32, PathBuf)>> {
+    let (last_seq, last) = segs.last()?;
+    let dir = last.parent()?;
+    let id = last
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(layout::parse_segment_name)?
+        .0;
+    let gap = segs.iter().enumerate().any(|(i, (s, _))| *s != i as u32);
+    let next = dir.join(layout::segment_name(id, last_seq.saturating_add(1)));
+    let grew = !matches!(storage::metadata(&next), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    if !gap && !grew {
+        return None;
+    }
+    let fresh = list_run_segments(dir).ok()?.remove(id).unwrap_or_default();
+    (fresh != segs).then_some(fresh)
+}
+
+/// [`quick_status`] for a caller that goes on to act on the run's segments: when the writer is
+/// found dead and the listing `segs` turns out to be stale (see [`relist_if_stale`]), `segs`
+/// is replaced by the run's segments as they are now, and the status is read from those. An
+/// empty `segs` afterwards means the run was deleted meanwhile.
+pub fn settled_status(segs: &mut Vec<(u32, PathBuf)>) -> RunStatus {
+    let status = quick_status_of(segs);
+    if status != RunStatus::Crashed {
+        return status;
+    }
+    match relist_if_stale(segs) {
+        Some(fresh) => {
+            *segs = fresh;
+            quick_status_of(segs)
+        }
+        None => status,
+    }
+}
+
 /// Whether a run (its segments, as [`list_run_segments`] groups them) is cancelled, by a full
 /// scan of its last segment: its last frame is a CANCEL frame and nothing but zeros follows
 /// it. A cancel is made durable in the last segment only, so this holds also when earlier
@@ -578,13 +623,21 @@ pub fn writer_state(seg0: &Path) -> Writer {
 /// reads only the last [`END_FRAME_LEN`] bytes of its last segment and, when they are not a
 /// COMMIT or CANCEL frame, the lock on segment 0 ([`writer_state`]: alive is `Running`, dead
 /// or gone is `Crashed`). An empty list is `Crashed`. Never fails: an unreadable tail reads as
-/// "no end frame".
+/// "no end frame". A run whose writer is found dead is called `Crashed` only once the listing
+/// is confirmed after the lock probe (a writer may have rolled over, ended the run in a new
+/// segment and released its lock since `segs` was listed; then the status is read from the
+/// run's segments as they are now: [`settled_status`]).
 ///
 /// An answer from an end frame is a hint: the last bytes of a crashed run's last record could
 /// look like one. Retention confirms `Cancelled` by scanning the last segment before deleting
 /// a run; [`read_run_segments`] scans every frame and gives the authoritative status (use it
 /// before shipping a run).
 pub fn quick_status(segs: &[(u32, PathBuf)]) -> RunStatus {
+    settled_status(&mut segs.to_vec())
+}
+
+/// [`quick_status`] of exactly these segments (the listing not checked for staleness).
+fn quick_status_of(segs: &[(u32, PathBuf)]) -> RunStatus {
     let (Some((_, first)), Some((_, last))) = (segs.first(), segs.last()) else {
         return RunStatus::Crashed;
     };
@@ -921,12 +974,26 @@ fn scan_run(
     helpers: usize,
     expect_job: Option<&str>,
 ) -> Result<Scanned, ReadError> {
-    let mut info = unread_info(id, job_hint, segs);
-    let mut begin: Option<Begin> = None;
-    let mut end: Option<End> = None;
     let alive = segs
         .first()
         .is_some_and(|(_, p)| writer_state(p) == Writer::Alive);
+    // A dead writer makes no new segments: a listing made before the probe is confirmed, or
+    // replaced by one made after it (an ended run never reads as crashed from a stale list).
+    let fresh = if alive { None } else { relist_if_stale(segs) };
+    let segs = match &fresh {
+        // Deleted (from segment 0 on) since the listing.
+        Some(f) if being_deleted(f) => {
+            return Err(ReadError::NoSuchRun {
+                job: job_hint.to_owned(),
+                run: id.to_owned(),
+            })
+        }
+        Some(f) => f.as_slice(),
+        None => segs,
+    };
+    let mut info = unread_info(id, job_hint, segs);
+    let mut begin: Option<Begin> = None;
+    let mut end: Option<End> = None;
     // Segments up to the first gap in their numbers are read; the gap is damage (reported
     // only if every segment before it is readable: reading stops at the first that is not).
     let mut gap = None;

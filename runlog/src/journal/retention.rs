@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::reader::{
-    being_deleted, list_run_segments, quick_status, really_cancelled, scan_file, writer_state,
-    ReadError, RunStatus, SegmentEnd, Writer,
+    being_deleted, list_run_segments, quick_status, really_cancelled, scan_file, settled_status,
+    writer_state, ReadError, RunStatus, SegmentEnd, Writer,
 };
 use super::shipped::read_shipped;
 use super::storage::{self, OpenMode};
@@ -139,7 +139,7 @@ pub fn sweep_job(
     max_failed: usize,
     protect_unshipped: bool,
 ) -> io::Result<()> {
-    let runs = list_run_segments(dir).map_err(to_io)?;
+    let mut runs = list_run_segments(dir).map_err(to_io)?;
     // Segment files left half-created by a writer that died.
     if let Ok(names) = storage::read_dir(dir) {
         for name in names {
@@ -176,7 +176,7 @@ pub fn sweep_job(
     }
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    for (id, segs) in &runs {
+    for (id, segs) in runs.iter_mut() {
         if being_deleted(segs) {
             // The rest of a run whose deletion was interrupted: finish the job, but only once
             // sure. A directory listing may miss a file renamed in while it is read, so a live
@@ -195,7 +195,12 @@ pub fn sweep_job(
             }
             continue;
         }
-        let mut status = quick_status(segs);
+        // Settled: a run that another process ended in a new segment since the listing
+        // (its lock free by now) reads as it ended, with the segment it ended in.
+        let mut status = settled_status(segs);
+        if being_deleted(segs) {
+            continue;
+        }
         if status == RunStatus::Crashed {
             if !recover_crashed(segs)? {
                 // Its lock could not be taken (a writer after all, or a reader holding it for a
@@ -209,9 +214,11 @@ pub fn sweep_job(
         match status {
             RunStatus::Running => {}
             RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
-            RunStatus::Ok => ok.push(id),
+            RunStatus::Ok => ok.push(id.clone()),
             // Only looked cancelled: a crashed run.
-            RunStatus::Cancelled | RunStatus::Failed | RunStatus::Crashed => failed.push(id),
+            RunStatus::Cancelled | RunStatus::Failed | RunStatus::Crashed => {
+                failed.push(id.clone())
+            }
         }
     }
     // Read only when something is to be trimmed: most sweeps trim nothing.
@@ -226,11 +233,13 @@ pub fn sweep_job(
                     Ok(Some(s)) => s.runs,
                     Ok(None) | Err(_) => BTreeSet::new(),
                 });
-                if !listed.contains(*id) {
+                if !listed.contains(id) {
                     continue;
                 }
             }
-            remove_run(&runs[*id])?;
+            if let Some(segs) = runs.get(id) {
+                remove_run(segs)?;
+            }
         }
     }
     Ok(())
