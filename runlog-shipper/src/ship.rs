@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use runlog::journal::layout::{decode_job, JOBS_DIR, SEGMENT_EXT, SHIPPER_DIR, TMP_PREFIX};
 use runlog::journal::reader::{
-    being_deleted, list_run_segments, quick_status, settled_status, RunStatus,
+    being_deleted, list_job_dir, list_run_segments, quick_status, settled_status, RunStatus,
 };
 use runlog::journal::retention::{remove_run, sweep_job};
 use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, Shipped};
@@ -232,13 +232,21 @@ impl Journal {
     fn candidates(&self, dirs: &[PathBuf], epoch: &str, every: bool) -> Vec<Candidate> {
         let mut out = Vec::new();
         for dir in dirs {
-            let runs = match list_run_segments(dir) {
-                Ok(r) => r,
+            let (runs, strays) = match list_job_dir(dir) {
+                Ok(l) => (l.runs, l.strays),
                 Err(e) => {
                     log::warn!("cannot list {}: {e}", dir.display());
                     continue;
                 }
             };
+            for stray in strays {
+                // Never a run: not uploaded, and it cannot keep `.shipped` from being written.
+                log::warn!(
+                    "{} is not a name runlog makes in a job directory; it is not shipped \
+                     (move it out of the journal)",
+                    stray.display()
+                );
+            }
             if runs.is_empty() {
                 continue;
             }

@@ -7,7 +7,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use runlog::journal::frame::HeaderError;
-use runlog::journal::layout::{parse_segment_name, SEGMENT_EXT, TMP_PREFIX};
+use runlog::journal::layout::{
+    is_job_dir_entry, parse_segment_name, JOBS_DIR, SEGMENT_EXT, TMP_PREFIX,
+};
 use runlog::journal::payload::{Frame, Outcome};
 use runlog::journal::reader::list_run_segments;
 use runlog::journal::reader::{scan_file, SegmentEnd, SegmentScan};
@@ -20,9 +22,27 @@ use crate::{Ctx, Error};
 /// Directory levels searched under PATH (a journal is `<dir>/jobs/<job>/<segment>`).
 const MAX_DEPTH: usize = 8;
 
-/// The segment files under `path` (or `path` itself), sorted, and how many half-created
-/// (`.tmp-`) segments were skipped.
-fn segment_files(path: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
+/// What [`segment_files`] found.
+#[derive(Debug, Default)]
+struct Found {
+    /// Segment files, sorted.
+    files: Vec<PathBuf>,
+    /// Half-created (`.tmp-`) segments skipped.
+    tmp: usize,
+    /// Names in job directories that runlog does not make there, sorted (never read as runs).
+    strays: Vec<PathBuf>,
+}
+
+/// Is `dir` a job directory (`<journal>/jobs/<job>`)?
+fn is_job_dir(dir: &Path) -> bool {
+    dir.parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == JOBS_DIR)
+}
+
+/// The segment files under `path` (or `path` itself), the half-created ones skipped and the
+/// strays in job directories.
+fn segment_files(path: &Path) -> Result<Found, Error> {
     let md = fs::metadata(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             Error::usage(format!("{} does not exist", path.display()))
@@ -31,10 +51,12 @@ fn segment_files(path: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
         }
     })?;
     if !md.is_dir() {
-        return Ok((vec![path.to_path_buf()], 0));
+        return Ok(Found {
+            files: vec![path.to_path_buf()],
+            ..Found::default()
+        });
     }
-    let mut files = Vec::new();
-    let mut tmp = 0;
+    let (mut files, mut tmp, mut strays) = (Vec::new(), 0, Vec::new());
     let mut dirs = vec![(path.to_path_buf(), 0)];
     while let Some((dir, depth)) = dirs.pop() {
         let rd = fs::read_dir(&dir)
@@ -56,6 +78,10 @@ fn segment_files(path: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
             }
             if ft.is_dir() && depth < MAX_DEPTH {
                 dirs.push((ent.path(), depth + 1));
+            } else if is_job_dir(&dir) && !is_job_dir_entry(&name) {
+                // Not a segment of a run (a copy named `keep.000000.seg`, say): readers,
+                // retention and the shipper never take it for a run.
+                strays.push(ent.path());
             } else if ft.is_file() && name.ends_with(&format!(".{SEGMENT_EXT}")) {
                 if name.starts_with(TMP_PREFIX) {
                     tmp += 1;
@@ -73,7 +99,8 @@ fn segment_files(path: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
         )));
     }
     files.sort();
-    Ok((files, tmp))
+    strays.sort();
+    Ok(Found { files, tmp, strays })
 }
 
 /// Where a segment stands in its run, from the file names next to it.
@@ -205,7 +232,18 @@ fn check_segment(file: &Path, scan: &SegmentScan, last: bool, alive: bool) -> Se
 
 /// Check every segment under `path`; exit 1 (after the report) if anything is corrupt.
 pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
-    let (files, tmp) = segment_files(path)?;
+    let Found { files, tmp, strays } = segment_files(path)?;
+    for stray in &strays {
+        let f = Finding {
+            file: stray.clone(),
+            offset: 0,
+            severity: Severity::Info,
+            what: "not a name runlog makes in a job directory: never read as a run \
+                   (spec/journal.md, Directory layout); move it out of the journal"
+                .into(),
+        };
+        write_finding(ctx, out, &f)?;
+    }
     let mut layout = RunSegments::default();
     let (mut frames, mut corrupt_segments, mut torn, mut findings_total) = (0, 0, 0, 0);
     for file in &files {
@@ -327,6 +365,7 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error>
                 .num("corrupt_segments", corrupt_segments as u64)
                 .num("torn_tails", torn as u64)
                 .num("skipped_tmp", tmp as u64)
+                .num("strays", strays.len() as u64)
                 .bool("ok", corrupt_segments == 0)
                 .finish(),
         )?;
@@ -355,6 +394,13 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error>
             s.push_str(&format!(
                 "; skipped {tmp} segment{} being created (.tmp-*)",
                 if tmp == 1 { "" } else { "s" }
+            ));
+        }
+        if !strays.is_empty() {
+            s.push_str(&format!(
+                "; {} stray file{} in job directories",
+                strays.len(),
+                if strays.len() == 1 { "" } else { "s" }
             ));
         }
         out.line(&s)?;
@@ -468,7 +514,7 @@ pub(crate) fn dump(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
              findings as JSON",
         ));
     }
-    let (files, _) = segment_files(path)?;
+    let files = segment_files(path)?.files;
     let mut corrupt = false;
     for (i, file) in files.iter().enumerate() {
         if files.len() > 1 {

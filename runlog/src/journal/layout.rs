@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <journal>/jobs/<encoded job>/<run id>.<seq:06>.seg
-//! <journal>/jobs/<encoded job>/.tmp-<run id>.<seq:06>.seg   (being created)
+//! <journal>/jobs/<encoded job>/.tmp-<run id>.<seq:06>.seg   (being created; also .tmp-sync-)
 //! <journal>/jobs/<encoded job>/.shipped                     (runs shipped; the shipper writes it)
 //! <journal>/jobs/<encoded job>/.shipped.tmp                 (.shipped being replaced)
 //! <journal>/shipper/                                        (a shipper ships this journal)
@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::writer::SYNC_TMP_TAG;
 use crate::time::format_micros;
 
 /// Subdirectory of the journal that holds one directory per job.
@@ -104,14 +105,29 @@ pub fn segment_name(run_id: &str, seq: u32) -> String {
     format!("{run_id}.{seq:06}.{SEGMENT_EXT}")
 }
 
-/// Split a segment file name into run id and sequence number.
+/// Split a segment file name, `<run id>.<6 digits>.seg`, into run id and sequence number.
+/// `None` for any other name, including one whose id is not a run id ([`is_run_id`]).
 pub fn parse_segment_name(name: &str) -> Option<(&str, u32)> {
     let stem = name.strip_suffix(".seg")?;
     let (id, seq) = stem.rsplit_once('.')?;
-    if seq.len() != 6 || id.is_empty() || name.starts_with('.') {
+    if seq.len() != 6 || !seq.bytes().all(|b| b.is_ascii_digit()) || !is_run_id(id) {
         return None;
     }
     Some((id, seq.parse().ok()?))
+}
+
+/// Whether a name in a job directory is one that runlog makes there: a segment
+/// ([`parse_segment_name`]), a segment being created (`.tmp-` or `.tmp-sync-` and a segment
+/// name), [`SHIPPED_FILE`] or [`SHIPPED_TMP_FILE`]. Anything else is a stray: never read as
+/// a run, and reported.
+pub fn is_job_dir_entry(name: &str) -> bool {
+    if name == SHIPPED_FILE || name == SHIPPED_TMP_FILE || parse_segment_name(name).is_some() {
+        return true;
+    }
+    name.strip_prefix(TMP_PREFIX).is_some_and(|rest| {
+        let rest = rest.strip_prefix(SYNC_TMP_TAG).unwrap_or(rest);
+        parse_segment_name(rest).is_some()
+    })
 }
 
 /// Length of a run id: `2026-11-28T12:10:55.123456Z-0123456789ab`.
@@ -133,11 +149,16 @@ pub fn new_run_id(start_ns: i64) -> String {
     format!("{}-{r:012x}", format_micros(start_ns))
 }
 
-/// Is this string shaped like a run id (so it is safe as a file name)?
+/// Is this a run id, as [`new_run_id`] makes them: `YYYY-MM-DDTHH:MM:SS.ffffffZ-` and 12
+/// lower-case hex digits (so it is safe as a file name and its start time can be read)?
 pub fn is_run_id(s: &str) -> bool {
+    const SHAPE: &[u8; RUN_ID_LEN] = b"dddd-dd-ddTdd:dd:dd.ddddddZ-hhhhhhhhhhhh";
     s.len() == RUN_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.'))
+        && s.bytes().zip(SHAPE).all(|(b, want)| match want {
+            b'd' => b.is_ascii_digit(),
+            b'h' => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            _ => b == *want,
+        })
 }
 
 #[cfg(test)]

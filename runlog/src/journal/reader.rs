@@ -11,7 +11,7 @@ use super::frame::{
     END_FRAME_LEN, FRAME_HEADER_LEN, FR_CRC, FR_FLAGS, FR_LEN, FR_RESERVED, FR_TYPE, HEADER_LEN,
     MAX_PAYLOAD,
 };
-use super::layout::{self, JOBS_DIR, TMP_PREFIX};
+use super::layout::{self, JOBS_DIR};
 use super::payload::{
     decode_payload, decode_record_ref, record_payload_ts, Begin, End, Frame, Outcome, PayloadError,
     Record, RecordRef,
@@ -483,11 +483,31 @@ pub struct Journal {
 }
 
 /// Segment files of one job directory, grouped by run id, in sequence order (`.tmp-` files
-/// left out). A missing directory has no runs.
+/// and names that are not segments of a run id left out). A missing directory has no runs.
 pub fn list_run_segments(
     job_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<(u32, PathBuf)>>, ReadError> {
-    let mut runs: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
+    list_job_dir(job_dir).map(|l| l.runs)
+}
+
+/// What a job directory holds, as [`list_job_dir`] sorts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobDirListing {
+    /// Segment files, grouped by run id, in sequence order.
+    pub runs: BTreeMap<String, Vec<(u32, PathBuf)>>,
+    /// Names that no runlog writer or shipper makes in a job directory (see
+    /// [`layout::is_job_dir_entry`]): never read as runs, reported by `runlog journal verify`
+    /// and the shipper.
+    pub strays: Vec<PathBuf>,
+}
+
+/// Everything in one job directory: the runs' segments and the stray names. A missing
+/// directory holds nothing.
+///
+/// Only a name of the form `<run id>.<6 digits>.seg` with a valid run id
+/// ([`layout::is_run_id`]) is a segment: a copy named `keep.000000.seg` is a stray, not a run.
+pub fn list_job_dir(job_dir: &Path) -> Result<JobDirListing, ReadError> {
+    let mut out = JobDirListing::default();
     // Every reader, recovery, retention and the shipper list a job's runs here: a job
     // directory planted as a link to another directory is refused for all of them.
     if storage::is_symlink(job_dir) {
@@ -495,24 +515,28 @@ pub fn list_run_segments(
     }
     let names = match storage::read_dir(job_dir) {
         Ok(names) => names,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(runs),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(io_err(job_dir)(e)),
     };
     for name in names {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(TMP_PREFIX) {
+        let Some(s) = name.to_str() else {
+            out.strays.push(job_dir.join(&name));
             continue;
-        }
-        if let Some((id, seq)) = layout::parse_segment_name(name) {
-            runs.entry(id.to_owned())
+        };
+        if let Some((id, seq)) = layout::parse_segment_name(s) {
+            out.runs
+                .entry(id.to_owned())
                 .or_default()
-                .push((seq, job_dir.join(name)));
+                .push((seq, job_dir.join(s)));
+        } else if !layout::is_job_dir_entry(s) {
+            out.strays.push(job_dir.join(s));
         }
     }
-    for segs in runs.values_mut() {
+    for segs in out.runs.values_mut() {
         segs.sort();
     }
-    Ok(runs)
+    out.strays.sort();
+    Ok(out)
 }
 
 /// The segments of one run as they are now: `Some` when `segs` (listed earlier) is stale.
