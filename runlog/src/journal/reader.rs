@@ -1111,7 +1111,7 @@ fn scan_run(
         if let Some(p) = pending.take() {
             classify(&mut info.problems, p, false);
         }
-        if w.header.seq != i as u32 || (!w.header.run_id.is_empty() && w.header.run_id != id) {
+        if w.header.seq != i as u32 || w.header.run_id != id {
             info.problems.push(Problem {
                 path: path.to_path_buf(),
                 offset: 0,
@@ -1585,9 +1585,7 @@ mod tests {
         let nscans = scans.len();
         for (i, (path, scan)) in scans.into_iter().enumerate() {
             let last = i + 1 == nscans;
-            if scan.header.seq != i as u32
-                || (!scan.header.run_id.is_empty() && scan.header.run_id != id)
-            {
+            if scan.header.seq != i as u32 || scan.header.run_id != id {
                 info.problems.push(Problem {
                     path: path.clone(),
                     offset: 0,
@@ -1867,6 +1865,31 @@ mod tests {
             .unwrap()
             .remove(ID)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_segment_header_with_an_empty_run_id_does_not_match_its_file_name() {
+        // Bug: a header whose run id was empty (all NUL) passed as this run's segment.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut segs = segments(2, 3, Some(Outcome::Ok));
+        let blank = encode_header(1, "");
+        segs[1][..HEADER_LEN].copy_from_slice(&blank);
+        let files: Vec<(u32, Vec<u8>)> = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        let paths = write_run(tmp.path(), &files);
+        let log = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
+        assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
+        assert_eq!(log.info.problems[0].path, paths[1].1);
+        assert!(
+            log.info.problems[0]
+                .what
+                .contains("segment header says run  segment 1"),
+            "{:?}",
+            log.info.problems
+        );
     }
 
     #[test]
