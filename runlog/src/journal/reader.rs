@@ -985,6 +985,40 @@ fn unread_info(id: &str, job_hint: &str, segs: &[(u32, PathBuf)]) -> RunInfo {
     }
 }
 
+/// The start time a run id begins with (ns since the epoch; 0 if it does not parse).
+fn start_from_id(id: &str) -> i64 {
+    crate::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0)
+}
+
+/// What a listing shows of a run that cannot be read: its start from its id, the error as its
+/// problem, and `running` unless its writer is known to be dead (a run is never called dead on
+/// a guess: a segment 0 that cannot be opened counts as a live writer's, see [`writer_state`]).
+fn unreadable_info(id: &str, job_hint: &str, segs: &[(u32, PathBuf)], e: &ReadError) -> RunInfo {
+    let mut info = unread_info(id, job_hint, segs);
+    info.status = match segs.first().map(|(_, p)| writer_state(p)) {
+        Some(Writer::Dead | Writer::Gone) => RunStatus::Crashed,
+        Some(Writer::Alive) | None => RunStatus::Running,
+    };
+    info.start_ns = start_from_id(id);
+    info.last_ns = info.start_ns;
+    let (path, what) = match e {
+        ReadError::Io { path, source } => (
+            path.clone(),
+            format!("cannot be read: {source} (check the file's owner and mode)"),
+        ),
+        other => (
+            segs.first().map(|(_, p)| p.clone()).unwrap_or_default(),
+            format!("cannot be read: {other}"),
+        ),
+    };
+    info.problems.push(Problem {
+        path,
+        offset: 0,
+        what,
+    });
+    info
+}
+
 /// Read one run from its segments: every frame's CRC checked, damage reported as problems,
 /// RECORD frames going to `sink`. `helpers` threads (see [`load_in_order`]) read and check
 /// segments ahead of the one whose frames are being decoded. With `expect_job`, a BEGIN frame
@@ -1255,7 +1289,7 @@ fn scan_run(
             }
         }
         // Fall back to the start time in the id; `last` is never before it.
-        info.start_ns = crate::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0);
+        info.start_ns = start_from_id(id);
         info.last_ns = info.last_ns.max(info.start_ns);
     }
     if let Some(p) = first {
@@ -1398,7 +1432,12 @@ impl Journal {
             let r = match scan_run(hint, &id, &segs, Sink::Skim, helpers, None) {
                 Ok(r) => r,
                 Err(ReadError::NoSuchRun { .. }) => continue,
-                Err(e) => return Err(e),
+                // One run that cannot be read (a segment left owned by root after the job once
+                // ran under sudo, say) is reported for that run; the listing goes on.
+                Err(e) => {
+                    out.push(unreadable_info(&id, hint, &segs, &e));
+                    continue;
+                }
             };
             if r.info.status != RunStatus::Cancelled {
                 out.push(r.info);
@@ -1865,6 +1904,67 @@ mod tests {
             .unwrap()
             .remove(ID)
             .unwrap_or_default()
+    }
+
+    /// The real file system, except that opening one file is refused.
+    #[derive(Debug)]
+    struct Denied(PathBuf);
+
+    impl storage::Storage for Denied {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn storage::StorageFile>> {
+            if path == self.0 {
+                return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+            }
+            storage::RealFs.open(path, mode)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            storage::RealFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            storage::RealFs.remove_file(path)
+        }
+        fn create_dir_private(&self, path: &Path) -> io::Result<()> {
+            storage::RealFs.create_dir_private(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            storage::RealFs.sync_dir(path)
+        }
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+            storage::RealFs.read_dir(path)
+        }
+        fn metadata(&self, path: &Path) -> io::Result<storage::Meta> {
+            storage::RealFs.metadata(path)
+        }
+    }
+
+    #[test]
+    fn one_unreadable_segment_is_reported_for_its_run_and_every_job_is_still_listed() {
+        // Bug: one segment that could not be opened (left owned by root) made Journal::jobs,
+        // and so `runlog list-jobs`, fail for every job.
+        let tmp = tempfile::tempdir().unwrap();
+        let files: Files = segments(2, 3, Some(Outcome::Ok))
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        let paths = write_run(tmp.path(), &files);
+        let _mount = storage::mount(tmp.path(), std::sync::Arc::new(Denied(paths[1].1.clone())));
+        let journal = Journal::open(tmp.path()).unwrap();
+        let jobs = journal.jobs().expect("the listing goes on");
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let runs = journal.runs(JOB).unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let r = &runs[0];
+        assert_eq!(r.id, ID);
+        assert_eq!(r.status, RunStatus::Crashed, "its writer is dead");
+        assert_eq!(r.start_ns, T0 / 1000 * 1000);
+        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+        assert_eq!(r.problems[0].path, paths[1].1);
+        assert!(
+            r.problems[0].what.contains("cannot be read"),
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]
