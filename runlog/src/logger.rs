@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) directives: Directives,
     host: String,
+    /// The wall clock (ns since the Unix epoch): record, label, start and end times.
+    pub(crate) clock: fn() -> i64,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ pub struct Builder {
     forced_journal_dir: Option<PathBuf>,
     forward: Option<Box<dyn Log>>,
     forward_level: LevelFilter,
+    clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for Builder {
@@ -180,6 +183,14 @@ impl Builder {
         self.forward_level = level;
         self
     }
+    /// The wall clock runs read, in ns since the Unix epoch (default: the system's,
+    /// [`crate::time::now_ns`]). A job has no reason to set it: it is there to test what a
+    /// clock that steps back (NTP, a restored VM) does to runs, whose ids must still sort in
+    /// start order.
+    pub fn clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
 
     /// Resolve the configuration and build the logger. Fails only on bad configuration; a
     /// journal that cannot be written is reported when a run starts, and never fails the job.
@@ -193,12 +204,32 @@ impl Builder {
             config,
             directives,
             host: hostname(),
+            clock: self.clock,
         });
         Ok(RunLogger {
             shared,
             forward: std::sync::Mutex::new(self.forward),
             forward_level: self.forward_level,
         })
+    }
+}
+
+/// A run's start time: the clock, but never before the job's newest run id plus one
+/// microsecond. Ids (and the start times that Redis scores runs by) must sort in start order
+/// for retention and trimming to keep the newest runs: when the wall clock steps back (NTP, a
+/// restored VM), the next run would otherwise get the smallest id and be deleted first.
+/// Nothing in the job's directory (or an unreadable one): the clock.
+fn start_after_newest(job_dir: &std::path::Path, now_ns: i64) -> i64 {
+    let newest = crate::journal::reader::list_run_segments(job_dir)
+        .ok()
+        .and_then(|runs| runs.into_keys().next_back())
+        .and_then(|id| crate::time::parse_utc(id.get(..27)?));
+    match newest {
+        Some(t) if t.saturating_add(1_000) > now_ns => {
+            // Ids keep microseconds (truncated): the next whole microsecond after it.
+            (t.div_euclid(1_000) + 1).saturating_mul(1_000)
+        }
+        _ => now_ns,
     }
 }
 
@@ -247,6 +278,7 @@ impl RunLogger {
             forced_journal_dir: None,
             forward: None,
             forward_level: LevelFilter::Trace,
+            clock: now_ns,
         }
     }
 
@@ -312,9 +344,10 @@ impl RunLogger {
     }
 
     fn start(&self, job: &str) -> Run {
-        let start_ns = now_ns();
-        let id = layout::new_run_id(start_ns);
         let cfg = &self.shared.config;
+        let dir = layout::job_dir(&cfg.journal_dir, job);
+        let start_ns = start_after_newest(&dir, (self.shared.clock)());
+        let id = layout::new_run_id(start_ns);
         let begin = Begin {
             start_ns,
             pid: std::process::id(),
@@ -322,7 +355,6 @@ impl RunLogger {
             job: job.to_owned(),
             host: self.shared.host.clone(),
         };
-        let dir = layout::job_dir(&cfg.journal_dir, job);
         let opts = WriterOptions {
             segment_size: cfg.segment_size as usize,
             fsync: cfg.fsync,
@@ -344,6 +376,7 @@ impl RunLogger {
         Run::start(RunCore::new(
             id,
             job.to_owned(),
+            start_ns,
             level,
             writer,
             self.shared.clone(),
@@ -391,6 +424,7 @@ impl RunLogger {
                 Run::start(RunCore::new(
                     String::new(),
                     job.to_owned(),
+                    0,
                     LevelFilter::Off,
                     None,
                     self.shared.clone(),

@@ -13,7 +13,6 @@ use log::{Level, LevelFilter, Metadata, Record};
 use crate::journal::payload::Outcome;
 use crate::journal::writer::{encode_record_frame, fork_generation, RunWriter, SCRATCH_FRAME};
 use crate::logger::Shared;
-use crate::time::now_ns;
 
 thread_local! {
     /// The runs this thread's records go to; the last one is current.
@@ -54,6 +53,8 @@ pub(crate) struct RunState {
 pub(crate) struct RunCore {
     pub(crate) id: String,
     pub(crate) job: String,
+    /// The start time in the BEGIN frame (ns); the end is never before it.
+    start_ns: i64,
     level: AtomicUsize,
     failed: AtomicBool,
     state: Mutex<RunState>,
@@ -66,6 +67,7 @@ impl RunCore {
     pub(crate) fn new(
         id: String,
         job: String,
+        start_ns: i64,
         level: LevelFilter,
         writer: Option<RunWriter>,
         shared: Arc<Shared>,
@@ -73,6 +75,7 @@ impl RunCore {
         RunCore {
             id,
             job,
+            start_ns,
             level: AtomicUsize::new(level as usize),
             failed: AtomicBool::new(false),
             state: Mutex::new(RunState {
@@ -122,7 +125,7 @@ impl RunCore {
         if self.foreign() {
             return;
         }
-        let ts = now_ns();
+        let ts = (self.shared.clock)();
         let _ = SCRATCH.try_with(|s| match s.try_borrow_mut() {
             Ok(mut buf) => self.append(&mut buf, ts, record),
             // Only while a panic is recorded from inside the formatting of another record.
@@ -184,7 +187,7 @@ impl RunCore {
         let (key, value) = (cut_str(key, MAX_LABEL_KEY), cut_str(value, MAX_LABEL_VALUE));
         let mut st = self.lock();
         if let Some(w) = st.writer.as_mut() {
-            w.write_label(now_ns(), key, value);
+            w.write_label((self.shared.clock)(), key, value);
         }
     }
 
@@ -220,7 +223,9 @@ impl RunCore {
             st.writer.take()
         };
         let Some(w) = writer else { return };
-        let now = now_ns();
+        // A start moved past the job's newest run after the clock stepped back (see
+        // `start_after_newest`) may be later than the clock now.
+        let now = (self.shared.clock)().max(self.start_ns);
         let res = if outcome == Outcome::Cancelled {
             w.cancel(now)
         } else {

@@ -39,6 +39,8 @@ const MAX_ROLLOVER_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// Marks the temporary name of a segment made on the logging thread (the background thread's
 /// may exist at the same time under the plain temporary name).
 pub(crate) const SYNC_TMP_TAG: &str = "sync-";
+/// After the next segment could not be created, the writer tries again this long after (ns).
+const RETRY_CREATE_NS: i64 = 1_000_000_000;
 /// The last segment number a file name can hold (six digits).
 const MAX_SEQ: u32 = 999_999;
 /// Smallest allowed segment size.
@@ -868,7 +870,13 @@ impl RunWriter {
         match self.opts.fsync {
             FsyncPolicy::Always => self.sync_current(self.off),
             FsyncPolicy::Interval(d) => {
-                if ts_ns.saturating_sub(self.last_sync_ns) >= d.as_nanos() as i64 {
+                // Timed by the frames' own (wall) clock, read once per record anyway: a second,
+                // monotonic reading would cost the hot path. A frame time before the last sync
+                // is the clock stepping back (NTP, a VM restored): sync now and count from
+                // there, so that a step back never stops the syncing.
+                if ts_ns < self.last_sync_ns
+                    || ts_ns.saturating_sub(self.last_sync_ns) >= d.as_nanos() as i64
+                {
                     self.last_sync_ns = ts_ns;
                     self.sync_current(self.off);
                 }
@@ -907,7 +915,8 @@ impl RunWriter {
     /// Start the next segment. On failure the current one stays in use (its reserve still
     /// holds the end frame) and `false` is returned.
     fn rollover(&mut self, now_ns: i64, min_size: usize) -> bool {
-        if now_ns < self.retry_at_ns {
+        // A retry time more than its one second ahead is a clock that stepped back: retry now.
+        if now_ns < self.retry_at_ns && self.retry_at_ns - now_ns <= RETRY_CREATE_NS {
             return false;
         }
         let next = self.seq + 1;
@@ -965,7 +974,7 @@ impl RunWriter {
             }
             Err(e) => {
                 // Retry at most once a second while the disk stays full.
-                self.retry_at_ns = now_ns + 1_000_000_000;
+                self.retry_at_ns = now_ns.saturating_add(RETRY_CREATE_NS);
                 if self.error.is_none() {
                     self.error = Some(e);
                 }
