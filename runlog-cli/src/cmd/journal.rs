@@ -12,7 +12,7 @@ use runlog::journal::layout::{
 };
 use runlog::journal::payload::{Frame, Outcome};
 use runlog::journal::reader::list_run_segments;
-use runlog::journal::reader::{scan_file, SegmentEnd, SegmentScan};
+use runlog::journal::reader::{hole_before, scan_file, SegmentEnd, SegmentScan};
 use runlog::time::format_micros;
 use runlog::ReadError;
 
@@ -309,6 +309,22 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error>
                             scan.header.run_id, scan.header.seq
                         ),
                     });
+                }
+                // Zeros ending a segment that is not its run's last may be a hole.
+                if let (SegmentEnd::ZeroTail { offset }, Some((seq, _)), false) =
+                    (&scan.end, &place, last)
+                {
+                    let next = name_id.as_deref().map(|id| {
+                        file.with_file_name(runlog::journal::layout::segment_name(id, seq + 1))
+                    });
+                    if let Some(p) = next.and_then(|n| hole_before(file, *offset, &n)) {
+                        findings.push(Finding {
+                            file: file.clone(),
+                            offset: p.offset,
+                            severity: Severity::Corrupt,
+                            what: p.what,
+                        });
+                    }
                 }
                 let rep = check_segment(file, &scan, last, alive);
                 frames += rep.frames;

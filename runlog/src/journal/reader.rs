@@ -167,6 +167,8 @@ struct Walked {
     valid_len: u64,
     /// As [`SegmentScan::skimmed`].
     skimmed: (u64, i64),
+    /// Length of the valid frame at [`HEADER_LEN`], if there is one.
+    first_frame: Option<u64>,
 }
 
 /// [`decode_frame`], faster: the CRC in one pass over the bytes it covers (the header after
@@ -213,6 +215,7 @@ fn walk_segment(
     let hasher = crc32fast::Hasher::new();
     let mut skimmed = (0u64, i64::MIN);
     let mut off = HEADER_LEN;
+    let mut first_frame = None;
     let end = loop {
         if off == buf.len() {
             break SegmentEnd::Clean;
@@ -232,6 +235,9 @@ fn walk_segment(
                         kind: raw.kind,
                         len: raw.payload.len(),
                     }),
+                }
+                if off == HEADER_LEN {
+                    first_frame = Some(raw.encoded_len() as u64);
                 }
                 off += raw.encoded_len();
             }
@@ -263,6 +269,7 @@ fn walk_segment(
         end,
         valid_len: off as u64,
         skimmed,
+        first_frame,
     })
 }
 
@@ -985,6 +992,74 @@ fn unread_info(id: &str, job_hint: &str, segs: &[(u32, PathBuf)]) -> RunInfo {
     }
 }
 
+/// Whether the zeros at `zeros_at..seg_len` ending a segment that is not its run's last are a
+/// hole (frames lost, e.g. pages of the segment that a power loss took before it was synced)
+/// rather than preallocated space the writer never used: the writer moves to the next segment
+/// only for a frame that does not fit before the end-frame reserve, and that frame is the next
+/// segment's first (`next_first` bytes). If it would have fit here, frames were lost.
+///
+/// Frames lost at the very end of a segment, less than the next segment's first frame and the
+/// reserve in all, look like unused space and are not found this way.
+pub(crate) fn zero_tail_is_hole(zeros_at: u64, seg_len: u64, next_first: u64) -> bool {
+    zeros_at
+        .saturating_add(next_first)
+        .saturating_add(END_FRAME_LEN as u64)
+        <= seg_len
+}
+
+/// The problem reported for a hole ([`zero_tail_is_hole`]).
+fn hole_problem(path: &Path, zeros_at: u64, seg_len: u64, next_first: u64) -> Problem {
+    Problem {
+        path: path.to_path_buf(),
+        offset: zeros_at,
+        what: format!(
+            "hole: bytes {zeros_at}..{seg_len} are zeros, yet the run goes on in its next \
+             segment, whose first frame ({next_first} bytes) would have fit here: frames were \
+             lost (a power loss before this segment was synced?)"
+        ),
+    }
+}
+
+/// The hole ([`zero_tail_is_hole`]) that the zeros from `zeros_at` to the end of the segment
+/// file `path` are, given the run's next segment `next`: `None` if they may be unused space
+/// (or `next` has no valid first frame).
+pub fn hole_before(path: &Path, zeros_at: u64, next: &Path) -> Option<Problem> {
+    let len = storage::metadata(path).ok()?.len;
+    let next_first = first_frame_len(next)?;
+    zero_tail_is_hole(zeros_at, len, next_first)
+        .then(|| hole_problem(path, zeros_at, len, next_first))
+}
+
+/// The length of the first frame of a segment (at [`HEADER_LEN`]), if its header and that
+/// frame are valid; reads at most that frame.
+fn first_frame_len(path: &Path) -> Option<u64> {
+    let f = storage::open(path, OpenMode::Read).ok()?;
+    let mut head = [0u8; HEADER_LEN + FRAME_HEADER_LEN];
+    if f.read_at(&mut head, 0).ok()? != head.len() {
+        return None;
+    }
+    decode_header(&head).ok()?;
+    let len = u32::from_le_bytes([
+        head[HEADER_LEN + FR_LEN],
+        head[HEADER_LEN + FR_LEN + 1],
+        head[HEADER_LEN + FR_LEN + 2],
+        head[HEADER_LEN + FR_LEN + 3],
+    ]) as usize;
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    let mut frame = Vec::new();
+    f.read_into(
+        HEADER_LEN as u64,
+        (FRAME_HEADER_LEN + len) as u64,
+        &mut frame,
+    )
+    .ok()?;
+    decode_frame(&frame)
+        .ok()
+        .map(|raw| raw.encoded_len() as u64)
+}
+
 /// The start time a run id begins with (ns since the epoch; 0 if it does not parse).
 fn start_from_id(id: &str) -> i64 {
     crate::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0)
@@ -1077,6 +1152,9 @@ fn scan_run(
     // The end of the previous segment, classified once it is known whether it is the last
     // one read: (its path, how its frames end, whether the run had no end frame yet).
     let mut pending: Option<(&Path, SegmentEnd, bool)> = None;
+    // The zero tail of the previous segment, if it ended in one: (its path, where the zeros
+    // start, its length), checked against this segment's first frame for a hole.
+    let mut zeros_before: Option<(&Path, u64, u64)> = None;
     let mut records = Vec::new();
 
     let classify = |problems: &mut Vec<Problem>, p: (&Path, SegmentEnd, bool), last: bool| {
@@ -1144,6 +1222,11 @@ fn scan_run(
         };
         if let Some(p) = pending.take() {
             classify(&mut info.problems, p, false);
+        }
+        if let (Some((zpath, at, len)), Some(next)) = (zeros_before.take(), w.first_frame) {
+            if zero_tail_is_hole(at, len, next) {
+                info.problems.push(hole_problem(zpath, at, len, next));
+            }
         }
         if w.header.seq != i as u32 || w.header.run_id != id {
             info.problems.push(Problem {
@@ -1246,6 +1329,9 @@ fn scan_run(
                     end = Some(e);
                 }
             }
+        }
+        if let SegmentEnd::ZeroTail { offset } = w.end {
+            zeros_before = Some((path, offset, slot.buf.len() as u64));
         }
         pending = Some((path, w.end.clone(), end.is_none()));
         loaded_all = i + 1 == paths.len();
@@ -1569,6 +1655,8 @@ mod tests {
     const JOB: &str = "reader-test";
     const ID: &str = "2026-11-28T12:10:55.123456Z-0000000000aa";
     const T0: i64 = 1_795_867_855_123_456_000;
+    /// A preallocated segment size.
+    const MIN_SEGMENT_FOR_TESTS: usize = crate::journal::writer::MIN_SEGMENT;
 
     // The reader before streaming, verbatim but for its name and `scan_file_opts`.
     #[allow(clippy::all)]
@@ -1965,6 +2053,76 @@ mod tests {
             "{:?}",
             r.problems
         );
+    }
+
+    /// A crashed run of 3 segments whose segment 0 lost its frames from the 5th record on to
+    /// zeros (its unsynced pages, after a power loss) and is `len` bytes long.
+    fn run_with_zeros_in_segment_0(len: usize) -> (Files, u64) {
+        let mut segs = segments(3, 10, None);
+        let scan = scan_segment(&segs[0]).unwrap();
+        // BEGIN, label, then records: the 5th record is frame 6.
+        let at = scan.frames[6].offset as usize;
+        segs[0].truncate(at);
+        segs[0].resize(len, 0);
+        let files = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        (files, at as u64)
+    }
+
+    #[test]
+    fn zeros_where_the_next_segments_first_frame_would_fit_are_a_hole_recovery_keeps() {
+        // Bug: a power loss after a rollover, before the old segment was synced, leaves it
+        // zero to its end while the next segment survives; that read as a clean zero tail
+        // (records silently missing) and recovery cut it away.
+        let tmp = tempfile::tempdir().unwrap();
+        let (files, at) = run_with_zeros_in_segment_0(MIN_SEGMENT_FOR_TESTS);
+        let paths = write_run(tmp.path(), &files);
+        let log = scan_run(JOB, ID, &paths, Sink::Collect(Vec::new()), 0, None).unwrap();
+        assert_eq!(log.info.status, RunStatus::Crashed);
+        assert_eq!(log.records.len(), 4 + 10 + 10, "what survived is shown");
+        assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
+        let p = &log.info.problems[0];
+        assert_eq!((p.path.as_path(), p.offset), (paths[0].1.as_path(), at));
+        assert!(p.what.starts_with("hole: "), "{p:?}");
+        // Recovery leaves it as it is: the hole is still reported afterwards.
+        crate::journal::retention::sweep_job(&job_dir(tmp.path(), JOB), 10, 10, false).unwrap();
+        assert_eq!(
+            std::fs::metadata(&paths[0].1).unwrap().len(),
+            MIN_SEGMENT_FOR_TESTS as u64
+        );
+        let again = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
+        assert_eq!(again.info.problems, log.info.problems);
+    }
+
+    #[test]
+    fn zeros_too_small_for_the_next_segments_first_frame_are_unused_space_not_a_hole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let segs = segments(3, 10, None);
+        let next = scan_segment(&segs[1]).unwrap().frames[0].offset;
+        assert_eq!(next, HEADER_LEN as u64);
+        let first = decode_frame(&segs[1][HEADER_LEN..]).unwrap().encoded_len();
+        // The writer rolled over because the next frame did not fit before the reserve.
+        let used = segs[0].len();
+        let len = used + first + END_FRAME_LEN - 1;
+        let mut files: Files = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect();
+        files[0].1.resize(len, 0);
+        let paths = write_run(tmp.path(), &files);
+        let log = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
+        assert_eq!(log.info.records, 30);
+        assert!(log.info.problems.is_empty(), "{:?}", log.info.problems);
+        // One byte more room, and the same zeros are a hole.
+        files[0].1.push(0);
+        let paths = write_run(tmp.path(), &files);
+        let log = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
+        assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
+        assert_eq!(log.info.problems[0].offset, used as u64);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{parse_segment_name, TMP_PREFIX};
 use super::reader::{
-    being_deleted, list_run_segments, quick_status, really_cancelled, scan_file, settled_status,
-    writer_state, ReadError, RunStatus, SegmentEnd, Writer,
+    being_deleted, hole_before, list_run_segments, quick_status, really_cancelled, scan_file,
+    settled_status, writer_state, ReadError, RunStatus, SegmentEnd, Writer,
 };
 use super::shipped::read_shipped;
 use super::storage::{self, OpenMode};
@@ -100,6 +100,11 @@ fn recover_crashed(segs: &[(u32, PathBuf)]) -> io::Result<bool> {
             Err(e) => return Err(to_io(e)),
         };
         let cut = match scan.end {
+            // Zeros where the next segment's first frame would have fit are a hole, damage
+            // that readers report: left as it is.
+            SegmentEnd::ZeroTail { offset } if !last => segs
+                .get(i + 1)
+                .is_none_or(|(_, next)| hole_before(path, offset, next).is_none()),
             SegmentEnd::ZeroTail { .. } => true,
             SegmentEnd::TornTail { .. } => last,
             SegmentEnd::Clean | SegmentEnd::Corrupt { .. } => false,
