@@ -263,7 +263,10 @@ fn check(root: &Path, id: &str, survived: u64, seg: usize, p: u64) -> Result<See
         let o = output(runlog_cmd().arg("journal").arg("verify").arg(root));
         if o.code != 1 || !o.stdout.contains(&name) {
             return Err((
-                format!("journal verify exits {} without naming {name}:\n{}", o.code, o.stdout),
+                format!(
+                    "journal verify exits {} without naming {name}:\n{}",
+                    o.code, o.stdout
+                ),
                 0,
             ));
         }

@@ -1518,8 +1518,14 @@ impl Journal {
             let r = match scan_run(hint, &id, &segs, Sink::Skim, helpers, None) {
                 Ok(r) => r,
                 Err(ReadError::NoSuchRun { .. }) => continue,
-                // One run that cannot be read (a segment left owned by root after the job once
-                // ran under sudo, say) is reported for that run; the listing goes on.
+                // A link planted among the segments is refused for the whole listing, naming
+                // it (spec/journal.md, Symbolic links).
+                Err(ReadError::Io { path, source }) if storage::is_symlink_error(&source) => {
+                    return Err(ReadError::Io { path, source })
+                }
+                // One run that cannot be read for another reason (a segment left owned by root
+                // after the job once ran under sudo, say) is reported for that run; the
+                // listing goes on.
                 Err(e) => {
                     out.push(unreadable_info(&id, hint, &segs, &e));
                     continue;

@@ -312,13 +312,18 @@ impl StorageFile for RealFile {
     }
 }
 
+/// Whether `e` is the [`symlink_error`] (a link planted in a journal).
+pub fn is_symlink_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData && e.to_string().starts_with(SYMLINK_ERROR)
+}
+
+const SYMLINK_ERROR: &str =
+    "is a symlink: runlog follows no symbolic links inside a journal (remove it)";
+
 /// The error for a symbolic link found where a journal file or directory should be.
 /// Callers name the path, as with any I/O error.
 pub fn symlink_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        "is a symlink: runlog follows no symbolic links inside a journal (remove it)",
-    )
+    io::Error::new(io::ErrorKind::InvalidData, SYMLINK_ERROR)
 }
 
 /// Touch every page for writing now, so the hot path does not take page faults.
