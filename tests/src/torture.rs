@@ -77,3 +77,19 @@ pub fn seeded_rng(scenario: &str) -> Rng {
     eprintln!("torture: {scenario}: seed {seed} (replay with RUNLOG_TORTURE_SEED={seed})");
     Rng::new(seed)
 }
+
+/// Install runlog as the process's `log` logger, once per test binary (each run then names
+/// its own journal with a `RunLogger` of its own; records go to the thread's current run).
+/// Its own journal, unused, is `<tmp>/runlog-<tag>-<pid>`.
+pub fn install_logger_once(tag: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = std::env::temp_dir().join(format!("runlog-{tag}-{}", std::process::id()));
+        let rl = runlog::RunLogger::builder()
+            .no_config_file()
+            .force_journal_dir(dir)
+            .build()
+            .expect("build the process's runlog logger");
+        rl.install().expect("install the process's runlog logger");
+    });
+}

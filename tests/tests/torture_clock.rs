@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -26,6 +26,7 @@ use runlog::{FsyncPolicy, RunLogger};
 use runlog_e2e::redis::{check_consistent, RedisServer};
 use runlog_e2e::shipper::{ship_once_ok, ShipperConfig};
 use runlog_e2e::torture::conclude;
+use runlog_e2e::torture::install_logger_once;
 
 const JOB: &str = "clock";
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -42,16 +43,7 @@ fn clock() -> i64 {
 }
 
 fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("runlog-clock-{}", std::process::id()));
-        let rl = RunLogger::builder()
-            .no_config_file()
-            .force_journal_dir(dir)
-            .build()
-            .expect("build");
-        rl.install().expect("install");
-    });
+    install_logger_once("clock");
 }
 
 fn logger(root: &Path, policy: FsyncPolicy) -> RunLogger {

@@ -18,7 +18,6 @@
 //! without a word, and recovery cut them away.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use log::LevelFilter;
 use runlog::journal::layout::job_dir;
@@ -27,21 +26,13 @@ use runlog::journal::retention::sweep_job;
 use runlog::{FsyncPolicy, RunLogger};
 use runlog_e2e::cli::{output, runlog_cmd};
 use runlog_e2e::torture::conclude;
+use runlog_e2e::torture::install_logger_once;
 
 const JOB: &str = "hole";
 const PAGE: u64 = 4096;
 
 fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("runlog-hole-{}", std::process::id()));
-        let rl = RunLogger::builder()
-            .no_config_file()
-            .force_journal_dir(dir)
-            .build()
-            .expect("build");
-        rl.install().expect("install");
-    });
+    install_logger_once("hole");
 }
 
 fn message(i: u64) -> String {

@@ -16,7 +16,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use runlog::journal::storage::{mount, MapMut, Meta, OpenMode, RealFs, Storage, S
 use runlog::{Config, FsyncPolicy, RunLogger};
 use runlog_e2e::redis::{check_consistent, RedisServer};
 use runlog_e2e::torture::conclude;
+use runlog_e2e::torture::install_logger_once;
 use runlog_shipper::schema::Keys;
 use runlog_shipper::upload::{Redis, Target};
 
@@ -39,16 +40,7 @@ const AFTER: u64 = 5;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("runlog-race-{}", std::process::id()));
-        let rl = RunLogger::builder()
-            .no_config_file()
-            .force_journal_dir(dir)
-            .build()
-            .expect("build");
-        rl.install().expect("install");
-    });
+    install_logger_once("race");
 }
 
 fn message(i: u64) -> String {
@@ -94,15 +86,25 @@ impl Gate {
         if st.steps >= st.stop_at && !st.released {
             st.blocked = true;
             self.cv.notify_all();
-            let deadline = Instant::now() + WAIT;
-            while !st.released && Instant::now() < deadline {
-                st = self
-                    .cv
-                    .wait_timeout(st, Duration::from_millis(50))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            drop(self.wait_until(st, |st| st.released));
         }
+    }
+
+    /// Wait (at most [`WAIT`]) until `done` holds.
+    fn wait_until<'a>(
+        &'a self,
+        mut st: std::sync::MutexGuard<'a, St>,
+        done: impl Fn(&St) -> bool,
+    ) -> std::sync::MutexGuard<'a, St> {
+        let deadline = Instant::now() + WAIT;
+        while !done(&st) && Instant::now() < deadline {
+            st = self
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        st
     }
 
     /// The reader listed `dir`: let the writer go, and wait until it finished its run.
@@ -115,14 +117,7 @@ impl Gate {
         st.fired = true;
         st.released = true;
         self.cv.notify_all();
-        let deadline = Instant::now() + WAIT;
-        while !st.writer_done && Instant::now() < deadline {
-            st = self
-                .cv
-                .wait_timeout(st, Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        drop(self.wait_until(st, |st| st.writer_done));
     }
 
     fn writer_done(&self) {
@@ -132,16 +127,8 @@ impl Gate {
 
     /// Wait until the writer stopped at its step, or finished without reaching it.
     fn wait_paused(&self) -> bool {
-        let deadline = Instant::now() + WAIT;
-        let mut st = self.lock();
-        while !st.blocked && !st.writer_done && Instant::now() < deadline {
-            st = self
-                .cv
-                .wait_timeout(st, Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        st.blocked
+        self.wait_until(self.lock(), |st| st.blocked || st.writer_done)
+            .blocked
     }
 }
 

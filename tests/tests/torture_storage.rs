@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use log::LevelFilter;
 use runlog::journal::faultfs::{Errno, FaultFs, Unsynced};
@@ -24,21 +24,13 @@ use runlog::journal::retention::sweep_job;
 use runlog::journal::shipped::{read_shipped, write_shipped, Shipped};
 use runlog::journal::storage::mount;
 use runlog::{FsyncPolicy, RunLogger};
+use runlog_e2e::torture::install_logger_once;
 use runlog_e2e::torture::{conclude, iterations};
 
 const TARGET: &str = "torture";
 
 fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("runlog-torture-{}", std::process::id()));
-        let rl = RunLogger::builder()
-            .no_config_file()
-            .force_journal_dir(dir)
-            .build()
-            .expect("build");
-        rl.install().expect("install");
-    });
+    install_logger_once("torture");
 }
 
 /// A root no real file lives under, unique per test and iteration.

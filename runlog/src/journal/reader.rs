@@ -1921,16 +1921,18 @@ mod tests {
     /// Segment files by number.
     type Files = Vec<(u32, Vec<u8>)>;
 
+    /// Segments numbered from 0.
+    fn numbered(segs: Vec<Vec<u8>>) -> Files {
+        segs.into_iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b))
+            .collect()
+    }
+
     /// Damaged variants of a run (name, segment files by number; a missing number is a
     /// missing file).
     fn variants() -> Vec<(String, Files)> {
         let base = segments(6, 40, Some(Outcome::Ok));
-        let numbered = |segs: Vec<Vec<u8>>| -> Files {
-            segs.into_iter()
-                .enumerate()
-                .map(|(i, b)| (i as u32, b))
-                .collect()
-        };
         let mut v = vec![
             ("ok".to_owned(), numbered(base.clone())),
             ("crashed".into(), numbered(segments(6, 40, None))),
@@ -2036,11 +2038,7 @@ mod tests {
         // Bug: one segment that could not be opened (left owned by root) made Journal::jobs,
         // and so `runlog list-jobs`, fail for every job.
         let tmp = tempfile::tempdir().unwrap();
-        let files: Files = segments(2, 3, Some(Outcome::Ok))
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let files = numbered(segments(2, 3, Some(Outcome::Ok)));
         let paths = write_run(tmp.path(), &files);
         let _mount = storage::mount(tmp.path(), std::sync::Arc::new(Denied(paths[1].1.clone())));
         let journal = Journal::open(tmp.path()).unwrap();
@@ -2070,11 +2068,7 @@ mod tests {
         let at = scan.frames[6].offset as usize;
         segs[0].truncate(at);
         segs[0].resize(len, 0);
-        let files = segs
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let files = numbered(segs);
         (files, at as u64)
     }
 
@@ -2113,11 +2107,7 @@ mod tests {
         // The writer rolled over because the next frame did not fit before the reserve.
         let used = segs[0].len();
         let len = used + first + END_FRAME_LEN - 1;
-        let mut files: Files = segs
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let mut files: Files = numbered(segs);
         files[0].1.resize(len, 0);
         let paths = write_run(tmp.path(), &files);
         let log = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
@@ -2138,11 +2128,7 @@ mod tests {
         let mut segs = segments(2, 3, Some(Outcome::Ok));
         let blank = encode_header(1, "");
         segs[1][..HEADER_LEN].copy_from_slice(&blank);
-        let files: Vec<(u32, Vec<u8>)> = segs
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let files: Vec<(u32, Vec<u8>)> = numbered(segs);
         let paths = write_run(tmp.path(), &files);
         let log = scan_run(JOB, ID, &paths, Sink::Skim, 0, None).unwrap();
         assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
@@ -2163,11 +2149,7 @@ mod tests {
         // Cut the middle segment exactly where its sixth frame starts: no frame is damaged.
         let at = scan_segment(&segs[1]).unwrap().frames[5].offset as usize;
         segs[1].truncate(at);
-        let files: Vec<(u32, Vec<u8>)> = segs
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let files: Vec<(u32, Vec<u8>)> = numbered(segs);
         let paths = write_run(tmp.path(), &files);
         let log = scan_run(JOB, ID, &paths, Sink::Collect(Vec::new()), 0, None).unwrap();
         assert_eq!(log.records.len(), 25);
@@ -2285,13 +2267,7 @@ mod tests {
     fn for_each_record_stops_when_asked_and_checks_the_job_before_the_first_record() {
         let tmp = tempfile::tempdir().unwrap();
         let journal = Journal::open(tmp.path()).unwrap();
-        let segs = write_run(tmp.path(), &{
-            let s = segments(5, 30, Some(Outcome::Ok));
-            s.into_iter()
-                .enumerate()
-                .map(|(i, b)| (i as u32, b))
-                .collect::<Vec<_>>()
-        });
+        let segs = write_run(tmp.path(), &numbered(segments(5, 30, Some(Outcome::Ok))));
         assert_eq!(segs.len(), 5);
         let mut seen = 0;
         let r = journal.for_each_record(JOB, ID, |r| {
@@ -2325,14 +2301,7 @@ mod tests {
         )
         .len();
         other[0].splice(HEADER_LEN..HEADER_LEN + old_len, begin);
-        write_run(
-            tmp.path(),
-            &other
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| (i as u32, b))
-                .collect::<Vec<_>>(),
-        );
+        write_run(tmp.path(), &numbered(other));
         let r = journal.for_each_record(JOB, ID, |_| panic!("a record of another job"));
         assert!(matches!(r, Err(ReadError::NoSuchRun { .. })), "{r:?}");
         assert!(matches!(
@@ -2345,11 +2314,7 @@ mod tests {
     fn records_rejected_by_pre_are_counted_and_not_handed_over() {
         let tmp = tempfile::tempdir().unwrap();
         let journal = Journal::open(tmp.path()).unwrap();
-        let files: Files = segments(4, 25, Some(Outcome::Ok))
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect();
+        let files = numbered(segments(4, 25, Some(Outcome::Ok)));
         let segs = write_run(tmp.path(), &files);
         let want = reference_read(JOB, ID, &segs, true).unwrap();
         let mut got = Vec::new();
