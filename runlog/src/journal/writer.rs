@@ -4,8 +4,10 @@
 //! holds the mapping's `unsafe`. A log call that returned has copied its frame into a
 //! `MAP_SHARED` mapping, so the bytes are in the kernel's page cache and survive the process
 //! being killed the next instant; no syscall is made per record. Blocks are allocated (zeros
-//! written) before a file is mapped, so a full disk is an error at segment creation, never a
-//! `SIGBUS` in the job. The next segment of a
+//! written) before a file is mapped, so a full disk is an error at segment creation. A page of
+//! a mapping lost anyway (a segment cut by another process) is caught by runlog's `SIGBUS`
+//! handler (`sigbus.rs`): the failed write stops the writer, and the job goes on. The next
+//! segment of a
 //! run is prepared by a background thread before the current one is full, so a rollover on
 //! the hot path costs a rename.
 
@@ -20,11 +22,12 @@ use super::frame::{
     FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD,
 };
 use super::layout::{segment_name, TMP_PREFIX};
-use super::payload::cut_marker;
+use super::payload::{cut_marker, Frame};
 use super::payload::{
     encode_begin, encode_end, encode_label, Begin, End, Outcome, REC_FIXED_LEN, REC_FLAGS,
     REC_KV_COUNT, REC_LEVEL, REC_LINE, REC_MODULE_IS_TARGET, REC_NO_MODULE, REC_TRUNCATED, REC_TS,
 };
+use super::reader::scan_file;
 use super::storage::{self, create_dir_private, sync_dir, MapMut, OpenMode, StorageFile};
 use crate::config::FsyncPolicy;
 
@@ -221,7 +224,7 @@ fn prepare_segment(
     // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
     preallocate(&mut *file, size, order).map_err(cleanup)?;
     let mut map = file.map_mut(size).map_err(cleanup)?;
-    map.write(0, &encode_header(seq, run_id));
+    map.write(0, &encode_header(seq, run_id)).map_err(cleanup)?;
     let mut off = HEADER_LEN;
     if let Some((kind, payload)) = first_frame {
         let n = FRAME_HEADER_LEN + payload.len();
@@ -230,12 +233,33 @@ fn prepare_segment(
                 "first frame does not fit in a segment",
             )));
         }
-        map.write(off, &encode_frame(kind, payload));
+        map.write(off, &encode_frame(kind, payload))
+            .map_err(cleanup)?;
         off += n;
     }
     prepared.off = off;
     prepared.seg = Some(Segment { file, map, size });
     Ok(prepared)
+}
+
+/// What a segment whose writer stopped after a failed write still holds: where its valid
+/// frames end and how many RECORD frames they include. Its header (and, in segment 0, the
+/// BEGIN frame), given as `prefix`, is written again if it is no longer there whole.
+fn salvage(path: &Path, file: &dyn StorageFile, prefix: &[u8]) -> io::Result<(usize, u64)> {
+    match scan_file(path) {
+        Ok(scan) if scan.valid_len >= prefix.len() as u64 => {
+            let kept = scan
+                .frames
+                .iter()
+                .filter(|f| matches!(f.frame, Ok(Frame::Record(_))))
+                .count();
+            Ok((scan.valid_len as usize, kept as u64))
+        }
+        _ => {
+            storage::write_all_at(file, prefix, 0)?;
+            Ok((prefix.len(), 0))
+        }
+    }
 }
 
 /// Work for the background thread.
@@ -762,6 +786,13 @@ pub(crate) struct RunWriter {
     synced_upto: usize,
     /// Records written.
     pub(crate) records: u64,
+    /// Of those, the ones in the current segment.
+    cur_records: u64,
+    /// The BEGIN frame, to put back if segment 0 is cut under the writer.
+    begin_frame: Vec<u8>,
+    /// A write into the current segment failed (a page of its mapping was lost, `pwrite`
+    /// failed): the writer stopped, and the end looks at what the segment still holds.
+    salvage: bool,
     /// Records that could not be written.
     pub(crate) dropped: u64,
     /// Set after an I/O error: nothing more is written to this run.
@@ -784,6 +815,7 @@ impl RunWriter {
         create_job_dir(job_dir, opts.fsync)?;
         let first = FIRST_SEGMENT.min(opts.segment_size).max(MIN_SEGMENT);
         let payload = encode_begin(begin);
+        let begin_frame = encode_frame(FrameType::Begin, &payload);
         let mut prepared = prepare_segment(
             job_dir,
             &begin.run_id,
@@ -812,6 +844,9 @@ impl RunWriter {
             last_sync_ns: now,
             synced_upto: 0,
             records: 0,
+            cur_records: 0,
+            begin_frame,
+            salvage: false,
             dropped: 0,
             broken: false,
             retry_at_ns: 0,
@@ -852,6 +887,15 @@ impl RunWriter {
         if self.error.is_none() {
             self.error = Some(e);
         }
+    }
+
+    /// A write into the current segment failed: stop writing, and at the end keep what the
+    /// segment still holds (see [`salvage`]).
+    fn lose_segment(&mut self, e: io::Error) {
+        let path = self.job_dir.join(segment_name(&self.run_id, self.seq));
+        let e = io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.salvage = true;
+        self.fail(e);
     }
 
     fn sync_current(&mut self, upto: usize) {
@@ -957,6 +1001,7 @@ impl RunWriter {
                 let old_len = self.off;
                 self.seq = next;
                 self.off = off;
+                self.cur_records = 0;
                 self.synced_upto = 0;
                 self.next_size =
                     (self.next_size * 2).min(self.opts.segment_size.max(self.next_size));
@@ -1019,9 +1064,15 @@ impl RunWriter {
             return;
         }
         let start = self.off;
-        self.cur.map.write(start, frame);
+        if let Err(e) = self.cur.map.write(start, frame) {
+            // Not written (not all of it, at least): not acknowledged.
+            self.dropped += 1;
+            self.lose_segment(e);
+            return;
+        }
         self.off += frame.len();
         self.records += 1;
+        self.cur_records += 1;
         self.after_write(ts_ns);
         // Early (an eighth in), so the next segment is ready long before it is needed; not at
         // once, so that a short run does not make a second segment it never uses.
@@ -1043,7 +1094,10 @@ impl RunWriter {
             return false;
         }
         let start = self.off;
-        self.cur.map.write(start, &encode_frame(kind, payload));
+        if let Err(e) = self.cur.map.write(start, &encode_frame(kind, payload)) {
+            self.lose_segment(e);
+            return false;
+        }
         self.off += n;
         self.after_write(ts_ns);
         true
@@ -1065,7 +1119,7 @@ impl RunWriter {
                 drop(p.rx.recv());
             }
         }
-        if let Some(e) = self.error.take().filter(|_| self.broken) {
+        if let Some(e) = self.error.take().filter(|_| self.broken && !self.salvage) {
             return Err(e);
         }
         let kind = if outcome == Outcome::Cancelled {
@@ -1073,12 +1127,6 @@ impl RunWriter {
         } else {
             FrameType::Commit
         };
-        let payload = encode_end(&End {
-            end_ns,
-            outcome,
-            records: self.records,
-            dropped: self.dropped,
-        });
         let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
         for &(seq, len) in &self.closed {
             // Usually already done by the background thread: then this changes nothing.
@@ -1096,10 +1144,30 @@ impl RunWriter {
         // that reads as ended but lacks some of its records, nor keep the end frame but undo
         // the cut, which would leave the preallocated zeros after it, never synced, to come
         // back as garbage behind an ended run.
-        let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
         let Segment { file, map, .. } = self.cur;
         drop(map);
+        if self.salvage {
+            let path = self.job_dir.join(segment_name(&self.run_id, self.seq));
+            let mut prefix = encode_header(self.seq, &self.run_id).to_vec();
+            if self.seq == 0 {
+                prefix.extend_from_slice(&self.begin_frame);
+            }
+            let (off, kept) = salvage(&path, &*file, &prefix)?;
+            // Records the segment no longer holds were acknowledged, then lost with the cut:
+            // counted as dropped, so that the end frame's counts match what is there.
+            let lost = self.cur_records.saturating_sub(kept);
+            self.records -= lost;
+            self.dropped += lost;
+            self.off = off;
+        }
+        let payload = encode_end(&End {
+            end_ns,
+            outcome,
+            records: self.records,
+            dropped: self.dropped,
+        });
+        let start = self.off;
         let _ = file.set_len((start + n) as u64);
         if sync {
             file.sync_data()?;
