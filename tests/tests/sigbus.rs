@@ -1,5 +1,6 @@
-//! SIGBUS never kills the job for runlog's sake: a segment cut under a live writer's mapping
-//! makes the run drop and count records, tell the job once on stderr and end with the count, while the job finishes
+//! SIGBUS never kills the job for runlog's sake: a segment cut under a live writer's mapping,
+//! or a full copy-on-write file system (btrfs, made in a loop file), makes the run drop and
+//! count records, tell the job once on stderr and end with the count, while the job finishes
 //! with exit 0 and every record that survived reads back intact. A SIGBUS of the job's own (a
 //! mapping runlog did not make) still kills it, as it would without runlog.
 //!
@@ -14,8 +15,9 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use runlog::journal::frame::HEADER_LEN;
 use runlog::journal::payload::Frame;
 use runlog::journal::reader::scan_file;
+use runlog::journal::storage::maps_safely_in;
 use runlog::{Journal, RunLog, RunStatus};
-use runlog_e2e::sigbus::{message, segment_path, JOB};
+use runlog_e2e::sigbus::{message, segment_path, Btrfs, JOB};
 
 const KID: &str = env!("CARGO_BIN_EXE_sigbuskid");
 
@@ -140,6 +142,11 @@ fn a_segment_cut_under_a_live_writer_drops_and_counts_records_and_the_job_lives_
     for cut_at_record in [Some(200), None] {
         let tmp = tempfile::tempdir().unwrap();
         let journal = tmp.path();
+        assert!(
+            maps_safely_in(journal).unwrap(),
+            "this test cuts a segment under a mapping: it needs a temporary directory ($TMPDIR) \
+             on ext4, XFS or tmpfs, where runlog maps segments"
+        );
         let held = start_logs(journal, BEFORE, AFTER);
         let seg = segment_path(journal, &held.id, 0);
         let (cut, kept) = match cut_at_record {
@@ -187,5 +194,35 @@ fn a_sigbus_outside_runlogs_mappings_still_kills_the_job() {
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_full_btrfs_drops_and_counts_records_and_the_job_lives_on() {
+    // Bug: on copy-on-write storage writing zeros reserves nothing, so once the disk was full a
+    // store into the mapping (a page written back, hence clean) raised SIGBUS and killed the job.
+    const BEFORE: u64 = 200;
+    const AFTER: u64 = 20_000;
+    let fs = Btrfs::mount(256 << 20);
+    let journal = fs.mnt().join("journal");
+    assert!(
+        !maps_safely_in(&fs.mnt()).unwrap(),
+        "btrfs must be detected as a file system where segments are not mapped"
+    );
+    let held = start_logs(&journal, BEFORE, AFTER);
+    let filled = fs.fill();
+    assert!(filled > 100 << 20, "filled only {filled} bytes");
+    let id = held.id.clone();
+    let (out, stdout) = release(held);
+    let dropped_before_end = finished(&out, &stdout);
+    assert!(dropped_before_end > 0, "the disk is full: {stdout}");
+    let stderr = told_once(&out);
+    // Written with pwrite, the full disk is an error the writer saw, not a fault it survived.
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let log = read_back(&journal, &id, BEFORE + AFTER);
+    assert!(
+        log.records.len() as u64 >= BEFORE,
+        "the records written before the disk was full are kept: {:?}",
+        log.info
     );
 }

@@ -2,7 +2,8 @@
 //!
 //! A store into a `MAP_SHARED` mapping raises `SIGBUS` when the page behind it is gone: the
 //! file was cut under the mapping (another process truncated a live segment), or the file
-//! system found no space for the page (copy-on-write storage). The default disposition of
+//! system found no space for the page (copy-on-write storage; runlog does not map segments
+//! there, see [`super::storage`], but detection could be wrong). The default disposition of
 //! `SIGBUS` kills the process, and runlog promises never to kill the job it serves.
 //!
 //! So every mapping of a segment is registered in a fixed table of atomics, and a `SIGBUS`

@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +120,18 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// `len` bytes already, allocated. Where a mapping cannot be protected (see
     /// `journal/sigbus.rs`), a [`pwrite_window`] instead.
     fn map_mut(&self, len: usize) -> io::Result<Box<dyn MapMut>>;
+    /// Whether the file system keeps the space that writing zeros allocated, so that stores
+    /// into a mapping of the file never need more. False on copy-on-write, compressing or
+    /// thin-provisioned storage and on file systems runlog does not know: there a full disk
+    /// turns a store into a mapping into `SIGBUS`, so segments are written with `pwrite`.
+    fn maps_safely(&self) -> bool {
+        true
+    }
+    /// Give the file `len` bytes (reading as zeros) without writing them (`fallocate`).
+    /// `Unsupported` if it cannot.
+    fn reserve(&self, _len: u64) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// A writable window on a file's first bytes: a shared mapping, or, where storing into one
@@ -314,9 +327,10 @@ impl StorageFile for RealFile {
 
     fn map_mut(&self, len: usize) -> io::Result<Box<dyn MapMut>> {
         // SAFETY: the journal maps only segment files it created itself (create_new) and
-        // whose blocks it allocated by writing zeros over the whole mapped length. Nothing in
-        // this process truncates a segment while it is mapped (the map is dropped first).
-        // Another process truncating it makes a store raise SIGBUS; the guard registered below, before any store, turns that into
+        // whose blocks it allocated by writing zeros over the whole mapped length, on a file
+        // system that keeps them (`maps_safely`). Nothing in this process truncates a segment
+        // while it is mapped (the map is dropped first). Another process truncating it (or a
+        // file system that needs space after all) makes a store raise SIGBUS; the guard registered below, before any store, turns that into
         // a write error (journal/sigbus.rs). No Rust reference into the mapping outlives it.
         let mut map = unsafe { MmapOptions::new().len(len).map_mut(&self.0) }?;
         let Some(guard) = sigbus::Guard::register(map.as_ptr(), map.len()) else {
@@ -327,10 +341,63 @@ impl StorageFile for RealFile {
         prefault(&mut map);
         Ok(Box::new(RealMap { guard, map }))
     }
+
+    fn maps_safely(&self) -> bool {
+        maps_safely(&self.0)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn reserve(&self, len: u64) -> io::Result<()> {
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: fallocate on a descriptor this file owns; no memory is passed.
+        if unsafe { libc::fallocate(self.0.as_raw_fd(), 0, 0, len) } == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            e => Err(e),
+        }
+    }
+}
+
+/// File systems whose blocks, once written, a store into a shared mapping overwrites in place:
+/// ext2/3/4, XFS (a file runlog created is never reflinked), tmpfs. Anything else — btrfs,
+/// ZFS, bcachefs, f2fs, overlayfs, network and FUSE file systems, or a failed `fstatfs` — is
+/// written with `pwrite`.
+#[cfg(target_os = "linux")]
+fn maps_safely(f: &File) -> bool {
+    const EXT4_SUPER_MAGIC: u32 = 0xef53;
+    const XFS_SUPER_MAGIC: u32 = 0x5846_5342;
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    // SAFETY: an all-zero statfs is a valid value; fstatfs fills it from a descriptor this
+    // file owns.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(
+        u32::try_from(st.f_type),
+        Ok(EXT4_SUPER_MAGIC | XFS_SUPER_MAGIC | TMPFS_MAGIC)
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn maps_safely(_f: &File) -> bool {
+    true
+}
+
+/// Whether segments in the directory `dir` are written through a shared mapping (`true`) or
+/// with `pwrite` (`false`: a file system that may need new space to overwrite a block, see
+/// [`StorageFile::maps_safely`]).
+pub fn maps_safely_in(dir: &Path) -> io::Result<bool> {
+    let f = File::open(dir)?;
+    Ok(maps_safely(&f))
 }
 
 /// A window that writes with `pwrite` (whole frames, one call each) and syncs with
-/// `fdatasync`: where a store into a mapping could raise `SIGBUS` unprotected.
+/// `fdatasync`: for file systems where a store into a mapping could raise `SIGBUS`.
 pub fn pwrite_window(file: Box<dyn StorageFile>, len: usize) -> Box<dyn MapMut> {
     Box::new(PwriteWindow { file, len })
 }
@@ -514,6 +581,13 @@ pub fn read_bounded(path: &Path, max: u64, out: &mut Vec<u8>) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_system_runlog_does_not_know_is_not_mapped() {
+        // procfs: neither ext4, XFS nor tmpfs.
+        assert!(!maps_safely_in(Path::new("/proc/self")).unwrap());
+    }
 
     #[test]
     fn a_pwrite_window_writes_whole_frames_and_ignores_what_does_not_fit() {

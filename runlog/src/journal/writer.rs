@@ -4,10 +4,11 @@
 //! holds the mapping's `unsafe`. A log call that returned has copied its frame into a
 //! `MAP_SHARED` mapping, so the bytes are in the kernel's page cache and survive the process
 //! being killed the next instant; no syscall is made per record. Blocks are allocated (zeros
-//! written) before a file is mapped, so a full disk is an error at segment creation. A page of
-//! a mapping lost anyway (a segment cut by another process) is caught by runlog's `SIGBUS`
-//! handler (`sigbus.rs`): the failed write stops the writer, and the job goes on. The next
-//! segment of a
+//! written) before a file is mapped, so a full disk is an error at segment creation. On file
+//! systems where that does not reserve the space (copy-on-write), segments are written with
+//! `pwrite` instead, and a page of a mapping lost anyway (a segment cut by another process) is
+//! caught by runlog's `SIGBUS` handler (`sigbus.rs`): either way a failed write stops the
+//! writer, and the job goes on. The next segment of a
 //! run is prepared by a background thread before the current one is full, so a rollover on
 //! the hot path costs a rename.
 
@@ -220,10 +221,26 @@ fn prepare_segment(
         }
         prepared.lock = Some(lock);
     }
-    // Blocks are allocated (zeros written) before the file is mapped, so stores into the
-    // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
-    preallocate(&mut *file, size, order).map_err(cleanup)?;
-    let mut map = file.map_mut(size).map_err(cleanup)?;
+    let mut map = if file.maps_safely() {
+        // Blocks are allocated (zeros written) before the file is mapped, so stores into the
+        // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
+        preallocate(&mut *file, size, order).map_err(cleanup)?;
+        file.map_mut(size).map_err(cleanup)?
+    } else {
+        // Where overwriting a block may need new space (copy-on-write), a full disk would make
+        // a store into a mapping raise SIGBUS: write with pwrite, whose errors are handled
+        // (the writer stops, and the records are counted as dropped). Writing zeros reserves
+        // nothing there, so the cheaper fallocate gives the segment its size (zeros where
+        // fallocate is not supported).
+        match file.reserve(size as u64) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                preallocate(&mut *file, size, order).map_err(cleanup)?;
+            }
+            Err(e) => return Err(cleanup(e)),
+        }
+        storage::pwrite_window(file.try_clone().map_err(cleanup)?, size)
+    };
     map.write(0, &encode_header(seq, run_id)).map_err(cleanup)?;
     let mut off = HEADER_LEN;
     if let Some((kind, payload)) = first_frame {
