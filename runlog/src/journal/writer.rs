@@ -906,6 +906,26 @@ impl RunWriter {
         }
     }
 
+    /// Before the end: whether another process cut the current segment below what was written
+    /// without any store faulting (the cut fell in the page last written into, or came after
+    /// the last write). Then the end keeps what the segment still holds, as after a lost page.
+    /// One `fstat`, once per run.
+    pub(crate) fn check_cut(&mut self) -> bool {
+        // After a sync error nothing is salvaged: the run must read as crashed.
+        if self.salvage || self.broken {
+            return false;
+        }
+        match self.cur.file.len() {
+            Ok(len) if len < self.off as u64 => {
+                self.lose_segment(io::Error::other(format!(
+                    "the segment was cut to {len} bytes by another process while it was written"
+                )));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A write into the current segment failed: stop writing, and at the end keep what the
     /// segment still holds (see [`salvage`]).
     fn lose_segment(&mut self, e: io::Error) {
