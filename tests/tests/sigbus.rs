@@ -5,7 +5,8 @@
 //! mapping runlog did not make) still kills it, as it would without runlog.
 //!
 //! The child is `src/bin/sigbuskid.rs`; it waits on stdin at the point where the test damages
-//! the journal, so nothing depends on timing.
+//! the journal, so nothing depends on timing. The torture scenario cuts the live segment at
+//! random offsets (`RUNLOG_TORTURE=long` for more, `RUNLOG_TORTURE_SEED` to replay).
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::process::ExitStatusExt;
@@ -18,6 +19,7 @@ use runlog::journal::reader::scan_file;
 use runlog::journal::storage::maps_safely_in;
 use runlog::{Journal, RunLog, RunStatus};
 use runlog_e2e::sigbus::{message, segment_path, Btrfs, JOB};
+use runlog_e2e::torture::{conclude, iterations, seeded_rng};
 
 const KID: &str = env!("CARGO_BIN_EXE_sigbuskid");
 
@@ -208,6 +210,48 @@ fn a_segment_cut_under_a_live_writer_drops_and_counts_records_and_the_job_lives_
             );
         }
     }
+}
+
+#[test]
+fn torture_a_live_segment_cut_anywhere_never_kills_the_job_nor_loses_an_uncounted_record() {
+    const SCENARIO: &str = "live segment cut anywhere under its writer";
+    let iterations = iterations(24, 400);
+    let mut rng = seeded_rng(SCENARIO);
+    let mut failures = Vec::new();
+    let mut lost = 0;
+    for iter in 0..iterations {
+        // Up to ~1.5 segments of records before the cut (so the live one may be segment 1).
+        let (before, after) = (rng.below(1600), rng.below(400));
+        let tmp = mapped_tempdir();
+        let journal = tmp.path();
+        let held = start_logs(journal, before, after);
+        let live = (0..)
+            .map(|seq| segment_path(journal, &held.id, seq))
+            .take_while(|p| p.exists())
+            .last()
+            .expect("segment 0");
+        let size = std::fs::metadata(&live).map_or(0, |m| m.len());
+        let written = scan_file(&live).map_or(size, |s| s.valid_len);
+        // Mostly into what was written (a header, a frame, a page boundary), else anywhere.
+        let len = if rng.percent(70) {
+            rng.below(written + 1)
+        } else {
+            rng.below(size + 1)
+        };
+        cut(&live, len);
+        let id = held.id.clone();
+        let (out, stdout) = release(held);
+        match check(journal, &id, before + after, &out, &stdout) {
+            Ok(c) => {
+                lost += (before + after).saturating_sub(c.log.info.records + c.log.info.dropped)
+            }
+            Err(e) => failures.push(format!(
+                "iteration {iter} ({before} records, cut {} to {len}, {after} more): {e}",
+                live.display()
+            )),
+        }
+    }
+    conclude(SCENARIO, iterations, &failures, lost);
 }
 
 #[test]
