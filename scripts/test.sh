@@ -6,9 +6,11 @@ if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs), then re-run" >&2
     exit 1
 fi
-for tool in script prlimit redis-server redis-cli openssl; do
+# mkfs.btrfs, losetup and mount live in sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in script prlimit redis-server redis-cli openssl mkfs.btrfs; do
     if ! command -v "$tool" >/dev/null; then
-        echo "$tool not found: the end-to-end tests need it; install util-linux, bsdutils, redis-server, redis-tools and openssl (Debian: apt-get install ...)" >&2
+        echo "$tool not found: the end-to-end tests need it; install util-linux, bsdutils, redis-server, redis-tools, openssl and btrfs-progs (Debian: apt-get install ...)" >&2
         exit 1
     fi
 done

@@ -214,15 +214,19 @@ impl RunCore {
             // touched: a thread of the parent may have held it at the fork, forever here.
             return;
         }
-        let writer = {
+        let (writer, told) = {
             let mut st = self.lock();
             if st.ended {
                 return;
             }
             st.ended = true;
-            st.writer.take()
+            (st.writer.take(), st.told)
         };
-        let Some(w) = writer else { return };
+        let Some(mut w) = writer else { return };
+        if w.check_cut() && !told && outcome != Outcome::Cancelled {
+            let err = w.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            self.tell_dropping(&err);
+        }
         // A start moved past the job's newest run after the clock stepped back (see
         // `start_after_newest`) may be later than the clock now.
         let now = (self.shared.clock)().max(self.start_ns);

@@ -8,6 +8,7 @@ pub mod fuzz_checks;
 pub mod redis;
 pub mod sentinel;
 pub mod shipper;
+pub mod sigbus;
 pub mod tls;
 pub mod torture;
 pub mod torture_proc;

@@ -772,17 +772,23 @@ impl MapMut for FaultMap {
         self.len
     }
 
-    fn write(&mut self, offset: usize, data: &[u8]) {
+    fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
         if offset + data.len() > self.len {
-            return;
+            return Ok(());
         }
         let mut s = self.fs.lock();
-        if let Some(n) = s.nodes.get_mut(&self.id) {
-            // A store past a file cut short by someone else would be SIGBUS for a real map;
-            // here it is simply lost.
-            if let Some(dst) = n.data.get_mut(offset..offset + data.len()) {
+        // A store past a file cut short by someone else is lost, and reported, as the real
+        // mapping's SIGBUS handler reports it.
+        match s
+            .nodes
+            .get_mut(&self.id)
+            .and_then(|n| n.data.get_mut(offset..offset + data.len()))
+        {
+            Some(dst) => {
                 dst.copy_from_slice(data);
+                Ok(())
             }
+            None => Err(lost(io::ErrorKind::UnexpectedEof, &self.path)),
         }
     }
 

@@ -9,5 +9,6 @@ pub mod payload;
 pub mod reader;
 pub mod retention;
 pub mod shipped;
+mod sigbus;
 pub mod storage;
 pub(crate) mod writer;

@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use memmap2::{MmapMut, MmapOptions};
+
+use super::sigbus;
 
 /// How to open a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,11 +117,26 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Another handle to the same open file (sharing its lock).
     fn try_clone(&self) -> io::Result<Box<dyn StorageFile>>;
     /// Map the first `len` bytes for writing (shared with the file). The file must hold
-    /// `len` bytes already, allocated.
+    /// `len` bytes already, allocated. Where a mapping cannot be protected (see
+    /// `journal/sigbus.rs`), a [`pwrite_window`] instead.
     fn map_mut(&self, len: usize) -> io::Result<Box<dyn MapMut>>;
+    /// Whether the file system keeps the space that writing zeros allocated, so that stores
+    /// into a mapping of the file never need more. False on copy-on-write, compressing or
+    /// thin-provisioned storage and on file systems runlog does not know: there a full disk
+    /// turns a store into a mapping into `SIGBUS`, so segments are written with `pwrite`.
+    fn maps_safely(&self) -> bool {
+        true
+    }
+    /// Give the file `len` bytes (reading as zeros) without writing them (`fallocate`).
+    /// `Unsupported` if it cannot.
+    fn reserve(&self, _len: u64) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
-/// A writable mapping of a file's first bytes.
+/// A writable window on a file's first bytes: a shared mapping, or, where storing into one
+/// could raise `SIGBUS`, `pwrite` ([`pwrite_window`]). Either way a write that returned is in
+/// the kernel's page cache.
 pub trait MapMut: Send + Sync + fmt::Debug {
     /// Its length.
     fn len(&self) -> usize;
@@ -127,7 +145,9 @@ pub trait MapMut: Send + Sync + fmt::Debug {
         self.len() == 0
     }
     /// Copy `data` in at `offset` (`offset + data.len() <= len()`, else nothing is written).
-    fn write(&mut self, offset: usize, data: &[u8]);
+    /// An error means the bytes may not have reached the file (a page of the mapping was lost,
+    /// or `pwrite` failed): the window must not be written again.
+    fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<()>;
     /// Make `len` bytes from `offset` durable.
     fn flush_range(&self, offset: usize, len: usize) -> io::Result<()>;
 }
@@ -184,8 +204,13 @@ pub struct RealFs;
 #[derive(Debug)]
 struct RealFile(File);
 
+/// A mapping, registered with the `SIGBUS` handler for as long as it lives.
 #[derive(Debug)]
-struct RealMap(MmapMut);
+struct RealMap {
+    // Declared first, so dropped first: the registration ends before the unmapping.
+    guard: sigbus::Guard,
+    map: MmapMut,
+}
 
 impl Storage for RealFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
@@ -302,13 +327,104 @@ impl StorageFile for RealFile {
 
     fn map_mut(&self, len: usize) -> io::Result<Box<dyn MapMut>> {
         // SAFETY: the journal maps only segment files it created itself (create_new) and
-        // whose blocks it allocated by writing zeros over the whole mapped length, so stores
-        // into the mapping cannot fault for lack of space. Nothing in this process truncates a
-        // segment while it is mapped (the map is dropped first); another process truncating a
-        // live segment of ours is outside the contract (spec/journal.md).
+        // whose blocks it allocated by writing zeros over the whole mapped length, on a file
+        // system that keeps them (`maps_safely`). Nothing in this process truncates a segment
+        // while it is mapped (the map is dropped first). Another process truncating it (or a
+        // file system that needs space after all) makes a store raise SIGBUS; the guard registered below, before any store, turns that into
+        // a write error (journal/sigbus.rs). No Rust reference into the mapping outlives it.
         let mut map = unsafe { MmapOptions::new().len(len).map_mut(&self.0) }?;
+        let Some(guard) = sigbus::Guard::register(map.as_ptr(), map.len()) else {
+            // Unprotected, a mapping could kill the job: write through the file instead.
+            drop(map);
+            return Ok(pwrite_window(self.try_clone()?, len));
+        };
         prefault(&mut map);
-        Ok(Box::new(RealMap(map)))
+        Ok(Box::new(RealMap { guard, map }))
+    }
+
+    fn maps_safely(&self) -> bool {
+        maps_safely(&self.0)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn reserve(&self, len: u64) -> io::Result<()> {
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: fallocate on a descriptor this file owns; no memory is passed.
+        if unsafe { libc::fallocate(self.0.as_raw_fd(), 0, 0, len) } == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            e => Err(e),
+        }
+    }
+}
+
+/// File systems whose blocks, once written, a store into a shared mapping overwrites in place:
+/// ext2/3/4, XFS (a file runlog created is never reflinked), tmpfs. Anything else — btrfs,
+/// ZFS, bcachefs, f2fs, overlayfs, network and FUSE file systems, or a failed `fstatfs` — is
+/// written with `pwrite`.
+#[cfg(target_os = "linux")]
+fn maps_safely(f: &File) -> bool {
+    const EXT4_SUPER_MAGIC: u32 = 0xef53;
+    const XFS_SUPER_MAGIC: u32 = 0x5846_5342;
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    // SAFETY: an all-zero statfs is a valid value; fstatfs fills it from a descriptor this
+    // file owns.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(
+        u32::try_from(st.f_type),
+        Ok(EXT4_SUPER_MAGIC | XFS_SUPER_MAGIC | TMPFS_MAGIC)
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn maps_safely(_f: &File) -> bool {
+    true
+}
+
+/// Whether segments in the directory `dir` are written through a shared mapping (`true`) or
+/// with `pwrite` (`false`: a file system that may need new space to overwrite a block, see
+/// [`StorageFile::maps_safely`]).
+pub fn maps_safely_in(dir: &Path) -> io::Result<bool> {
+    let f = File::open(dir)?;
+    Ok(maps_safely(&f))
+}
+
+/// A window that writes with `pwrite` (whole frames, one call each) and syncs with
+/// `fdatasync`: for file systems where a store into a mapping could raise `SIGBUS`.
+pub fn pwrite_window(file: Box<dyn StorageFile>, len: usize) -> Box<dyn MapMut> {
+    Box::new(PwriteWindow { file, len })
+}
+
+#[derive(Debug)]
+struct PwriteWindow {
+    file: Box<dyn StorageFile>,
+    len: usize,
+}
+
+impl MapMut for PwriteWindow {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
+        if offset
+            .checked_add(data.len())
+            .is_none_or(|end| end > self.len)
+        {
+            return Ok(());
+        }
+        write_all_at(&*self.file, data, offset as u64)
+    }
+
+    fn flush_range(&self, _offset: usize, _len: usize) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 
@@ -342,18 +458,25 @@ fn prefault(map: &mut MmapMut) {
 
 impl MapMut for RealMap {
     fn len(&self) -> usize {
-        self.0.len()
+        self.map.len()
     }
 
     #[inline]
-    fn write(&mut self, offset: usize, data: &[u8]) {
-        if let Some(dst) = self.0.get_mut(offset..offset + data.len()) {
+    fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
+        if let Some(dst) = self.map.get_mut(offset..offset + data.len()) {
             dst.copy_from_slice(data);
         }
+        if self.guard.lost() {
+            return Err(io::Error::other(
+                "a page of the segment's mapping was lost (SIGBUS caught): the file was cut \
+                 by another process, or the file system had no space for it",
+            ));
+        }
+        Ok(())
     }
 
     fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.0.flush_range(offset, len)
+        self.map.flush_range(offset, len)
     }
 }
 
@@ -464,6 +587,30 @@ pub fn read_bounded(path: &Path, max: u64, out: &mut Vec<u8>) -> io::Result<()> 
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_system_runlog_does_not_know_is_not_mapped() {
+        // procfs: neither ext4, XFS nor tmpfs.
+        assert!(!maps_safely_in(Path::new("/proc/self")).unwrap());
+    }
+
+    #[test]
+    fn a_pwrite_window_writes_whole_frames_and_ignores_what_does_not_fit() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a");
+        let f = open(&p, OpenMode::CreateNew).unwrap();
+        f.set_len(8192).unwrap();
+        let mut w = pwrite_window(f.try_clone().unwrap(), 8192);
+        w.write(10, b"hello").unwrap();
+        w.write(8190, b"past the end").unwrap();
+        w.flush_range(0, 8192).unwrap();
+        let mut out = Vec::new();
+        read_bounded(&p, 8192, &mut out).unwrap();
+        assert_eq!(&out[10..15], b"hello");
+        assert!(out[..10].iter().chain(&out[15..]).all(|b| *b == 0));
+        assert_eq!(out.len(), 8192);
+    }
+
     #[test]
     fn real_files_write_read_lock_and_map() {
         let t = tempfile::tempdir().unwrap();
@@ -471,8 +618,8 @@ mod tests {
         let mut f = open(&p, OpenMode::CreateNew).unwrap();
         write_all(&mut *f, &[0u8; 8192]).unwrap();
         let mut m = f.map_mut(8192).unwrap();
-        m.write(10, b"hello");
-        m.write(8190, b"past the end"); // ignored: does not fit
+        m.write(10, b"hello").unwrap();
+        m.write(8190, b"past the end").unwrap(); // ignored: does not fit
         m.flush_range(0, 8192).unwrap();
         drop(m);
         let mut out = Vec::new();

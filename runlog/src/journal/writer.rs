@@ -4,8 +4,11 @@
 //! holds the mapping's `unsafe`. A log call that returned has copied its frame into a
 //! `MAP_SHARED` mapping, so the bytes are in the kernel's page cache and survive the process
 //! being killed the next instant; no syscall is made per record. Blocks are allocated (zeros
-//! written) before a file is mapped, so a full disk is an error at segment creation, never a
-//! `SIGBUS` in the job. The next segment of a
+//! written) before a file is mapped, so a full disk is an error at segment creation. On file
+//! systems where that does not reserve the space (copy-on-write), segments are written with
+//! `pwrite` instead, and a page of a mapping lost anyway (a segment cut by another process) is
+//! caught by runlog's `SIGBUS` handler (`sigbus.rs`): either way a failed write stops the
+//! writer, and the job goes on. The next segment of a
 //! run is prepared by a background thread before the current one is full, so a rollover on
 //! the hot path costs a rename.
 
@@ -20,11 +23,12 @@ use super::frame::{
     FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD,
 };
 use super::layout::{segment_name, TMP_PREFIX};
-use super::payload::cut_marker;
+use super::payload::{cut_marker, Frame};
 use super::payload::{
     encode_begin, encode_end, encode_label, Begin, End, Outcome, REC_FIXED_LEN, REC_FLAGS,
     REC_KV_COUNT, REC_LEVEL, REC_LINE, REC_MODULE_IS_TARGET, REC_NO_MODULE, REC_TRUNCATED, REC_TS,
 };
+use super::reader::scan_file;
 use super::storage::{self, create_dir_private, sync_dir, MapMut, OpenMode, StorageFile};
 use crate::config::FsyncPolicy;
 
@@ -219,11 +223,27 @@ fn prepare_segment(
         }
         prepared.lock = Some(lock);
     }
-    // Blocks are allocated (zeros written) before the file is mapped, so stores into the
-    // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
-    preallocate(&mut *file, size, order).map_err(cleanup)?;
-    let mut map = file.map_mut(size).map_err(cleanup)?;
-    map.write(0, &encode_header(seq, run_id));
+    let mut map = if file.maps_safely() {
+        // Blocks are allocated (zeros written) before the file is mapped, so stores into the
+        // mapping cannot fault for lack of space (see `storage::RealFs`'s map).
+        preallocate(&mut *file, size, order).map_err(cleanup)?;
+        file.map_mut(size).map_err(cleanup)?
+    } else {
+        // Where overwriting a block may need new space (copy-on-write), a full disk would make
+        // a store into a mapping raise SIGBUS: write with pwrite, whose errors are handled
+        // (the writer stops, and the records are counted as dropped). Writing zeros reserves
+        // nothing there, so the cheaper fallocate gives the segment its size (zeros where
+        // fallocate is not supported).
+        match file.reserve(size as u64) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                preallocate(&mut *file, size, order).map_err(cleanup)?;
+            }
+            Err(e) => return Err(cleanup(e)),
+        }
+        storage::pwrite_window(file.try_clone().map_err(cleanup)?, size)
+    };
+    map.write(0, &encode_header(seq, run_id)).map_err(cleanup)?;
     let mut off = HEADER_LEN;
     if let Some((kind, payload)) = first_frame {
         let n = FRAME_HEADER_LEN + payload.len();
@@ -232,12 +252,33 @@ fn prepare_segment(
                 "first frame does not fit in a segment",
             )));
         }
-        map.write(off, &encode_frame(kind, payload));
+        map.write(off, &encode_frame(kind, payload))
+            .map_err(cleanup)?;
         off += n;
     }
     prepared.off = off;
     prepared.seg = Some(Segment { file, map, size });
     Ok(prepared)
+}
+
+/// What a segment whose writer stopped after a failed write still holds: where its valid
+/// frames end and how many RECORD frames they include. Its header (and, in segment 0, the
+/// BEGIN frame), given as `prefix`, is written again if it is no longer there whole.
+fn salvage(path: &Path, file: &dyn StorageFile, prefix: &[u8]) -> io::Result<(usize, u64)> {
+    match scan_file(path) {
+        Ok(scan) if scan.valid_len >= prefix.len() as u64 => {
+            let kept = scan
+                .frames
+                .iter()
+                .filter(|f| matches!(f.frame, Ok(Frame::Record(_))))
+                .count();
+            Ok((scan.valid_len as usize, kept as u64))
+        }
+        _ => {
+            storage::write_all_at(file, prefix, 0)?;
+            Ok((prefix.len(), 0))
+        }
+    }
 }
 
 /// Work for the background thread.
@@ -764,6 +805,13 @@ pub(crate) struct RunWriter {
     synced_upto: usize,
     /// Records written.
     pub(crate) records: u64,
+    /// Of those, the ones in the current segment.
+    cur_records: u64,
+    /// The BEGIN frame, to put back if segment 0 is cut under the writer.
+    begin_frame: Vec<u8>,
+    /// A write into the current segment failed (a page of its mapping was lost, `pwrite`
+    /// failed): the writer stopped, and the end looks at what the segment still holds.
+    salvage: bool,
     /// Records that could not be written.
     pub(crate) dropped: u64,
     /// Set after an I/O error: nothing more is written to this run.
@@ -786,6 +834,7 @@ impl RunWriter {
         create_job_dir(job_dir, opts.fsync)?;
         let first = FIRST_SEGMENT.min(opts.segment_size).max(MIN_SEGMENT);
         let payload = encode_begin(begin);
+        let begin_frame = encode_frame(FrameType::Begin, &payload);
         let mut prepared = prepare_segment(
             job_dir,
             &begin.run_id,
@@ -814,6 +863,9 @@ impl RunWriter {
             last_sync_ns: now,
             synced_upto: 0,
             records: 0,
+            cur_records: 0,
+            begin_frame,
+            salvage: false,
             dropped: 0,
             broken: false,
             retry_at_ns: 0,
@@ -854,6 +906,35 @@ impl RunWriter {
         if self.error.is_none() {
             self.error = Some(e);
         }
+    }
+
+    /// Before the end: whether another process cut the current segment below what was written
+    /// without any store faulting (the cut fell in the page last written into, or came after
+    /// the last write). Then the end keeps what the segment still holds, as after a lost page.
+    /// One `fstat`, once per run.
+    pub(crate) fn check_cut(&mut self) -> bool {
+        // After a sync error nothing is salvaged: the run must read as crashed.
+        if self.salvage || self.broken {
+            return false;
+        }
+        match self.cur.file.len() {
+            Ok(len) if len < self.off as u64 => {
+                self.lose_segment(io::Error::other(format!(
+                    "the segment was cut to {len} bytes by another process while it was written"
+                )));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A write into the current segment failed: stop writing, and at the end keep what the
+    /// segment still holds (see [`salvage`]).
+    fn lose_segment(&mut self, e: io::Error) {
+        let path = self.job_dir.join(segment_name(&self.run_id, self.seq));
+        let e = io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.salvage = true;
+        self.fail(e);
     }
 
     fn sync_current(&mut self, upto: usize) {
@@ -966,6 +1047,7 @@ impl RunWriter {
                 let old_len = self.off;
                 self.seq = next;
                 self.off = off;
+                self.cur_records = 0;
                 self.synced_upto = 0;
                 self.next_size =
                     (self.next_size * 2).min(self.opts.segment_size.max(self.next_size));
@@ -1028,9 +1110,15 @@ impl RunWriter {
             return;
         }
         let start = self.off;
-        self.cur.map.write(start, frame);
+        if let Err(e) = self.cur.map.write(start, frame) {
+            // Not written (not all of it, at least): not acknowledged.
+            self.dropped += 1;
+            self.lose_segment(e);
+            return;
+        }
         self.off += frame.len();
         self.records += 1;
+        self.cur_records += 1;
         self.after_write(ts_ns);
         // Early (an eighth in), so the next segment is ready long before it is needed; not at
         // once, so that a short run does not make a second segment it never uses.
@@ -1052,7 +1140,10 @@ impl RunWriter {
             return false;
         }
         let start = self.off;
-        self.cur.map.write(start, &encode_frame(kind, payload));
+        if let Err(e) = self.cur.map.write(start, &encode_frame(kind, payload)) {
+            self.lose_segment(e);
+            return false;
+        }
         self.off += n;
         self.after_write(ts_ns);
         true
@@ -1074,7 +1165,7 @@ impl RunWriter {
                 drop(p.rx.recv());
             }
         }
-        if let Some(e) = self.error.take().filter(|_| self.broken) {
+        if let Some(e) = self.error.take().filter(|_| self.broken && !self.salvage) {
             return Err(e);
         }
         let kind = if outcome == Outcome::Cancelled {
@@ -1082,12 +1173,6 @@ impl RunWriter {
         } else {
             FrameType::Commit
         };
-        let payload = encode_end(&End {
-            end_ns,
-            outcome,
-            records: self.records,
-            dropped: self.dropped,
-        });
         let sync = !matches!(self.opts.fsync, FsyncPolicy::Never);
         for &(seq, len) in &self.closed {
             // Usually already done by the background thread: then this changes nothing.
@@ -1105,10 +1190,30 @@ impl RunWriter {
         // that reads as ended but lacks some of its records, nor keep the end frame but undo
         // the cut, which would leave the preallocated zeros after it, never synced, to come
         // back as garbage behind an ended run.
-        let start = self.off;
         let n = FRAME_HEADER_LEN + END_PAYLOAD_LEN;
         let Segment { file, map, .. } = self.cur;
         drop(map);
+        if self.salvage {
+            let path = self.job_dir.join(segment_name(&self.run_id, self.seq));
+            let mut prefix = encode_header(self.seq, &self.run_id).to_vec();
+            if self.seq == 0 {
+                prefix.extend_from_slice(&self.begin_frame);
+            }
+            let (off, kept) = salvage(&path, &*file, &prefix)?;
+            // Records the segment no longer holds were acknowledged, then lost with the cut:
+            // counted as dropped, so that the end frame's counts match what is there.
+            let lost = self.cur_records.saturating_sub(kept);
+            self.records -= lost;
+            self.dropped += lost;
+            self.off = off;
+        }
+        let payload = encode_end(&End {
+            end_ns,
+            outcome,
+            records: self.records,
+            dropped: self.dropped,
+        });
+        let start = self.off;
         let _ = file.set_len((start + n) as u64);
         if sync {
             file.sync_data()?;
