@@ -1,6 +1,7 @@
 //! `runlog-shipper` as a library: the Redis key schema (`spec/redis.md`), and the pieces the
 //! `runlog-shipper` binary is made of. The CLI and the tests read Redis with [`schema`].
 
+pub mod confirm;
 pub mod conn;
 pub mod prepare;
 pub mod schema;

@@ -16,6 +16,7 @@ use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, S
 use runlog::journal::storage;
 use runlog::Config;
 
+use crate::confirm::Confirmation;
 use crate::prepare::{prepare_run, PrepareError, PreparedRun};
 use crate::schema::ChunkBuilder;
 use crate::upload::{Redis, UploadError};
@@ -58,6 +59,9 @@ pub struct Counters {
     /// The `run_id` of the Redis server every run in the `.shipped` files was last confirmed
     /// on (one server, or the master Sentinel named); empty when not known.
     pub redis_server: String,
+    /// Runs skipped by the passes after another server, in a row (`<job dir name>/<run id>`
+    /// to passes): see [`crate::confirm`].
+    pub skipped: BTreeMap<String, u32>,
 }
 
 impl Counters {
@@ -71,6 +75,8 @@ impl Counters {
                 if crate::upload::is_server_id(v) {
                     c.redis_server = v.to_owned();
                 }
+            } else if let Some(v) = line.strip_prefix("skipped ") {
+                c.skipped.extend(crate::confirm::parse_skipped(v));
             }
         }
         c
@@ -194,6 +200,9 @@ impl Journal {
         if !self.counters.redis_server.is_empty() {
             text.push_str(&format!("redis-server {}\n", self.counters.redis_server));
         }
+        for (run, tries) in &self.counters.skipped {
+            text.push_str(&format!("skipped {tries} {run}\n"));
+        }
         write_file_atomic(
             &self.dir.join(SHIPPER_DIR).join(STATE_FILE),
             text.as_bytes(),
@@ -300,6 +309,13 @@ impl Journal {
             );
         }
         let cands = self.candidates(dirs, &redis.epoch, every);
+        let mut confirm = all_dirs.then(|| {
+            Confirmation::new(
+                dirs,
+                &redis.epoch,
+                cands.iter().map(|c| (c.job_dir.as_path(), c.id.as_str())),
+            )
+        });
         let mut pass = Pass::default();
         let mut start = 0;
         while start < cands.len() {
@@ -356,12 +372,17 @@ impl Journal {
                 );
             }
             for (dir, (job, ids)) in done {
+                if let Some(c) = &mut confirm {
+                    c.uploaded(dir, &ids);
+                }
                 self.record_shipped(dir, &job, &redis.epoch, &ids);
             }
         }
-        // (`all_dirs` only for another server: `every`.)
-        if all_dirs {
-            self.counters.redis_server = server;
+        // (Only for another server: `every`.) A pass that skipped a run confirms nothing.
+        if let Some(c) = confirm {
+            if c.finish(self, &server) {
+                self.counters.redis_server = server;
+            }
             if let Err(e) = self.save_counters() {
                 // Only costs uploading every run again after the next start.
                 log::warn!("cannot save shipper state: {e}");
