@@ -3,6 +3,7 @@
 
 pub mod confirm;
 pub mod conn;
+pub mod eviction;
 pub mod prepare;
 pub mod schema;
 pub mod ship;

@@ -83,7 +83,10 @@ fn run(args: &Args) -> Result<(), String> {
                 .map_or("a config file (see spec/config.md)".to_owned(), |p| p.display().to_string())
         ));
     };
-    let target = Target::from_config(&rc);
+    let target = Target {
+        allow_eviction: config.shipper.allow_eviction,
+        ..Target::from_config(&rc)
+    };
     let keys = Keys::new(rc.prefix_or_default());
     let where_ = describe(&rc);
     let mut journal = Journal::open(&config)?;
