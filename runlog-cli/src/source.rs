@@ -17,6 +17,9 @@ use crate::redis_store::{RedisError, RedisRun, RedisStore, Window};
 use crate::when::Range;
 use crate::{warn, Ctx, Error};
 
+/// What readers call a run that Redis lists without its hash or chunks.
+pub(crate) const MISSING_FROM_REDIS: &str = "missing from Redis (evicted or deleted)";
+
 /// Where a run was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -287,9 +290,11 @@ impl Store {
     pub(crate) fn runs_in(&mut self, job: &str, w: Window) -> Result<(Vec<Run>, bool), Error> {
         let mut by_id: BTreeMap<String, Run> = BTreeMap::new();
         let mut cut = false;
+        let mut missing = Vec::new();
         if let Some(r) = &mut self.redis {
-            let (runs, c) = r.runs_in(job, w).map_err(redis_failed)?;
+            let (runs, c, m) = r.runs_in(job, w).map_err(redis_failed)?;
             cut = c;
+            missing = m;
             for rr in runs {
                 by_id.insert(
                     rr.info.id.clone(),
@@ -320,6 +325,19 @@ impl Store {
                     }
                 }
             }
+        }
+        for id in missing {
+            let shown = if by_id.contains_key(&id) {
+                "showing the local journal's copy"
+            } else if self.journal.is_some() {
+                "not shown: the local journal has no copy of it"
+            } else {
+                "not shown"
+            };
+            warn(&format!(
+                "run {id} of job {job:?} is {MISSING_FROM_REDIS}: its job's index lists it, \
+                 but its metadata is gone; {shown}"
+            ));
         }
         Ok((by_id.into_values().collect(), cut))
     }

@@ -8,15 +8,65 @@
 //! Needs `redis-server` (each test starts its own, never the one on port 6379) and the
 //! binaries built (`cargo build --workspace`).
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runlog_e2e::redis::{scan_keys, RedisServer};
+use runlog_e2e::cli::{output, runlog_cmd, Out};
+use runlog_e2e::redis::{job_base, scan_keys, RedisServer};
 use runlog_e2e::shipper::{
     run_kid, ship_once, ship_once_ok, KidArgs, Kind, Shipper, ShipperConfig,
 };
 
 const KID: &str = env!("CARGO_BIN_EXE_jobkid");
+const PREFIX: &str = "runlog";
+const MISSING: &str = "missing from Redis (evicted or deleted)";
+
+/// `runlog --config CONFIG ARGS...`.
+fn runlog(config: &Path, args: &[&str]) -> Out {
+    output(runlog_cmd().arg("--config").arg(config).args(args))
+}
+
+/// The ids of the runs of `job` in the journal, oldest first.
+fn journal_ids(journal: &Path, job: &str) -> Vec<String> {
+    runlog::Journal::open(journal)
+        .unwrap()
+        .runs(job)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Delete the segment files of one run from the journal (as local retention does).
+fn remove_from_journal(journal: &Path, job: &str, id: &str) {
+    let dir = runlog::journal::layout::job_dir(journal, job);
+    let segs = runlog::journal::reader::list_run_segments(&dir).unwrap();
+    for (_, p) in &segs[id] {
+        fs::remove_file(p).unwrap();
+    }
+}
+
+fn del(server: &RedisServer, key: &str) {
+    let n: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query(&mut server.conn())
+        .unwrap();
+    assert_eq!(n, 1, "{key} was not there");
+}
+
+/// A journal with `runs` ok runs of 30 records of `job`, shipped to a server of its own.
+fn shipped(t: &Path, job: &str, runs: u64) -> (PathBuf, RedisServer, PathBuf) {
+    let j = t.join("journal");
+    run_kid(
+        Path::new(KID),
+        &KidArgs::new(&j, job, runs, 30, &[Kind::Ok]),
+    );
+    let server = RedisServer::start();
+    let cfg = ShipperConfig::new(&j, &server.url(), 10, 10).write(&t.join("c.toml"));
+    ship_once_ok(&cfg, &t.join("ship.log"));
+    (j, server, cfg)
+}
 
 /// Bug (issue 12, item 4): a shipper shipped to a Redis that evicts any key under memory
 /// pressure (`allkeys-lru`), which silently loses shipped runs. Now it refuses such a server,
@@ -74,5 +124,55 @@ fn a_redis_that_may_evict_any_key_is_refused_unless_allowed() {
     assert!(
         log.contains("uploaded 2 runs") && !log.contains("evict"),
         "{log}"
+    );
+}
+
+/// Bug (issue 12, item 4): a run still listed in its job's `runs` index whose hash or chunks
+/// are gone (evicted, or deleted by hand) was taken for one trimmed meanwhile: silently left
+/// out of listings, or "trimmed while being read". Now readers check the index again and say
+/// it is missing from Redis; the local journal's copy is shown when it has one.
+#[test]
+fn a_run_missing_from_redis_but_still_listed_is_reported_and_read_from_the_journal() {
+    let t = tempfile::tempdir().unwrap();
+    let job = "evicted";
+    let (j, server, cfg) = shipped(t.path(), job, 3);
+    let ids = journal_ids(&j, job);
+    let base = job_base(PREFIX, job);
+    // Run 0: its hash is gone; the journal still has it.
+    del(&server, &format!("{base}run:{}", ids[0]));
+    // Run 1: its chunks are gone, and so is its journal copy.
+    del(&server, &format!("{base}log:{}", ids[1]));
+    remove_from_journal(&j, job, &ids[1]);
+
+    let o = runlog(&cfg, &["list-runs", job]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains(MISSING) && o.stderr.contains(&ids[0]),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("local journal"), "{o:?}");
+    for id in &ids {
+        assert!(o.stdout.contains(id.as_str()), "{id} not listed: {o:?}");
+    }
+
+    let o = runlog(&cfg, &["logs", "--json", job, &ids[0]]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains(MISSING), "{o:?}");
+    assert_eq!(o.stdout.lines().count(), 30, "{o:?}");
+
+    let o = runlog(&cfg, &["logs", "--json", job, &ids[1]]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains(MISSING) && !o.stderr.contains("trimmed"),
+        "{o:?}"
+    );
+    assert_eq!(o.stdout, "", "records shown of a run without its chunks");
+
+    // With only Redis to read, run 0 is left out of the listing, and said to be missing.
+    let o = runlog(&cfg, &["--source", "redis", "list-runs", job]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains(MISSING) && !o.stdout.contains(&ids[0]),
+        "{o:?}"
     );
 }
