@@ -114,7 +114,7 @@ impl Confirmation {
                  once it can be read (check the file permissions and `runlog journal verify`)",
                 dir.display()
             );
-            set_aside(&dir, &id);
+            drop_from_shipped(&dir, &id);
         }
         if let Some((dir, id, tries)) = held.first() {
             log::warn!(
@@ -130,22 +130,27 @@ impl Confirmation {
     }
 }
 
-/// Drop `id` from the `.shipped` list of `dir`.
-fn set_aside(dir: &Path, id: &str) {
+/// Drop `id` from the `.shipped` list of `dir`; whether it is not listed there now.
+pub(crate) fn drop_from_shipped(dir: &Path, id: &str) -> bool {
     let mut s = match read_shipped(dir) {
         Ok(Some(s)) => s,
-        Ok(None) => return,
+        Ok(None) => return true,
         Err(e) => {
             log::warn!("cannot read the uploaded runs of {}: {e}", dir.display());
-            return;
+            return false;
         }
     };
-    if s.runs.remove(id) {
-        if let Err(e) = write_shipped(dir, &s) {
+    if !s.runs.remove(id) {
+        return true;
+    }
+    match write_shipped(dir, &s) {
+        Ok(()) => true,
+        Err(e) => {
             log::warn!(
                 "cannot record run {id} as not uploaded in {}: {e}",
                 dir.display()
             );
+            false
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod confirm;
 pub mod conn;
 pub mod eviction;
 pub mod prepare;
+pub mod repair;
 pub mod schema;
 pub mod ship;
 pub mod upload;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use runlog::{Config, ConfigOverrides, ConfigSource};
+use runlog_shipper::repair::{Repair, REPAIR_BATCH};
 use runlog_shipper::schema::Keys;
 use runlog_shipper::ship::Journal;
 use runlog_shipper::upload::{describe, Redis, Target, UploadError};
@@ -103,6 +104,7 @@ fn run(args: &Args) -> Result<(), String> {
         })
     };
 
+    let mut repair = Repair::new(keys.clone());
     if args.once {
         let mut redis = connect().map_err(|e| {
             format!(
@@ -131,6 +133,15 @@ fn run(args: &Args) -> Result<(), String> {
                 }
             }
         }
+        // Every shipped run is checked once for eviction.
+        repair
+            .check(&journal, &mut redis, usize::MAX)
+            .map_err(|e| {
+                format!(
+                "checking shipped runs in Redis at {where_} failed: {e}; nothing was lost, runs \
+                 wait in the journal"
+            )
+            })?;
         journal.enforce_budget(budget, Some(&redis.epoch));
         return Ok(());
     }
@@ -253,6 +264,14 @@ fn run(args: &Args) -> Result<(), String> {
                             redis = None;
                             continue;
                         }
+                    }
+                    // Shipped runs Redis evicted, a bounded batch per rescan interval.
+                    if let Err(e) = repair.check(&journal, r, REPAIR_BATCH) {
+                        log::warn!(
+                            "Redis at {where_}: checking shipped runs failed: {e}; reconnecting"
+                        );
+                        redis = None;
+                        continue;
                     }
                     let epoch = r.epoch.clone();
                     journal.enforce_budget(budget, Some(&epoch));

@@ -93,7 +93,7 @@ pub struct Journal {
     pub counters: Counters,
 }
 
-fn job_name_hint(job_dir: &Path) -> String {
+pub(crate) fn job_name_hint(job_dir: &Path) -> String {
     let enc = job_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -393,7 +393,7 @@ impl Journal {
 
     /// Add `ids` to the job's `.shipped` (dropping runs no longer in the journal), then apply
     /// local retention.
-    fn record_shipped(&self, dir: &Path, job: &str, epoch: &str, ids: &[&str]) {
+    pub(crate) fn record_shipped(&self, dir: &Path, job: &str, epoch: &str, ids: &[&str]) {
         let mut runs = Self::shipped(dir, epoch);
         runs.extend(ids.iter().map(|s| s.to_string()));
         if let Ok(present) = list_run_segments(dir) {

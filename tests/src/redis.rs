@@ -404,6 +404,7 @@ pub const SHIPPER_ACL: &[&str] = &[
     "+evalsha",
     "+script|load",
     "+hset",
+    "+hget",
     "+llen",
     "+persist",
     "+rename",

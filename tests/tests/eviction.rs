@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runlog_e2e::cli::{output, runlog_cmd, Out};
-use runlog_e2e::redis::{job_base, scan_keys, RedisServer};
+use runlog_e2e::redis::{diff, job_base, scan_keys, snapshot, RedisServer};
 use runlog_e2e::shipper::{
     run_kid, ship_once, ship_once_ok, KidArgs, Kind, Shipper, ShipperConfig,
 };
@@ -175,4 +175,63 @@ fn a_run_missing_from_redis_but_still_listed_is_reported_and_read_from_the_journ
         o.stderr.contains(MISSING) && !o.stdout.contains(&ids[0]),
         "{o:?}"
     );
+}
+
+/// Bug (issue 12, item 4): nothing ever repaired a shipped run whose hash or chunks Redis
+/// evicted, because `.shipped` says it is there. Now the shipper checks the runs it shipped
+/// (a bounded batch per rescan interval; `--once` checks all) and uploads those still listed
+/// in `runs` but incomplete again from the journal. A run trimmed by retention (no longer in
+/// `runs`) is never uploaded again.
+#[test]
+fn a_shipped_run_evicted_from_redis_is_uploaded_again_but_a_trimmed_one_never() {
+    let t = tempfile::tempdir().unwrap();
+    let job = "repaired";
+    let (j, server, cfg) = shipped(t.path(), job, 4);
+    let ids = journal_ids(&j, job);
+    let base = job_base(PREFIX, job);
+    let mut conn = server.conn();
+    // Run 3 trimmed, as the upload script trims: out of the index, its keys deleted.
+    let _: () = redis::pipe()
+        .cmd("ZREM")
+        .arg(format!("{base}runs"))
+        .arg(&ids[3])
+        .cmd("DEL")
+        .arg(format!("{base}run:{}", ids[3]))
+        .arg(format!("{base}log:{}", ids[3]))
+        .query(&mut conn)
+        .unwrap();
+    let whole = snapshot(&mut conn, PREFIX);
+    // Run 0 lost its hash, run 1 its chunks, run 2 one of them (a list evicted and written
+    // again by a stray RPUSH would look so).
+    del(&server, &format!("{base}run:{}", ids[0]));
+    del(&server, &format!("{base}log:{}", ids[1]));
+    let _: () = redis::cmd("RPOP")
+        .arg(format!("{base}log:{}", ids[2]))
+        .query(&mut conn)
+        .unwrap();
+    let log = ship_once_ok(&cfg, &t.path().join("repair.log"));
+    for id in &ids[..3] {
+        assert!(
+            log.contains(id) && log.contains("uploading it again"),
+            "run {id} not repaired:\n{log}"
+        );
+    }
+    let now = snapshot(&mut conn, PREFIX);
+    assert!(now == whole, "not repaired:\n{}", diff(&whole, &now, 20));
+    assert!(
+        !log.contains(&ids[3]),
+        "the trimmed run was touched:\n{log}"
+    );
+
+    // The daemon repairs at its rescan rate too.
+    del(&server, &format!("{base}run:{}", ids[1]));
+    let mut daemon = Shipper::spawn(&cfg, false, &t.path().join("daemon.log"));
+    runlog_e2e::shipper::poll(Duration::from_secs(30), "the daemon's repair", |last| {
+        let now = snapshot(&mut conn, PREFIX);
+        *last = diff(&whole, &now, 5);
+        (now == whole).then_some(())
+    });
+    daemon.signal("TERM");
+    assert!(daemon.wait_timeout(Duration::from_secs(30)).is_some());
+    assert!(!daemon.log().contains(&ids[3]), "{}", daemon.log());
 }
