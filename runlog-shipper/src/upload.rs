@@ -841,7 +841,10 @@ impl Redis {
         let mut i = 0;
         let mut first = true;
         while i < run.chunks.len() {
-            let mut cmd = redis::cmd("RPUSH");
+            // Later pushes never create the list: one evicted meanwhile (a volatile-*
+            // maxmemory-policy) stays gone, the upload script finds it short, and no stage
+            // list is left without its expiry.
+            let mut cmd = redis::cmd(if first { "RPUSH" } else { "RPUSHX" });
             cmd.arg(&stage);
             let mut bytes = 0;
             while i < run.chunks.len()

@@ -399,6 +399,7 @@ pub const SHIPPER_ACL: &[&str] = &[
     "+set",
     "+del",
     "+rpush",
+    "+rpushx",
     "+pexpire",
     "+zadd",
     "+evalsha",
