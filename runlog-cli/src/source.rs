@@ -5,7 +5,7 @@
 //! another host, or removed locally by retention) is listed all the same. Records of a run
 //! that is in both are read from the journal, which is nearer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -225,6 +225,8 @@ impl Store {
                 (name, runs)
             })
             .collect();
+        // Newest runs whose status Redis could not tell.
+        let mut unknown: BTreeSet<(String, String)> = BTreeSet::new();
         if let Some(r) = &mut self.redis {
             let names: Vec<String> = all.keys().cloned().collect();
             let ids = r.run_ids(&names).map_err(redis_failed)?;
@@ -236,12 +238,19 @@ impl Store {
                 .filter_map(|(n, ids)| Some((n.clone(), ids.last()?.clone())))
                 .filter(|(n, id)| !all.get(n).is_some_and(|runs| runs.contains_key(id)))
                 .collect();
-            let heads = r.run_heads(&newest).map_err(redis_failed)?;
-            let mut heads: BTreeMap<(String, String), (RunStatus, i64)> = newest
-                .into_iter()
-                .zip(heads)
-                .filter_map(|(k, h)| Some((k, h?)))
-                .collect();
+            let read = r.run_heads(&newest).map_err(redis_failed)?;
+            let mut heads: BTreeMap<(String, String), (RunStatus, i64)> = BTreeMap::new();
+            for (k, h) in newest.into_iter().zip(read) {
+                match h {
+                    Some(h) => {
+                        heads.insert(k, h);
+                    }
+                    // Trimmed meanwhile, or missing from Redis: no status to show for it.
+                    None => {
+                        unknown.insert(k);
+                    }
+                }
+            }
             for (name, ids) in names.into_iter().zip(ids) {
                 let runs = all.entry(name.clone()).or_default();
                 for id in ids {
@@ -262,12 +271,15 @@ impl Store {
             .into_iter()
             .filter(|(_, runs)| !runs.is_empty())
             .map(|(name, runs)| {
-                let last = runs.values().next_back().copied();
+                let last = runs.iter().next_back();
+                let known =
+                    last.is_some_and(|(id, _)| !unknown.contains(&(name.clone(), id.clone())));
+                let last = last.map(|(_, l)| *l);
                 Job {
-                    name,
                     runs: runs.len(),
                     last_start_ns: last.map(|l| l.1),
-                    last_status: last.map(|l| l.0),
+                    last_status: last.filter(|_| known).map(|l| l.0),
+                    name,
                 }
             })
             .collect();

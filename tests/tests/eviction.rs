@@ -175,6 +175,22 @@ fn a_run_missing_from_redis_but_still_listed_is_reported_and_read_from_the_journ
         o.stderr.contains(MISSING) && !o.stdout.contains(&ids[0]),
         "{o:?}"
     );
+
+    // The newest run's hash gone too, and no local copy: list-jobs shows no status for the
+    // job rather than a made-up one.
+    del(&server, &format!("{base}run:{}", ids[2]));
+    remove_from_journal(&j, job, &ids[2]);
+    let o = runlog(&cfg, &["list-jobs", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.contains(job))
+        .unwrap_or_default();
+    assert!(
+        line.contains("\"runs\":3") && line.contains("\"last_status\":null"),
+        "{o:?}"
+    );
 }
 
 /// Bug (issue 12, item 4): nothing ever repaired a shipped run whose hash or chunks Redis
