@@ -60,8 +60,8 @@ pub fn check_eviction(conn: &mut Conn, place: &str, allow: bool) -> Result<(), U
         let Some(policy) = maxmemory_policy(&info).filter(|p| evicts_any_key(p)) else {
             continue;
         };
-        let at = addr.map_or_else(|| place.to_owned(), |a| format!("{place} (node {a})"));
         if allow {
+            let at = addr.map_or_else(|| place.to_owned(), |a| format!("{place} (master {a})"));
             log::warn!(
                 "Redis at {at} evicts keys (maxmemory-policy {policy}): it may drop shipped runs \
                  under memory pressure; shipping anyway because [runlog-shipper] allow-eviction \
@@ -70,8 +70,10 @@ pub fn check_eviction(conn: &mut Conn, place: &str, allow: bool) -> Result<(), U
             );
             continue;
         }
+        // The caller's message names the place.
+        let who = addr.map_or_else(|| "the server".to_owned(), |a| format!("master {a}"));
         return Err(UploadError::Config(format!(
-            "Redis at {at} evicts keys (maxmemory-policy {policy}): under memory pressure it \
+            "{who} evicts keys (maxmemory-policy {policy}): under memory pressure it \
              may drop a shipped run's records or a job's whole index, and runlog would never \
              know; set maxmemory-policy noeviction (or volatile-lru or another volatile-* \
              policy: only runlog's stage lists have an expiry) on it, or use a dedicated \

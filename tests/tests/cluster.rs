@@ -310,7 +310,7 @@ fn an_evicting_master_is_refused_and_evicted_runs_are_repaired_on_a_cluster() {
     let (st, log) = runlog_e2e::shipper::ship_once(&cfg, &t.path().join("refused.log"));
     assert_eq!(st.code(), Some(1), "{log}");
     assert!(
-        log.contains("maxmemory-policy allkeys-lru") && log.contains("(node "),
+        log.contains("maxmemory-policy allkeys-lru") && log.contains("master 127.0.0.1:"),
         "{log}"
     );
     set_policy(2, "noeviction");

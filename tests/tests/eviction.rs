@@ -89,6 +89,7 @@ fn a_redis_that_may_evict_any_key_is_refused_unless_allowed() {
         "maxmemory-policy noeviction",
         "volatile-lru",
         "allow-eviction = true",
+        &format!("Redis at redis://127.0.0.1:{}/0", lru.port()),
     ] {
         assert!(log.contains(want), "{want:?} missing:\n{log}");
     }
