@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use redis::Value;
+use runlog::journal::layout::is_run_id;
 use runlog::journal::payload::RecordRef;
 use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
 use runlog_shipper::conn::Conn;
@@ -241,11 +242,13 @@ impl RedisStore {
         let mut missing = Vec::new();
         for ((id, score), h) in listed.iter().zip(hashes) {
             // In `runs` without its hash: trimmed since ZRANGE (normal), unless it is still
-            // in `runs` (evicted or deleted).
+            // in `runs` (evicted or deleted). A member that is no run id is no run of
+            // runlog's: left out, as before (it may be huge and crafted).
             if h.is_empty() {
                 let runs = jk.runs();
-                if still_listed(&mut self.conn, &runs, id, *score as i64)
-                    .map_err(|e| self.err(e, &runs))?
+                if is_run_id(id)
+                    && still_listed(&mut self.conn, &runs, id, *score as i64)
+                        .map_err(|e| self.err(e, &runs))?
                 {
                     missing.push(id.clone());
                 }
