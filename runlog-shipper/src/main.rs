@@ -134,14 +134,12 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         // Every shipped run is checked once for eviction.
-        repair
-            .check(&journal, &mut redis, usize::MAX)
-            .map_err(|e| {
-                format!(
+        if let Err(e) = repair.check(&journal, &mut redis, usize::MAX) {
+            return Err(format!(
                 "checking shipped runs in Redis at {where_} failed: {e}; nothing was lost, runs \
                  wait in the journal"
-            )
-            })?;
+            ));
+        }
         journal.enforce_budget(budget, Some(&redis.epoch));
         return Ok(());
     }
