@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use redis::Value;
+use runlog::journal::layout::is_run_id;
 use runlog::journal::payload::RecordRef;
 use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
 use runlog_shipper::conn::Conn;
@@ -186,8 +187,9 @@ impl RedisStore {
             .collect())
     }
 
-    /// The ids of a job's runs that `w` selects, oldest first, in one command.
-    fn window_ids(&mut self, job: &str, w: Window) -> Result<Vec<String>, RedisError> {
+    /// The ids of a job's runs that `w` selects with their scores, oldest first, in one
+    /// command.
+    fn window_ids(&mut self, job: &str, w: Window) -> Result<Vec<(String, f64)>, RedisError> {
         let jk = self.keys.job(job);
         let key = if w.failed_only {
             jk.failed()
@@ -208,41 +210,53 @@ impl RedisStore {
         if let Some(n) = w.newest {
             c.arg("LIMIT").arg(0).arg(n);
         }
-        let mut ids: Vec<String> = c.query(&mut self.conn).map_err(|e| self.err(e, &key))?;
+        c.arg("WITHSCORES");
+        let mut ids: Vec<(String, f64)> = c.query(&mut self.conn).map_err(|e| self.err(e, &key))?;
         ids.reverse();
         Ok(ids)
     }
 
-    /// The runs of a job in Redis that `w` selects (all with the default), oldest first, and
-    /// whether `w.newest` cut the selection (Redis may hold more runs in the window).
+    /// The runs of a job in Redis that `w` selects (all with the default), oldest first;
+    /// whether `w.newest` cut the selection (Redis may hold more runs in the window); and the
+    /// ids of runs its index lists whose hash is missing (evicted or deleted).
     pub(crate) fn runs_in(
         &mut self,
         job: &str,
         w: Window,
-    ) -> Result<(Vec<RedisRun>, bool), RedisError> {
+    ) -> Result<(Vec<RedisRun>, bool, Vec<String>), RedisError> {
         let jk = self.keys.job(job);
-        let ids = self.window_ids(job, w)?;
-        let cut = w.newest.is_some_and(|n| ids.len() >= n);
-        if ids.is_empty() {
-            return Ok((Vec::new(), cut));
+        let listed = self.window_ids(job, w)?;
+        let cut = w.newest.is_some_and(|n| listed.len() >= n);
+        if listed.is_empty() {
+            return Ok((Vec::new(), cut, Vec::new()));
         }
         let mut p = redis::pipe();
-        for id in &ids {
+        for (id, _) in &listed {
             p.cmd("HGETALL").arg(jk.run(id));
         }
         let hashes: Vec<HashMap<String, Value>> = self
             .conn
             .query_pipe(&p)
             .map_err(|e| self.err(e, &format!("a key {}run:<id>", jk.base())))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, h) in ids.iter().zip(hashes) {
-            // In `runs` without its hash: trimmed since ZRANGE.
+        let mut out = Vec::with_capacity(listed.len());
+        let mut missing = Vec::new();
+        for ((id, score), h) in listed.iter().zip(hashes) {
+            // In `runs` without its hash: trimmed since ZRANGE (normal), unless it is still
+            // in `runs` (evicted or deleted). A member that is no run id is no run of
+            // runlog's: left out, as before (it may be huge and crafted).
             if h.is_empty() {
+                let runs = jk.runs();
+                if is_run_id(id)
+                    && still_listed(&mut self.conn, &runs, id, *score as i64)
+                        .map_err(|e| self.err(e, &runs))?
+                {
+                    missing.push(id.clone());
+                }
                 continue;
             }
             out.push(self.parse_run(&jk, job, id, &h)?);
         }
-        Ok((out, cut))
+        Ok((out, cut, missing))
     }
 
     fn parse_run(
@@ -326,7 +340,9 @@ impl RedisStore {
         from_chunk: usize,
         f: &mut dyn FnMut(&RecordRef<'_>) -> Result<bool, crate::Error>,
     ) -> Result<(), crate::Error> {
-        let log = self.keys.job(&run.info.job).log(&run.info.id);
+        let jk = self.keys.job(&run.info.job);
+        let (log, runs) = (jk.log(&run.info.id), jk.runs());
+        let score = run.info.start_ns.div_euclid(1_000_000);
         let wanted: Vec<usize> = (from_chunk..run.chunks.len())
             .filter(|&i| range.overlaps(run.chunks[i].first_ns, run.chunks[i].last_ns))
             .collect();
@@ -348,6 +364,7 @@ impl RedisStore {
         }
         let (conn, place) = (&mut self.conn, self.place.as_str());
         let (log, run_id, job) = (log.as_str(), run.info.id.as_str(), run.info.job.as_str());
+        let runs = runs.as_str();
         std::thread::scope(|scope| {
             // (chunk number, its records' bytes) in order, or why not; a few fetches ahead.
             let (tx, rx) =
@@ -370,11 +387,24 @@ impl RedisStore {
                         }
                     };
                     if chunks.len() != end - start + 1 {
-                        // Trimmed while reading: what was printed stays printed.
-                        let _ = tx.send(Err(crate::Error::not_found(format!(
-                            "run {run_id} of job {job:?} was removed from Redis (trimmed) while \
-                             it was being read"
-                        ))));
+                        // Trimmed while reading (what was printed stays printed), unless it is
+                        // still in `runs`: then its chunks were evicted or deleted.
+                        let _ = tx.send(Err(match still_listed(conn, runs, run_id, score) {
+                            Ok(false) => crate::Error::not_found(format!(
+                                "run {run_id} of job {job:?} was removed from Redis (trimmed) \
+                                 while it was being read"
+                            )),
+                            Ok(true) => crate::Error::failed(format!(
+                                "run {run_id} of job {job:?} is {}: its index {runs} lists it, \
+                                 but chunks {start} to {end} of {log} are gone, so its records \
+                                 cannot be shown from Redis",
+                                crate::source::MISSING_FROM_REDIS
+                            )),
+                            Err(e) => match classify(place, e, runs) {
+                                RedisError::Redis(m) => crate::Error::Unreachable(m),
+                                RedisError::Data(m) => crate::Error::failed(m),
+                            },
+                        }));
                         return;
                     }
                     for (n, c) in chunks.iter().enumerate() {
@@ -406,6 +436,19 @@ impl RedisStore {
             Ok(())
         })
     }
+}
+
+/// Whether run `id`, whose score is `ms`, is still in the job's `runs` index: asked when its
+/// hash or chunks are missing, to tell a run trimmed meanwhile (normal) from one evicted or
+/// deleted. (`ZRANGE .. BYSCORE`: the reader's ACL has no `ZSCORE`.)
+fn still_listed(conn: &mut Conn, runs: &str, id: &str, ms: i64) -> redis::RedisResult<bool> {
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(runs)
+        .arg(ms)
+        .arg(ms)
+        .arg("BYSCORE")
+        .query(conn)?;
+    Ok(ids.iter().any(|i| i == id))
 }
 
 /// A failed command as the store being unreachable (connection, timeout: exit 4) or as data

@@ -5,7 +5,7 @@
 //! another host, or removed locally by retention) is listed all the same. Records of a run
 //! that is in both are read from the journal, which is nearer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -16,6 +16,9 @@ use crate::args::SourceArg;
 use crate::redis_store::{RedisError, RedisRun, RedisStore, Window};
 use crate::when::Range;
 use crate::{warn, Ctx, Error};
+
+/// What readers call a run that Redis lists without its hash or chunks.
+pub(crate) const MISSING_FROM_REDIS: &str = "missing from Redis (evicted or deleted)";
 
 /// Where a run was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +225,8 @@ impl Store {
                 (name, runs)
             })
             .collect();
+        // Newest runs whose status Redis could not tell.
+        let mut unknown: BTreeSet<(String, String)> = BTreeSet::new();
         if let Some(r) = &mut self.redis {
             let names: Vec<String> = all.keys().cloned().collect();
             let ids = r.run_ids(&names).map_err(redis_failed)?;
@@ -233,12 +238,19 @@ impl Store {
                 .filter_map(|(n, ids)| Some((n.clone(), ids.last()?.clone())))
                 .filter(|(n, id)| !all.get(n).is_some_and(|runs| runs.contains_key(id)))
                 .collect();
-            let heads = r.run_heads(&newest).map_err(redis_failed)?;
-            let mut heads: BTreeMap<(String, String), (RunStatus, i64)> = newest
-                .into_iter()
-                .zip(heads)
-                .filter_map(|(k, h)| Some((k, h?)))
-                .collect();
+            let read = r.run_heads(&newest).map_err(redis_failed)?;
+            let mut heads: BTreeMap<(String, String), (RunStatus, i64)> = BTreeMap::new();
+            for (k, h) in newest.into_iter().zip(read) {
+                match h {
+                    Some(h) => {
+                        heads.insert(k, h);
+                    }
+                    // Trimmed meanwhile, or missing from Redis: no status to show for it.
+                    None => {
+                        unknown.insert(k);
+                    }
+                }
+            }
             for (name, ids) in names.into_iter().zip(ids) {
                 let runs = all.entry(name.clone()).or_default();
                 for id in ids {
@@ -259,12 +271,15 @@ impl Store {
             .into_iter()
             .filter(|(_, runs)| !runs.is_empty())
             .map(|(name, runs)| {
-                let last = runs.values().next_back().copied();
+                let last = runs.iter().next_back();
+                let known =
+                    last.is_some_and(|(id, _)| !unknown.contains(&(name.clone(), id.clone())));
+                let last = last.map(|(_, l)| *l);
                 Job {
-                    name,
                     runs: runs.len(),
                     last_start_ns: last.map(|l| l.1),
-                    last_status: last.map(|l| l.0),
+                    last_status: last.filter(|_| known).map(|l| l.0),
+                    name,
                 }
             })
             .collect();
@@ -287,9 +302,11 @@ impl Store {
     pub(crate) fn runs_in(&mut self, job: &str, w: Window) -> Result<(Vec<Run>, bool), Error> {
         let mut by_id: BTreeMap<String, Run> = BTreeMap::new();
         let mut cut = false;
+        let mut missing = Vec::new();
         if let Some(r) = &mut self.redis {
-            let (runs, c) = r.runs_in(job, w).map_err(redis_failed)?;
+            let (runs, c, m) = r.runs_in(job, w).map_err(redis_failed)?;
             cut = c;
+            missing = m;
             for rr in runs {
                 by_id.insert(
                     rr.info.id.clone(),
@@ -320,6 +337,19 @@ impl Store {
                     }
                 }
             }
+        }
+        for id in missing {
+            let shown = if by_id.contains_key(&id) {
+                "showing the local journal's copy"
+            } else if self.journal.is_some() {
+                "not shown: the local journal has no copy of it"
+            } else {
+                "not shown"
+            };
+            warn(&format!(
+                "run {id} of job {job:?} is {MISSING_FROM_REDIS}: its job's index lists it, \
+                 but its metadata is gone; {shown}"
+            ));
         }
         Ok((by_id.into_values().collect(), cut))
     }

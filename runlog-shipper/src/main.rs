@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use runlog::{Config, ConfigOverrides, ConfigSource};
+use runlog_shipper::repair::{Repair, REPAIR_BATCH};
 use runlog_shipper::schema::Keys;
 use runlog_shipper::ship::Journal;
 use runlog_shipper::upload::{describe, Redis, Target, UploadError};
@@ -83,7 +84,10 @@ fn run(args: &Args) -> Result<(), String> {
                 .map_or("a config file (see spec/config.md)".to_owned(), |p| p.display().to_string())
         ));
     };
-    let target = Target::from_config(&rc);
+    let target = Target {
+        allow_eviction: config.shipper.allow_eviction,
+        ..Target::from_config(&rc)
+    };
     let keys = Keys::new(rc.prefix_or_default());
     let where_ = describe(&rc);
     let mut journal = Journal::open(&config)?;
@@ -100,6 +104,7 @@ fn run(args: &Args) -> Result<(), String> {
         })
     };
 
+    let mut repair = Repair::new(keys.clone());
     if args.once {
         let mut redis = connect().map_err(|e| {
             format!(
@@ -127,6 +132,13 @@ fn run(args: &Args) -> Result<(), String> {
                     ))
                 }
             }
+        }
+        // Every shipped run is checked once for eviction.
+        if let Err(e) = repair.check(&journal, &mut redis, usize::MAX) {
+            return Err(format!(
+                "checking shipped runs in Redis at {where_} failed: {e}; nothing was lost, runs \
+                 wait in the journal"
+            ));
         }
         journal.enforce_budget(budget, Some(&redis.epoch));
         return Ok(());
@@ -250,6 +262,14 @@ fn run(args: &Args) -> Result<(), String> {
                             redis = None;
                             continue;
                         }
+                    }
+                    // Shipped runs Redis evicted, a bounded batch per rescan interval.
+                    if let Err(e) = repair.check(&journal, r, REPAIR_BATCH) {
+                        log::warn!(
+                            "Redis at {where_}: checking shipped runs failed: {e}; reconnecting"
+                        );
+                        redis = None;
+                        continue;
                     }
                     let epoch = r.epoch.clone();
                     journal.enforce_budget(budget, Some(&epoch));

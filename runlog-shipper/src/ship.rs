@@ -18,6 +18,7 @@ use runlog::journal::shipped::{read_shipped, write_file_atomic, write_shipped, S
 use runlog::journal::storage;
 use runlog::Config;
 
+use crate::confirm::Confirmation;
 use crate::prepare::{prepare_run, PrepareError, PreparedRun};
 use crate::schema::ChunkBuilder;
 use crate::upload::{Redis, UploadError};
@@ -60,6 +61,9 @@ pub struct Counters {
     /// The `run_id` of the Redis server every run in the `.shipped` files was last confirmed
     /// on (one server, or the master Sentinel named); empty when not known.
     pub redis_server: String,
+    /// Runs skipped by the passes after another server, in a row (`<job dir name>/<run id>`
+    /// to passes): see [`crate::confirm`].
+    pub skipped: BTreeMap<String, u32>,
 }
 
 impl Counters {
@@ -73,6 +77,8 @@ impl Counters {
                 if crate::upload::is_server_id(v) {
                     c.redis_server = v.to_owned();
                 }
+            } else if let Some(v) = line.strip_prefix("skipped ") {
+                c.skipped.extend(crate::confirm::parse_skipped(v));
             }
         }
         c
@@ -89,7 +95,7 @@ pub struct Journal {
     pub counters: Counters,
 }
 
-fn job_name_hint(job_dir: &Path) -> String {
+pub(crate) fn job_name_hint(job_dir: &Path) -> String {
     let enc = job_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -195,6 +201,9 @@ impl Journal {
         let mut text = format!("dropped-unshipped {}\n", self.counters.dropped_unshipped);
         if !self.counters.redis_server.is_empty() {
             text.push_str(&format!("redis-server {}\n", self.counters.redis_server));
+        }
+        for (run, tries) in &self.counters.skipped {
+            text.push_str(&format!("skipped {tries} {run}\n"));
         }
         write_file_atomic(
             &self.dir.join(SHIPPER_DIR).join(STATE_FILE),
@@ -312,6 +321,13 @@ impl Journal {
             );
         }
         let cands = self.candidates(dirs, &redis.epoch, every);
+        let mut confirm = all_dirs.then(|| {
+            Confirmation::new(
+                dirs,
+                &redis.epoch,
+                cands.iter().map(|c| (c.job_dir.as_path(), c.id.as_str())),
+            )
+        });
         let mut pass = Pass::default();
         let mut start = 0;
         while start < cands.len() {
@@ -368,12 +384,17 @@ impl Journal {
                 );
             }
             for (dir, (job, ids)) in done {
+                if let Some(c) = &mut confirm {
+                    c.uploaded(dir, &ids);
+                }
                 self.record_shipped(dir, &job, &redis.epoch, &ids);
             }
         }
-        // (`all_dirs` only for another server: `every`.)
-        if all_dirs {
-            self.counters.redis_server = server;
+        // (Only for another server: `every`.) A pass that skipped a run confirms nothing.
+        if let Some(c) = confirm {
+            if c.finish(self, &server) {
+                self.counters.redis_server = server;
+            }
             if let Err(e) = self.save_counters() {
                 // Only costs uploading every run again after the next start.
                 log::warn!("cannot save shipper state: {e}");
@@ -384,7 +405,7 @@ impl Journal {
 
     /// Add `ids` to the job's `.shipped` (dropping runs no longer in the journal), then apply
     /// local retention.
-    fn record_shipped(&self, dir: &Path, job: &str, epoch: &str, ids: &[&str]) {
+    pub(crate) fn record_shipped(&self, dir: &Path, job: &str, epoch: &str, ids: &[&str]) {
         let mut runs = Self::shipped(dir, epoch);
         runs.extend(ids.iter().map(|s| s.to_string()));
         if let Ok(present) = list_run_segments(dir) {

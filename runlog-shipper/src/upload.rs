@@ -310,6 +310,9 @@ pub struct Target {
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate (chain) and private key files for mutual TLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Connect to a Redis that may evict any key (`[runlog-shipper] allow-eviction`); else
+    /// [`Redis::connect`] refuses it ([`crate::eviction`]).
+    pub allow_eviction: bool,
 }
 
 /// A connection to Redis, checked for schema and epoch.
@@ -670,15 +673,18 @@ impl Target {
             io_timeout: rc.io_timeout(),
             ca_file: rc.tls_ca_file.clone(),
             client_cert: rc.tls_cert_file.clone().zip(rc.tls_key_file.clone()),
+            allow_eviction: false,
             config: rc.clone(),
         }
     }
 }
 
 impl Redis {
-    /// Connect, load the upload script, check the schema and read (or set) the epoch.
+    /// Connect, check that Redis does not evict runs (unless `t.allow_eviction`), load the
+    /// upload script, check the schema and read (or set) the epoch.
     pub fn connect(t: &Target, keys: &Keys) -> Result<Redis, UploadError> {
-        let conn = open_connection(t)?;
+        let mut conn = open_connection(t)?;
+        crate::eviction::check_eviction(&mut conn, &describe(&t.config), t.allow_eviction)?;
         let mut r = Redis {
             conn,
             io_timeout: t.io_timeout,
@@ -835,7 +841,10 @@ impl Redis {
         let mut i = 0;
         let mut first = true;
         while i < run.chunks.len() {
-            let mut cmd = redis::cmd("RPUSH");
+            // Later pushes never create the list: one evicted meanwhile (a volatile-*
+            // maxmemory-policy) stays gone, the upload script finds it short, and no stage
+            // list is left without its expiry.
+            let mut cmd = redis::cmd(if first { "RPUSH" } else { "RPUSHX" });
             cmd.arg(&stage);
             let mut bytes = 0;
             while i < run.chunks.len()

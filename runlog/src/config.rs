@@ -262,6 +262,9 @@ pub struct ShipperConfig {
     /// Replicas that must acknowledge an upload (Redis `WAIT`) before its runs count as
     /// shipped (default 0: the master's reply is enough; at most 64).
     pub min_replicas_acked: u32,
+    /// Ship to a Redis whose `maxmemory-policy` may evict any key (`allkeys-*`), which can
+    /// silently lose shipped runs (default false: such a server is refused).
+    pub allow_eviction: bool,
 }
 
 impl ShipperConfig {
@@ -290,6 +293,7 @@ impl Default for ShipperConfig {
             rescan_interval: Self::DEFAULT_RESCAN_INTERVAL,
             pipeline_size: Self::DEFAULT_PIPELINE_SIZE,
             min_replicas_acked: 0,
+            allow_eviction: false,
         }
     }
 }
@@ -609,6 +613,7 @@ struct RawShipper {
     rescan_interval: Option<toml::Value>,
     pipeline_size: Option<toml::Value>,
     min_replicas_acked: Option<toml::Value>,
+    allow_eviction: Option<toml::Value>,
 }
 
 /// The `[runlog]` table as written; strings are checked in [`Layer::from_file`] so that
@@ -1046,6 +1051,18 @@ fn parse_min_replicas_acked(s: &str) -> Result<u32, String> {
         })
 }
 
+fn parse_allow_eviction(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        t if t.eq_ignore_ascii_case("true") => Ok(true),
+        t if t.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(
+            "expected true or false (true ships to a Redis that may evict runs; see \
+                  spec/redis.md, \"Redis configuration\")"
+                .to_owned(),
+        ),
+    }
+}
+
 fn check_pipeline_size(n: u64) -> Result<u64, String> {
     if (ShipperConfig::MIN_PIPELINE_SIZE..=ShipperConfig::MAX_PIPELINE_SIZE).contains(&n) {
         Ok(n)
@@ -1409,6 +1426,13 @@ fn shipper_from_file(r: RawShipper, path: &Path) -> Result<ShipperConfig, Config
         }
         .map_err(|reason| bad("min-replicas-acked", v, reason))?;
     }
+    if let Some(v) = &r.allow_eviction {
+        c.allow_eviction = match v {
+            toml::Value::Boolean(b) => Ok(*b),
+            _ => parse_allow_eviction(""),
+        }
+        .map_err(|reason| bad("allow-eviction", v, reason))?;
+    }
     Ok(c)
 }
 
@@ -1434,6 +1458,9 @@ fn shipper_with_env(mut c: ShipperConfig, env: Env<'_>) -> Result<ShipperConfig,
         parse_min_replicas_acked,
     )? {
         c.min_replicas_acked = n;
+    }
+    if let Some(b) = env_value(env, "RUNLOG_SHIPPER_ALLOW_EVICTION", parse_allow_eviction)? {
+        c.allow_eviction = b;
     }
     Ok(c)
 }
@@ -1871,6 +1898,7 @@ mod tests {
                     rescan_interval: Duration::from_secs(5),
                     pipeline_size: 8 << 20,
                     min_replicas_acked: 0,
+                    allow_eviction: false,
                 },
                 source: None,
             }
@@ -1974,6 +2002,7 @@ mod tests {
                 rescan_interval: Duration::from_millis(500),
                 pipeline_size: 64 << 10,
                 min_replicas_acked: 0,
+                allow_eviction: false,
             }
         );
         let c = parse("[runlog-redis]\nurl = \"rediss://u:p@h:6379/1\"\n").unwrap();
@@ -3069,6 +3098,55 @@ mod tests {
     }
 
     #[test]
+    fn allow_eviction_is_a_boolean_from_the_file_or_the_environment() {
+        assert!(!parse("").unwrap().shipper.allow_eviction);
+        let c = parse("[runlog-shipper]\nallow-eviction = true\n").unwrap();
+        assert!(c.shipper.allow_eviction);
+        assert_eq!(c.redis, None, "it does not configure Redis");
+        for bad in ["1", "\"yes\"", "\"true\""] {
+            let m = parse(&format!("[runlog-shipper]\nallow-eviction = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains(&format!("`runlog-shipper.allow-eviction` = {bad}"))
+                    && m.contains("expected true or false"),
+                "{bad}: {m}"
+            );
+        }
+        let m = parse("[runlog-shipper]\nallow-evictions = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("unknown key `allow-evictions`") && m.contains("`allow-eviction`"),
+            "{m}"
+        );
+        let w = World::new();
+        let none = ConfigOverrides::default();
+        for (v, want) in [("TRUE", true), ("false", false)] {
+            let c = w
+                .load(
+                    &ConfigSource::None,
+                    &none,
+                    &[("RUNLOG_SHIPPER_ALLOW_EVICTION", v)],
+                )
+                .unwrap();
+            assert_eq!(c.shipper.allow_eviction, want, "{v}");
+        }
+        let m = w
+            .load(
+                &ConfigSource::None,
+                &none,
+                &[("RUNLOG_SHIPPER_ALLOW_EVICTION", "1")],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("RUNLOG_SHIPPER_ALLOW_EVICTION") && m.contains("true or false"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn shipper_settings_from_the_environment() {
         let w = World::new();
         let file = w.write(
@@ -3097,6 +3175,7 @@ mod tests {
                 rescan_interval: Duration::from_millis(20),
                 pipeline_size: 16 << 10,
                 min_replicas_acked: 0,
+                allow_eviction: false,
             }
         );
         assert_eq!(c.redis, None, "shipper settings do not configure Redis");

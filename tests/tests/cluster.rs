@@ -281,3 +281,65 @@ fn the_acl_users_of_the_spec_ship_and_read_on_a_cluster() {
         .unwrap_err();
     assert!(runlog_shipper::upload::is_no_perm(&e), "{e}");
 }
+
+/// Eviction on a cluster (spec/redis.md, "Redis configuration"): one master with an
+/// `allkeys-lru` policy makes the shipper refuse the cluster, naming that node; runs whose
+/// hash or chunks are deleted on their masters are uploaded again from the journal, and the
+/// cluster ends as it was.
+#[test]
+fn an_evicting_master_is_refused_and_evicted_runs_are_repaired_on_a_cluster() {
+    let t = tempfile::tempdir().unwrap();
+    let j = t.path().join("journal");
+    journal(&j, 50);
+    let cluster = RedisCluster::start(3);
+    let mut cfg = ShipperConfig::new(&j, "", 10, 10);
+    cfg.cluster = cluster.urls();
+    let cfg = cfg.write(&t.path().join("cluster.toml"));
+    ship_once_ok(&cfg, &t.path().join("ship.log"));
+    let whole = cluster.snapshot(PREFIX);
+
+    let set_policy = |node: usize, policy: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query(&mut cluster.conn(node))
+            .unwrap();
+    };
+    set_policy(2, "allkeys-lru");
+    let (st, log) = runlog_e2e::shipper::ship_once(&cfg, &t.path().join("refused.log"));
+    assert_eq!(st.code(), Some(1), "{log}");
+    assert!(
+        log.contains("maxmemory-policy allkeys-lru") && log.contains("master 127.0.0.1:"),
+        "{log}"
+    );
+    set_policy(2, "noeviction");
+
+    // The newest run of each job loses its hash, the oldest its chunks.
+    for (i, job) in JOBS.iter().enumerate() {
+        let base = job_base(PREFIX, job);
+        let owner = cluster.owner(key_slot(base.as_bytes()));
+        let mut conn = cluster.conn(owner);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{base}runs"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .unwrap();
+        let key = if i % 2 == 0 {
+            format!("{base}run:{}", ids[ids.len() - 1])
+        } else {
+            format!("{base}log:{}", ids[0])
+        };
+        let n: i64 = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
+        assert_eq!(n, 1, "{key}");
+    }
+    let log = ship_once_ok(&cfg, &t.path().join("repair.log"));
+    assert_eq!(
+        log.matches("uploading it again").count(),
+        JOBS.len(),
+        "{log}"
+    );
+    let now = cluster.snapshot(PREFIX);
+    assert!(now == whole, "not repaired:\n{}", diff(&whole, &now, 20));
+}

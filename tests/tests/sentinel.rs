@@ -183,16 +183,11 @@ fn another_server_with_the_same_epoch_gets_every_run_in_the_journal_again() {
         );
     }
     let a = RedisServer::start();
-    let b = RedisServer::start();
     let cfg_a = ShipperConfig::new(&j, &a.url(), 3, 2).write(&t.path().join("a.toml"));
     ship_once_ok(&cfg_a, &t.path().join("a.log"));
     let on_a = snapshot(&mut a.conn(), PREFIX);
-    // B: A's schema and epoch keys, nothing else (a replica that missed every upload).
+    let b = empty_replica_of(&a);
     let mut cb = b.conn();
-    for key in [format!("{PREFIX}:schema"), format!("{PREFIX}:epoch")] {
-        let v: String = redis::cmd("GET").arg(&key).query(&mut a.conn()).unwrap();
-        let _: () = redis::cmd("SET").arg(&key).arg(v).query(&mut cb).unwrap();
-    }
     let cfg_b = ShipperConfig::new(&j, &b.url(), 3, 2).write(&t.path().join("b.toml"));
     let log = ship_once_ok(&cfg_b, &t.path().join("b.log"));
     assert!(log.contains("Redis is another server now"), "{log}");
@@ -244,4 +239,158 @@ fn a_hung_sentinel_costs_a_timeout_not_the_shipper() {
         .unwrap();
     assert_eq!(runs.len(), 2, "{}", s.log());
     drop(hung);
+}
+
+/// `redis-server <id>` of `<journal>/shipper/state`, if any.
+fn recorded_server(journal: &Path) -> Option<String> {
+    let state = std::fs::read_to_string(journal.join("shipper").join("state")).ok()?;
+    state
+        .lines()
+        .find_map(|l| l.strip_prefix("redis-server "))
+        .map(str::to_owned)
+}
+
+/// The server id the shipper records for `s` (`<run_id>:<master_replid>`).
+fn server_id_of(s: &RedisServer) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .arg("replication")
+        .query(&mut s.conn())
+        .unwrap();
+    runlog_shipper::upload::server_id(&info).unwrap()
+}
+
+/// Server B: A's schema and epoch keys, nothing else (a replica that missed every upload).
+fn empty_replica_of(a: &RedisServer) -> RedisServer {
+    let b = RedisServer::start();
+    let mut cb = b.conn();
+    for key in [format!("{PREFIX}:schema"), format!("{PREFIX}:epoch")] {
+        let v: String = redis::cmd("GET").arg(&key).query(&mut a.conn()).unwrap();
+        let _: () = redis::cmd("SET").arg(&key).arg(v).query(&mut cb).unwrap();
+    }
+    b
+}
+
+/// The path of segment 0 of each run of `job` in the journal, oldest first.
+fn first_segments(journal: &Path, job: &str) -> Vec<std::path::PathBuf> {
+    let dir = runlog::journal::layout::job_dir(journal, job);
+    runlog::journal::reader::list_run_segments(&dir)
+        .unwrap()
+        .into_values()
+        .map(|segs| segs[0].1.clone())
+        .collect()
+}
+
+/// Bug (issue 12, item 3): after a failover, the pass that uploads every run again recorded
+/// the new server as confirmed although it skipped a run — here a crashed run whose segment 0
+/// is locked, as a retention sweep locks it for a moment, so it reads as running. That run was
+/// then never uploaded to the new server. Now a pass that skipped a run confirms nothing; the
+/// next one, with the lock gone, uploads it and records the server.
+#[test]
+fn a_pass_that_skipped_a_locked_run_does_not_confirm_the_new_server() {
+    let t = tempfile::tempdir().unwrap();
+    let j = t.path().join("journal");
+    // Two ok runs, then one that crashes (no end frame: its lock decides its status).
+    run_kid(
+        Path::new(KID),
+        &KidArgs::new(&j, "sweep", 3, 20, &[Kind::Ok, Kind::Ok, Kind::Crash]),
+    );
+    let a = RedisServer::start();
+    let cfg_a = ShipperConfig::new(&j, &a.url(), 10, 10).write(&t.path().join("a.toml"));
+    ship_once_ok(&cfg_a, &t.path().join("a.log"));
+    assert_eq!(recorded_server(&j), Some(server_id_of(&a)));
+    let on_a = snapshot(&mut a.conn(), PREFIX);
+    let b = empty_replica_of(&a);
+    let cfg_b = ShipperConfig::new(&j, &b.url(), 10, 10).write(&t.path().join("b.toml"));
+
+    let crashed = first_segments(&j, "sweep").pop().unwrap();
+    let lock = std::fs::File::open(&crashed).unwrap();
+    lock.lock().unwrap();
+    let log = ship_once_ok(&cfg_b, &t.path().join("b.log"));
+    assert!(log.contains("Redis is another server now"), "{log}");
+    assert_eq!(
+        recorded_server(&j),
+        Some(server_id_of(&a)),
+        "the new server was recorded as confirmed after a pass that skipped a run:\n{log}"
+    );
+    assert!(
+        log.contains("not recorded as confirmed") && log.contains("1 run"),
+        "{log}"
+    );
+    drop(lock);
+
+    let log = ship_once_ok(&cfg_b, &t.path().join("b2.log"));
+    assert_eq!(recorded_server(&j), Some(server_id_of(&b)), "{log}");
+    let on_b = snapshot(&mut b.conn(), PREFIX);
+    assert!(
+        on_b == on_a,
+        "B differs from A:\n{}",
+        diff(&on_a, &on_b, 20)
+    );
+}
+
+/// Passes after another server that find a run unreadable (here segment 0 of an ok run is
+/// replaced by a directory: reading it fails, even as root) do not confirm the server; after
+/// [`SET_ASIDE_AFTER`] such passes the run is reported and set aside (no longer counted as
+/// uploaded, so it is tried again as a run not shipped yet) and the server is recorded: one
+/// bad run does not make every later pass upload everything again.
+#[test]
+fn an_unreadable_run_is_set_aside_after_a_bounded_number_of_passes() {
+    /// spec/redis.md, "Failover": the passes a run may be skipped before it is set aside.
+    const SET_ASIDE_AFTER: usize = 3;
+    let t = tempfile::tempdir().unwrap();
+    let j = t.path().join("journal");
+    run_kid(
+        Path::new(KID),
+        &KidArgs::new(&j, "broken", 3, 20, &[Kind::Ok]),
+    );
+    let a = RedisServer::start();
+    let cfg_a = ShipperConfig::new(&j, &a.url(), 10, 10).write(&t.path().join("a.toml"));
+    ship_once_ok(&cfg_a, &t.path().join("a.log"));
+    let b = empty_replica_of(&a);
+    let cfg_b = ShipperConfig::new(&j, &b.url(), 10, 10).write(&t.path().join("b.toml"));
+    let bad = first_segments(&j, "broken").remove(1);
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::create_dir(&bad).unwrap();
+    let bad_id = bad.file_name().unwrap().to_string_lossy()[..40].to_owned();
+
+    for pass in 1..SET_ASIDE_AFTER {
+        let log = ship_once_ok(&cfg_b, &t.path().join(format!("b{pass}.log")));
+        assert_eq!(
+            recorded_server(&j),
+            Some(server_id_of(&a)),
+            "pass {pass} confirmed the new server although run {bad_id} could not be read:\n{log}"
+        );
+        assert!(
+            log.contains(&bad_id) && log.contains("cannot be read"),
+            "{log}"
+        );
+    }
+    let log = ship_once_ok(&cfg_b, &t.path().join("last.log"));
+    assert!(
+        log.contains(&bad_id) && log.contains("set aside"),
+        "pass {SET_ASIDE_AFTER} did not set the run aside:\n{log}"
+    );
+    assert_eq!(recorded_server(&j), Some(server_id_of(&b)), "{log}");
+    let shipped =
+        runlog::journal::shipped::read_shipped(&runlog::journal::layout::job_dir(&j, "broken"))
+            .unwrap()
+            .unwrap();
+    assert!(
+        !shipped.runs.contains(&bad_id) && shipped.runs.len() == 2,
+        "{shipped:?}"
+    );
+    // The other runs are on B; later passes do not upload everything again.
+    let runs: Vec<String> = redis::cmd("ZRANGE")
+        .arg(runlog_e2e::redis::job_base(PREFIX, "broken") + "runs")
+        .arg(0)
+        .arg(-1)
+        .query(&mut b.conn())
+        .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let again = ship_once_ok(&cfg_b, &t.path().join("again.log"));
+    assert!(
+        again.contains("uploaded 0 runs") && !again.contains("another server"),
+        "{again}"
+    );
 }
