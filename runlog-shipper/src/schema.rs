@@ -269,7 +269,10 @@ impl ChunkBuilder {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = self.zstd.compress(&self.buf)?;
+        let mut data = self.zstd.compress(&self.buf)?;
+        // Made with room for the worst case (more than the chunk's raw size); logs compress
+        // to about a tenth, and the chunks waiting to be sent would keep the rest.
+        data.shrink_to_fit();
         self.done.push(Chunk {
             data,
             first_ns: self.first_ns,
