@@ -14,8 +14,8 @@ mod common;
 mod procs;
 use common::{base_dir, env_number, filesystem_of};
 use procs::{
-    clean_command, free_port, log_one_run, release_binaries, stats, thousands, write_journal,
-    RedisServer,
+    clean_command, free_port, log_one_run, release_binaries, ship_once, stats, thousands,
+    write_journal, RedisServer,
 };
 
 use std::fs;
@@ -192,28 +192,6 @@ fn stored(servers: &[RedisServer]) -> Result<(u64, u64), String> {
     Ok((runs, records))
 }
 
-/// Ship the journal with `runlog-shipper --once`; the wall time.
-fn ship(shipper: &Path, config: &Path) -> Result<f64, String> {
-    let t0 = Instant::now();
-    let out = clean_command(shipper)
-        .arg("--once")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", shipper.display()))?;
-    let wall = t0.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(format!(
-            "runlog-shipper --once failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(wall)
-}
-
 fn parent() -> Result<bool, String> {
     let n: u64 = env_number("RUNLOG_BENCH_RECORDS", DEFAULT_RECORDS).max(JOBS * RUNS);
     let per_run = n / (JOBS * RUNS);
@@ -274,7 +252,7 @@ fn parent() -> Result<bool, String> {
         ] {
             flush(servers)?;
             reset_journal(&journal)?;
-            let wall = ship(&shipper, cfg)?;
+            let wall = ship_once(&mut clean_command(&shipper), cfg)?;
             let (runs, records) = stored(servers)?;
             if runs != JOBS * RUNS || records != n {
                 return Err(format!(

@@ -14,8 +14,8 @@ mod common;
 mod procs;
 use common::{base_dir, env_number, filesystem_of, log_loop};
 use procs::{
-    clean_command, log_one_run, parse_result, release_binaries, stats, stop_child, tail_of,
-    thousands, write_journal, RedisServer,
+    clean_command, log_one_run, parse_result, release_binaries, ship_once, stats, stop_child,
+    tail_of, thousands, write_journal, RedisServer,
 };
 
 use std::fmt::Write as _;
@@ -64,6 +64,15 @@ const PREFIX: &str = "runlog";
 const LATENCY_PREFIX: &str = "runlog-lat";
 /// Kept runs per job in every config: local retention and Redis trimming must keep them all.
 const MAX_LOGS: usize = 100_000;
+
+/// Records of the one-run journals of the `rss` part unless `RUNLOG_BENCH_RSS_RECORDS` (a
+/// comma-separated list) says otherwise: about 120 MB and 480 MB of segment files.
+const DEFAULT_RSS_RECORDS: &str = "1000000,4000000";
+/// Key prefix of the `rss` runs.
+const RSS_PREFIX: &str = "runlog-rss";
+/// The most resident memory `runlog-shipper --once` may use, whatever the size of the run it
+/// ships (issue 12).
+const TARGET_RSS: u64 = 64 << 20;
 
 /// Targets (the issue's "Must show" figures).
 const TARGET_THROUGHPUT: f64 = 1.0;
@@ -682,6 +691,8 @@ struct Bench {
     root: PathBuf,
     exe: PathBuf,
     shipper: PathBuf,
+    /// `peakrss`, for the `rss` part.
+    peakrss: Option<PathBuf>,
 }
 
 impl Bench {
@@ -736,23 +747,7 @@ impl Bench {
 
         // The release binary, `--once`: process start, config, the same work.
         reset_journal(journal, runs)?;
-        let t0 = Instant::now();
-        let out = clean_command(&self.shipper)
-            .arg("--once")
-            .arg("--config")
-            .arg(config_path)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.shipper.display()))?;
-        s.binary_s = t0.elapsed().as_secs_f64();
-        if !out.status.success() {
-            return Err(format!(
-                "runlog-shipper --once failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        s.binary_s = ship_once(&mut clean_command(&self.shipper), config_path)?;
         let bin = stored(&mut self.conn, PREFIX)?;
         if bin.runs != runs || bin.records != s.stored.records {
             return Err(format!(
@@ -824,6 +819,62 @@ impl Bench {
     }
 }
 
+/// One measurement of the `rss` part.
+struct RssSample {
+    records: u64,
+    segment_bytes: u64,
+    peak: u64,
+    seconds: f64,
+}
+
+impl Bench {
+    /// One run of `records` records in a journal of its own, shipped by the release binary
+    /// with `--once` (prefix [`RSS_PREFIX`]) under `peakrss` (the tests' `src/bin/peakrss.rs`:
+    /// the shipper's own high-water mark, not this process's): its peak resident memory,
+    /// checked to leave the run and all its records visible.
+    fn rss_sample(&mut self, records: u64) -> Result<RssSample, String> {
+        let dir = self.root.join(format!("rss-{records}"));
+        let journal = dir.join("journal");
+        write_journal(
+            &self.exe,
+            &journal,
+            &["1".to_owned(), records.to_string()],
+            records,
+        )?;
+        let config = dir.join("shipper.toml");
+        write_config(&config, &journal, &self.server.url(), RSS_PREFIX, "5s")?;
+        let segment_bytes = reset_journal(&journal, 1)?;
+        let peakrss = self
+            .peakrss
+            .clone()
+            .ok_or("internal: the rss part without peakrss")?;
+        let figure = dir.join("peak-rss");
+        let seconds = ship_once(
+            clean_command(&peakrss).arg(&figure).arg(&self.shipper),
+            &config,
+        )?;
+        let peak: u64 = fs::read_to_string(&figure)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| format!("peakrss wrote no figure to {}", figure.display()))?;
+        let got = stored(&mut self.conn, RSS_PREFIX)?;
+        if got.runs != 1 || got.records != records {
+            return Err(format!(
+                "runlog-shipper --once: {} runs / {} records visible, not 1 / {records}",
+                got.runs, got.records
+            ));
+        }
+        flushall(&mut self.conn)?;
+        fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(RssSample {
+            records,
+            segment_bytes,
+            peak,
+            seconds,
+        })
+    }
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "PASS"
@@ -834,10 +885,10 @@ fn verdict(ok: bool) -> &'static str {
 
 fn parent(filters: &[String]) -> Result<bool, String> {
     let want = |w: &str| filters.is_empty() || filters.iter().any(|f| w.contains(f.as_str()));
-    let (do_tp, do_lat) = (want("throughput memory"), want("latency"));
-    if !do_tp && !do_lat {
+    let (do_tp, do_lat, do_rss) = (want("throughput memory"), want("latency"), want("rss"));
+    if !do_tp && !do_lat && !do_rss {
         return Err(format!(
-            "no part matches {filters:?} (parts: throughput, memory, latency)"
+            "no part matches {filters:?} (parts: throughput, memory, latency, rss)"
         ));
     }
     let n: u64 = env_number("RUNLOG_BENCH_RECORDS", DEFAULT_RECORDS).max(RUNS);
@@ -854,9 +905,13 @@ fn parent(filters: &[String]) -> Result<bool, String> {
         .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
     let started = Instant::now();
 
-    let shipper =
-        release_binaries(&[("runlog-shipper", "runlog-shipper", "RUNLOG_BENCH_SHIPPER")])?
-            .remove(0);
+    let mut wanted = vec![("runlog-shipper", "runlog-shipper", "RUNLOG_BENCH_SHIPPER")];
+    if do_rss {
+        wanted.push(("runlog-e2e", "peakrss", "RUNLOG_BENCH_PEAKRSS"));
+    }
+    let mut binaries = release_binaries(&wanted)?.into_iter();
+    let shipper = binaries.next().ok_or("internal: no shipper binary")?;
+    let peakrss = binaries.next();
     let server = RedisServer::start(root.path(), &["redis-benchmark"])?;
     let conn = server
         .conn()
@@ -884,6 +939,7 @@ fn parent(filters: &[String]) -> Result<bool, String> {
         root: root.path().to_path_buf(),
         exe: exe.clone(),
         shipper,
+        peakrss,
     };
 
     // The throughput journal, written once by a child with runlog installed.
@@ -1141,6 +1197,59 @@ fn parent(filters: &[String]) -> Result<bool, String> {
             "-".into(),
             format!("<= {TARGET_P99_MS:.0} ms"),
             verdict(p99 <= TARGET_P99_MS && missing == 0).into(),
+        ]);
+    }
+
+    if do_rss {
+        let sizes = std::env::var("RUNLOG_BENCH_RSS_RECORDS")
+            .unwrap_or_else(|_| DEFAULT_RSS_RECORDS.to_owned());
+        println!(
+            "{:<46} {:>12} {:>12} {:>12} {:>9}",
+            "peak RSS of runlog-shipper --once, one run",
+            "segment MB",
+            "records",
+            "peak MiB",
+            "seconds"
+        );
+        let mut worst = 0;
+        for n in sizes.split(',').filter(|s| !s.trim().is_empty()) {
+            let n: u64 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("RUNLOG_BENCH_RSS_RECORDS: {n:?} is not a number"))?;
+            match bench.rss_sample(n) {
+                Ok(s) => {
+                    worst = worst.max(s.peak);
+                    println!(
+                        "{:<46} {:>12.1} {:>12} {:>12.1} {:>9.2}",
+                        "",
+                        s.segment_bytes as f64 / 1e6,
+                        thousands(s.records as f64),
+                        s.peak as f64 / f64::from(1 << 20),
+                        s.seconds
+                    );
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!("shipper bench: rss, {n} records: {e}");
+                }
+            }
+        }
+        let ok = worst > 0 && worst <= TARGET_RSS;
+        println!(
+            "largest peak {:.1} MiB; target <= {} MiB whatever the run's size {}",
+            worst as f64 / f64::from(1 << 20),
+            TARGET_RSS >> 20,
+            verdict(ok)
+        );
+        println!();
+        summary.push([
+            "shipper peak RSS (MiB)".into(),
+            format!("{:.1}", worst as f64 / f64::from(1 << 20)),
+            "-".into(),
+            "-".into(),
+            format!("<= {} MiB", TARGET_RSS >> 20),
+            verdict(ok).into(),
         ]);
     }
 

@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use runlog::journal::frame::{decode_frame, decode_header, FrameType, HEADER_LEN};
-use runlog::journal::reader::{read_run_segments, ReadError, RunInfo, RunStatus, MAX_SEGMENT_FILE};
-use runlog::journal::storage;
+use runlog::journal::payload::decode_record_ref;
+use runlog::journal::reader::{stream_run_payloads, ReadError, RunInfo, RunStatus};
 
-use crate::schema::{self, Chunk, ChunkBuilder, SCHEMA_VERSION};
+use crate::schema::{Chunk, ChunkBuilder, SCHEMA_VERSION};
 
 /// Longest `error` summary, in bytes.
 pub const MAX_ERROR_SUMMARY: usize = 1024;
@@ -25,12 +24,16 @@ pub struct PreparedRun {
     pub start_ms: i64,
     /// Metadata fields in the order they are written.
     pub meta: Vec<(String, String)>,
-    /// Records in chunks.
+    /// Records in chunks: the run's last chunks, all of them unless `staged` are already in
+    /// its stage list.
     pub chunks: Vec<Chunk>,
+    /// The run's first chunks, already pushed to its stage list while it was read
+    /// ([`prepare_run_streamed`]); 0 for a run prepared whole.
+    pub staged: usize,
     /// Records in the chunks.
     pub records: u64,
-    /// Size of the segment files read.
-    pub journal_bytes: u64,
+    /// Bytes of chunk data of the whole run (staged or not).
+    pub data_bytes: usize,
 }
 
 impl PreparedRun {
@@ -39,9 +42,14 @@ impl PreparedRun {
         self.status != RunStatus::Ok
     }
 
-    /// Bytes of chunk data.
+    /// Bytes of chunk data of the whole run.
     pub fn chunk_bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.data.len()).sum()
+        self.data_bytes
+    }
+
+    /// Chunks of the whole run (staged or not).
+    pub fn chunk_count(&self) -> usize {
+        self.staged + self.chunks.len()
     }
 }
 
@@ -54,6 +62,8 @@ pub enum PrepareError {
     Read(ReadError),
     /// Compression failed.
     Io(std::io::Error),
+    /// The consumer of a streamed run's chunks stopped the read (it keeps its own error).
+    Stopped,
 }
 
 impl std::fmt::Display for PrepareError {
@@ -64,6 +74,7 @@ impl std::fmt::Display for PrepareError {
             }
             PrepareError::Read(e) => write!(f, "{e}"),
             PrepareError::Io(e) => write!(f, "compressing records: {e}"),
+            PrepareError::Stopped => f.write_str("reading the run was stopped"),
         }
     }
 }
@@ -72,11 +83,11 @@ impl std::error::Error for PrepareError {}
 
 /// Does this record say why the run failed? Ranks: 3 `runlog::error`, 2 the panic message,
 /// 1 any other ERROR record; the last record of the highest rank wins.
-fn error_rank(r: &runlog::Record) -> u8 {
+fn error_rank(r: &runlog::journal::payload::RecordRef<'_>) -> u8 {
     if r.level != log::Level::Error {
         return 0;
     }
-    match r.target.as_str() {
+    match r.target {
         "runlog::error" => 3,
         "runlog::panic" if !r.message.starts_with("stack backtrace:") => 2,
         "runlog::panic" => 0,
@@ -95,108 +106,91 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Read an ended run and build what is uploaded. `job_hint` is the job name from the
-/// directory (used when the BEGIN frame is damaged).
+/// Read an ended run and build what is uploaded, all of it in memory (a run small enough to
+/// be uploaded with others in one pipeline). `job_hint` is the job name from the directory
+/// (used when the BEGIN frame is damaged).
 pub fn prepare_run(
     job_hint: &str,
     id: &str,
     segs: &[(u32, PathBuf)],
     builder: &mut ChunkBuilder,
 ) -> Result<PreparedRun, PrepareError> {
-    let log = match read_run_segments(job_hint, id, segs, false) {
-        Ok(l) => l,
+    prepare_run_streamed(job_hint, id, segs, builder, false, &mut |_, _| true)
+}
+
+/// [`prepare_run`] for a run of any size: after each record, `out(job, builder)` may take the
+/// chunks finished so far ([`ChunkBuilder::take_done`]) and stage them; `job` is the run's
+/// job name (from its BEGIN frame, else `job_hint`), settled before the first record. The
+/// result holds the chunks not taken, and [`PreparedRun::staged`] counts the others. `out`
+/// returns false to stop reading: [`PrepareError::Stopped`].
+///
+/// Each segment is read once ([`stream_run_payloads`]; with `read_ahead`, helper threads read
+/// the next segments meanwhile), so the chunks hold exactly the records the status, the
+/// problems and the counts were taken from, even if a segment is cut while it is read; and
+/// memory holds a few segments and the chunks not taken, whatever the size of the run.
+pub fn prepare_run_streamed(
+    job_hint: &str,
+    id: &str,
+    segs: &[(u32, PathBuf)],
+    builder: &mut ChunkBuilder,
+    read_ahead: bool,
+    out: &mut dyn FnMut(&str, &mut ChunkBuilder) -> bool,
+) -> Result<PreparedRun, PrepareError> {
+    builder.reset();
+    let mut best: Option<(u8, String)> = None;
+    let mut failed = None;
+    let read = stream_run_payloads(job_hint, id, segs, read_ahead, &mut |job, payload| {
+        if let Err(e) = builder.push(payload) {
+            failed = Some(e);
+            return false;
+        }
+        // Level byte 1 = error: only those are decoded. The status is known at the end (the
+        // summary of an ok run is dropped then).
+        if payload.get(8) == Some(&1) {
+            if let Ok(r) = decode_record_ref(payload) {
+                let rank = error_rank(&r);
+                if rank > 0 && best.as_ref().is_none_or(|(b, _)| rank >= *b) {
+                    best = Some((rank, r.message.to_owned()));
+                }
+            }
+        }
+        out(job, builder)
+    });
+    if let Some(e) = failed {
+        return Err(PrepareError::Io(e));
+    }
+    let info = match read {
+        Ok(Some(info)) => info,
+        Ok(None) => return Err(PrepareError::Stopped),
         Err(ReadError::NoSuchRun { .. }) => return Err(PrepareError::NotShippable),
         Err(e) => return Err(PrepareError::Read(e)),
     };
-    let info = log.info;
     if !matches!(
         info.status,
         RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed
     ) {
         return Err(PrepareError::NotShippable);
     }
-    builder.reset();
-    let mut best: Option<(u8, String)> = None;
-    let mut records = 0u64;
-    let mut journal_bytes = 0u64;
-    let mut buf = Vec::new();
-    // The same frames the reader counted: segments in sequence from 0, each up to its first
-    // invalid frame; a segment with a bad header ends the run.
-    for (i, (seq, path)) in segs.iter().enumerate() {
-        if *seq != i as u32 {
-            break;
-        }
-        // Through the journal's storage (no symbolic link followed, like every journal read).
-        match storage::read_bounded(path, MAX_SEGMENT_FILE, &mut buf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(PrepareError::NotShippable)
-            }
-            Err(e) => {
-                return Err(PrepareError::Read(ReadError::Io {
-                    path: path.clone(),
-                    source: e,
-                }))
-            }
-        }
-        journal_bytes += buf.len() as u64;
-        if decode_header(&buf).is_err() {
-            break;
-        }
-        let mut off = HEADER_LEN;
-        while off < buf.len() {
-            let Ok(raw) = decode_frame(&buf[off..]) else {
-                break;
-            };
-            if raw.kind == FrameType::Record {
-                builder.push(raw.payload).map_err(PrepareError::Io)?;
-                records += 1;
-                // Level byte 1 = error: only those are decoded.
-                if info.status != RunStatus::Ok && raw.payload.get(8) == Some(&1) {
-                    if let Ok(r) = schema::decode_record_payload(raw.payload) {
-                        let rank = error_rank(&r);
-                        if rank > 0 && best.as_ref().is_none_or(|(b, _)| rank >= *b) {
-                            best = Some((rank, r.message));
-                        }
-                    }
-                }
-            }
-            off += raw.encoded_len();
-        }
-    }
-    if records != info.records {
-        // A segment changed between the reader's pass and this one (cut or removed by someone
-        // else): the records would not match the status and problems read. Not uploaded now;
-        // the next pass reads the run again.
-        return Err(PrepareError::Read(ReadError::Io {
-            path: segs.first().map(|(_, p)| p.clone()).unwrap_or_default(),
-            source: std::io::Error::other(format!(
-                "the run changed while it was read ({} records, then {records})",
-                info.records
-            )),
-        }));
-    }
     let chunks = builder.finish().map_err(PrepareError::Io)?;
-    let error = best.map(|(_, m)| cut(&m, MAX_ERROR_SUMMARY).to_owned());
+    let error = best
+        .filter(|_| info.status != RunStatus::Ok)
+        .map(|(_, m)| cut(&m, MAX_ERROR_SUMMARY).to_owned());
     Ok(PreparedRun {
-        meta: metadata(&info, records, &chunks, error.as_deref()),
+        meta: metadata(&info, builder, error.as_deref()),
         job: info.job.clone(),
         id: info.id.clone(),
         status: info.status,
         start_ms: info.start_ns.div_euclid(1_000_000),
         chunks,
-        records,
-        journal_bytes,
+        staged: builder.taken(),
+        records: info.records,
+        data_bytes: builder.data_bytes(),
     })
 }
 
-/// The `run:<R>` hash fields, in a fixed order.
-fn metadata(
-    info: &RunInfo,
-    records: u64,
-    chunks: &[Chunk],
-    error: Option<&str>,
-) -> Vec<(String, String)> {
+/// The `run:<R>` hash fields, in a fixed order; the chunk fields from `chunks`, which built
+/// every chunk of the run.
+fn metadata(info: &RunInfo, chunks: &ChunkBuilder, error: Option<&str>) -> Vec<(String, String)> {
     let mut m: Vec<(String, String)> = vec![
         ("v".into(), SCHEMA_VERSION.into()),
         ("job".into(), info.job.clone()),
@@ -210,16 +204,10 @@ fn metadata(
     m.push(("last".into(), info.last_ns.to_string()));
     m.push(("host".into(), info.host.clone()));
     m.push(("pid".into(), info.pid.to_string()));
-    m.push(("records".into(), records.to_string()));
+    m.push(("records".into(), info.records.to_string()));
     m.push(("dropped".into(), info.dropped.to_string()));
-    m.push((
-        "bytes".into(),
-        chunks.iter().map(|c| c.raw_len).sum::<usize>().to_string(),
-    ));
-    m.push((
-        "chunks".into(),
-        chunks.iter().map(Chunk::index_line).collect::<String>(),
-    ));
+    m.push(("bytes".into(), chunks.raw_bytes().to_string()));
+    m.push(("chunks".into(), chunks.index().to_owned()));
     if let Some(e) = error {
         m.push(("error".into(), e.to_owned()));
     }
@@ -235,7 +223,7 @@ fn metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runlog::journal::frame::{encode_frame, encode_header};
+    use runlog::journal::frame::{encode_frame, encode_header, FrameType, HEADER_LEN};
     use runlog::journal::layout::segment_name;
     use runlog::journal::payload::{
         encode_begin, encode_end, encode_record, Begin, End, Outcome, Record,
@@ -261,12 +249,8 @@ mod tests {
         )
     }
 
-    /// Found by the torture suite (segment 0 of a 6-segment run cut to 53 and to 3 bytes under
-    /// the shipper): the run was uploaded with `last` = 0, before its `start`; its empty host
-    /// and pid 0 are what spec/redis.md now says of a run whose BEGIN frame is lost.
-    #[test]
-    fn a_run_whose_first_segment_lost_its_begin_frame_is_uploaded_with_last_not_before_start() {
-        let t = tempfile::tempdir().unwrap();
+    /// Segment 0 of run `ID` of job `j`: its header and BEGIN frame.
+    fn segment0() -> Vec<u8> {
         let mut seg0 = encode_header(0, ID).to_vec();
         seg0.extend(encode_frame(
             FrameType::Begin,
@@ -278,6 +262,100 @@ mod tests {
                 host: "h".into(),
             }),
         ));
+        seg0
+    }
+
+    #[test]
+    fn a_run_streamed_in_parts_gives_the_chunks_and_metadata_of_the_run_prepared_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let rec = |i: i64| {
+            encode_frame(
+                FrameType::Record,
+                &encode_record(&Record {
+                    ts_ns: T0 + i,
+                    level: if i % 97 == 0 {
+                        log::Level::Error
+                    } else {
+                        log::Level::Info
+                    },
+                    target: "t".into(),
+                    module_path: None,
+                    file: None,
+                    line: None,
+                    kvs: Vec::new(),
+                    message: format!("record {i}: {}", "lorem ipsum ".repeat((i % 13) as usize)),
+                    truncated: false,
+                }),
+            )
+        };
+        let mut seg0 = segment0();
+        let mut seg1 = encode_header(1, ID).to_vec();
+        for i in 0..6000 {
+            (if i < 2500 { &mut seg0 } else { &mut seg1 }).extend(rec(i));
+        }
+        seg1.extend(encode_frame(
+            FrameType::Commit,
+            &encode_end(&End {
+                end_ns: T0 + 7000,
+                outcome: Outcome::Failed,
+                records: 6000,
+                dropped: 0,
+            }),
+        ));
+        let segs: Vec<(u32, PathBuf)> = [seg0, seg1]
+            .iter()
+            .enumerate()
+            .map(|(seq, bytes)| {
+                let p = t.path().join(segment_name(ID, seq as u32));
+                std::fs::write(&p, bytes).unwrap();
+                (seq as u32, p)
+            })
+            .collect();
+        let mut builder = ChunkBuilder::new().unwrap();
+        let whole = prepare_run("hint", ID, &segs, &mut builder).unwrap();
+        assert_eq!((whole.staged, whole.records), (0, 6000));
+        assert!(whole.chunks.len() > 3, "{} chunks", whole.chunks.len());
+        let mut staged = Vec::new();
+        for read_ahead in [false, true] {
+            staged.clear();
+            let streamed = prepare_run_streamed(
+                "hint",
+                ID,
+                &segs,
+                &mut builder,
+                read_ahead,
+                &mut |job, b| {
+                    assert_eq!(job, "j", "the job of the BEGIN frame");
+                    if b.done_bytes() > 0 {
+                        staged.extend(b.take_done());
+                    }
+                    true
+                },
+            )
+            .unwrap();
+            assert_eq!(streamed.staged, staged.len());
+            assert!(streamed.staged > 2, "{} staged", streamed.staged);
+            assert_eq!(streamed.chunk_count(), whole.chunks.len());
+            assert_eq!(streamed.chunk_bytes(), whole.chunk_bytes());
+            assert_eq!(streamed.meta, whole.meta);
+            staged.extend(streamed.chunks);
+            assert_eq!(staged, whole.chunks);
+        }
+        let meta: std::collections::BTreeMap<_, _> = whole.meta.iter().cloned().collect();
+        assert_eq!(meta["error"], "record 5917: lorem ipsum lorem ipsum ");
+        assert!(matches!(
+            prepare_run_streamed("hint", ID, &segs, &mut builder, false, &mut |_, _| false),
+            Err(PrepareError::Stopped)
+        ));
+    }
+
+    /// Found by the torture suite (segment 0 of a 6-segment run cut to 53 and to 3 bytes under
+    /// the shipper): the run was uploaded with `last` = 0, before its `start`; its empty host
+    /// and pid 0 are what spec/redis.md now says of a run whose BEGIN frame is lost.
+    #[test]
+    fn a_run_whose_first_segment_lost_its_begin_frame_is_uploaded_with_last_not_before_start() {
+        let t = tempfile::tempdir().unwrap();
+        let mut seg0 = segment0();
         seg0.extend(record(T0 + 1));
         let mut seg1 = encode_header(1, ID).to_vec();
         seg1.extend(record(T0 - 5_000_000_000));

@@ -198,7 +198,9 @@ impl Chunk {
     }
 }
 
-/// Builds chunks from RECORD payloads.
+/// Builds chunks from RECORD payloads, and the run's chunk index as it goes: the finished
+/// chunks can be taken while a run is read ([`ChunkBuilder::take_done`]), so that a big run
+/// never has all of its chunks in memory.
 pub struct ChunkBuilder {
     buf: Vec<u8>,
     first_ns: i64,
@@ -206,6 +208,16 @@ pub struct ChunkBuilder {
     records: u64,
     zstd: zstd::bulk::Compressor<'static>,
     done: Vec<Chunk>,
+    /// Bytes of chunk data in `done`.
+    done_bytes: usize,
+    /// Chunks taken by `take_done`.
+    taken: usize,
+    /// The chunk index of every chunk finished (taken or not).
+    index: String,
+    /// Decompressed bytes of every chunk finished.
+    raw_bytes: usize,
+    /// Bytes of chunk data of every chunk finished.
+    data_bytes: usize,
 }
 
 impl fmt::Debug for ChunkBuilder {
@@ -232,13 +244,23 @@ impl ChunkBuilder {
             records: 0,
             zstd,
             done: Vec::new(),
+            done_bytes: 0,
+            taken: 0,
+            index: String::new(),
+            raw_bytes: 0,
+            data_bytes: 0,
         })
     }
 
-    /// Drop anything pending (after an error).
+    /// Drop anything pending and start a new run (after an error, or before the next run).
     pub fn reset(&mut self) {
         self.buf.clear();
         self.done.clear();
+        self.done_bytes = 0;
+        self.taken = 0;
+        self.index.clear();
+        self.raw_bytes = 0;
+        self.data_bytes = 0;
         self.first_ns = i64::MAX;
         self.last_ns = i64::MIN;
         self.records = 0;
@@ -269,14 +291,22 @@ impl ChunkBuilder {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = self.zstd.compress(&self.buf)?;
-        self.done.push(Chunk {
+        let mut data = self.zstd.compress(&self.buf)?;
+        // Made with room for the worst case (more than the chunk's raw size); logs compress
+        // to about a tenth, and the chunks waiting to be sent would keep the rest.
+        data.shrink_to_fit();
+        let chunk = Chunk {
             data,
             first_ns: self.first_ns,
             last_ns: self.last_ns,
             records: self.records,
             raw_len: self.buf.len(),
-        });
+        };
+        self.index.push_str(&chunk.index_line());
+        self.raw_bytes += chunk.raw_len;
+        self.data_bytes += chunk.data.len();
+        self.done_bytes += chunk.data.len();
+        self.done.push(chunk);
         self.buf.clear();
         self.first_ns = i64::MAX;
         self.last_ns = i64::MIN;
@@ -284,10 +314,46 @@ impl ChunkBuilder {
         Ok(())
     }
 
-    /// Close the last chunk and return all of them, in order; the builder is empty after.
+    /// Close the last chunk and return the chunks not taken yet, in order (all of them if none
+    /// was taken). The index and totals stay until [`ChunkBuilder::reset`].
     pub fn finish(&mut self) -> std::io::Result<Vec<Chunk>> {
         self.flush()?;
+        self.done_bytes = 0;
         Ok(std::mem::take(&mut self.done))
+    }
+
+    /// The chunks finished so far and not taken yet, in order; counted in
+    /// [`ChunkBuilder::taken`].
+    pub fn take_done(&mut self) -> Vec<Chunk> {
+        self.taken += self.done.len();
+        self.done_bytes = 0;
+        std::mem::take(&mut self.done)
+    }
+
+    /// Bytes of chunk data finished and not taken yet.
+    pub fn done_bytes(&self) -> usize {
+        self.done_bytes
+    }
+
+    /// Chunks taken with [`ChunkBuilder::take_done`] since the last reset.
+    pub fn taken(&self) -> usize {
+        self.taken
+    }
+
+    /// The chunk index (`spec/redis.md`: one `<first_ns> <last_ns> <records>\n` line per
+    /// chunk) of every chunk finished since the last reset, taken or not.
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
+    /// Decompressed bytes of every chunk finished since the last reset (the `bytes` field).
+    pub fn raw_bytes(&self) -> usize {
+        self.raw_bytes
+    }
+
+    /// Bytes of chunk data of every chunk finished since the last reset.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes
     }
 }
 

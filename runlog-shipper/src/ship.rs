@@ -19,7 +19,7 @@ use runlog::journal::storage;
 use runlog::Config;
 
 use crate::confirm::Confirmation;
-use crate::prepare::{prepare_run, PrepareError, PreparedRun};
+use crate::prepare::{prepare_run, prepare_run_streamed, PrepareError, PreparedRun};
 use crate::schema::ChunkBuilder;
 use crate::upload::{Redis, UploadError};
 
@@ -27,6 +27,19 @@ use crate::upload::{Redis, UploadError};
 const BATCH_JOURNAL_BYTES: u64 = 64 << 20;
 /// ... or once it holds this many runs.
 const BATCH_RUNS: usize = 256;
+/// ... or once the chunks of the runs prepared add up to this many bytes: a batch is held in
+/// memory, compressed, until it is uploaded, and logs that barely compress would otherwise
+/// make that nearly its segment files' size.
+const BATCH_CHUNK_BYTES: usize = 8 << 20;
+/// A run whose segment files add up to more than this is streamed rather than batched: read
+/// once, its chunks pushed to its stage list a part at a time while it is read, then made
+/// visible whole by the upload script; the shipper's memory does not grow with the run
+/// (spec/redis.md, *Upload*).
+const STREAM_RUN_BYTES: u64 = 4 << 20;
+/// A streamed run's chunks are pushed once this many bytes of them (or `pipeline-size`, if
+/// smaller) are compressed: what it holds at once, besides a few segments, is about three
+/// times this (the chunks, the commands, the bytes sent).
+const STAGE_PART_BYTES: usize = 2 << 20;
 /// Name of the lock file in `<journal>/shipper/`.
 pub const LOCK_FILE: &str = "lock";
 /// Name of the counters file in `<journal>/shipper/`.
@@ -334,61 +347,27 @@ impl Journal {
             if stop() {
                 return Ok(pass);
             }
+            if cands[start].size > STREAM_RUN_BYTES {
+                let batch = &cands[start..start + 1];
+                start += 1;
+                let prepared = vec![stream_run(redis, &batch[0])?];
+                self.upload_batch(redis, batch, prepared, &mut pass, &mut confirm)?;
+                continue;
+            }
             let mut end = start;
             let mut bytes = 0;
             while end < cands.len()
                 && end - start < BATCH_RUNS
+                && cands[end].size <= STREAM_RUN_BYTES
                 && (end == start || bytes < BATCH_JOURNAL_BYTES)
             {
                 bytes += cands[end].size;
                 end += 1;
             }
-            let batch = &cands[start..end];
-            start = end;
-            let prepared = prepare_all(batch);
-            let mut runs = Vec::with_capacity(prepared.len());
-            // Per job dir: the job's name (from its runs: a long name's dir name is cut, so
-            // it cannot be decoded into the name the limits are configured under) and ids.
-            let mut done: BTreeMap<&Path, (String, Vec<&str>)> = BTreeMap::new();
-            for (c, p) in batch.iter().zip(prepared) {
-                match p {
-                    Ok(run) => {
-                        done.entry(&c.job_dir)
-                            .or_insert_with(|| (run.job.clone(), Vec::new()))
-                            .1
-                            .push(&c.id);
-                        runs.push(run);
-                    }
-                    // Deleted meanwhile, or not ended after all: nothing to do.
-                    Err(PrepareError::NotShippable) => {}
-                    Err(e) => log::error!(
-                        "run {} of job {:?} cannot be read, not uploaded: {e}",
-                        c.id,
-                        c.job_hint
-                    ),
-                }
-            }
-            let limits = |job: &str| self.limits(job);
-            redis.upload(&runs, &limits)?;
-            for r in &runs {
-                pass.runs += 1;
-                pass.records += r.records;
-                pass.bytes += r.chunk_bytes() as u64;
-                log::debug!(
-                    "uploaded run {} of job {:?}: {}, {} records, {} bytes",
-                    r.id,
-                    r.job,
-                    r.status,
-                    r.records,
-                    r.chunk_bytes()
-                );
-            }
-            for (dir, (job, ids)) in done {
-                if let Some(c) = &mut confirm {
-                    c.uploaded(dir, &ids);
-                }
-                self.record_shipped(dir, &job, &redis.epoch, &ids);
-            }
+            let prepared = prepare_all(&cands[start..end], BATCH_CHUNK_BYTES);
+            let batch = &cands[start..start + prepared.len()];
+            start += prepared.len();
+            self.upload_batch(redis, batch, prepared, &mut pass, &mut confirm)?;
         }
         // (Only for another server: `every`.) A pass that skipped a run confirms nothing.
         if let Some(c) = confirm {
@@ -401,6 +380,63 @@ impl Journal {
             }
         }
         Ok(pass)
+    }
+
+    /// Upload the prepared runs of `batch` (in its order; a run that could not be prepared is
+    /// logged and left for the next pass), count them in `pass`, and record them as shipped
+    /// (and, in a pass after another server, as confirmed there).
+    fn upload_batch(
+        &self,
+        redis: &mut Redis,
+        batch: &[Candidate],
+        prepared: Vec<Result<PreparedRun, PrepareError>>,
+        pass: &mut Pass,
+        confirm: &mut Option<Confirmation>,
+    ) -> Result<(), UploadError> {
+        let mut runs = Vec::with_capacity(prepared.len());
+        // Per job dir: the job's name (from its runs: a long name's dir name is cut, so
+        // it cannot be decoded into the name the limits are configured under) and ids.
+        let mut done: BTreeMap<&Path, (String, Vec<&str>)> = BTreeMap::new();
+        for (c, p) in batch.iter().zip(prepared) {
+            match p {
+                Ok(run) => {
+                    done.entry(&c.job_dir)
+                        .or_insert_with(|| (run.job.clone(), Vec::new()))
+                        .1
+                        .push(&c.id);
+                    runs.push(run);
+                }
+                // Deleted meanwhile, or not ended after all: nothing to do.
+                Err(PrepareError::NotShippable) => {}
+                Err(e) => log::error!(
+                    "run {} of job {:?} cannot be read, not uploaded: {e}",
+                    c.id,
+                    c.job_hint
+                ),
+            }
+        }
+        let limits = |job: &str| self.limits(job);
+        redis.upload(&runs, &limits)?;
+        for r in &runs {
+            pass.runs += 1;
+            pass.records += r.records;
+            pass.bytes += r.chunk_bytes() as u64;
+            log::debug!(
+                "uploaded run {} of job {:?}: {}, {} records, {} bytes",
+                r.id,
+                r.job,
+                r.status,
+                r.records,
+                r.chunk_bytes()
+            );
+        }
+        for (dir, (job, ids)) in done {
+            if let Some(c) = confirm {
+                c.uploaded(dir, &ids);
+            }
+            self.record_shipped(dir, &job, &redis.epoch, &ids);
+        }
+        Ok(())
     }
 
     /// Add `ids` to the job's `.shipped` (dropping runs no longer in the journal), then apply
@@ -529,13 +565,66 @@ impl Journal {
     }
 }
 
-/// Prepare runs on all cores, results in input order.
-fn prepare_all(batch: &[Candidate]) -> Vec<Result<PreparedRun, PrepareError>> {
+/// Read a big run once, pushing its chunks to its stage list a pipeline at a time as they are
+/// made ([`Redis::stage`]); what is left (its last chunks and its metadata) is uploaded like a
+/// run prepared whole, and the upload script makes it visible. A run that turns out not to be
+/// shippable, or that cannot be read, after its first chunks were staged has its stage list
+/// deleted. A Redis error ends the upload (the stage list expires, or is replaced by the next
+/// attempt).
+fn stream_run(
+    redis: &mut Redis,
+    c: &Candidate,
+) -> Result<Result<PreparedRun, PrepareError>, UploadError> {
+    let mut builder = match ChunkBuilder::new() {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(PrepareError::Io(e))),
+    };
+    let limit = redis.pipeline_bytes().min(STAGE_PART_BYTES);
+    // The job the chunks were staged under, once some were.
+    let mut staged: Option<String> = None;
+    let mut failed = None;
+    let r = prepare_run_streamed(
+        &c.job_hint,
+        &c.id,
+        &c.segs,
+        &mut builder,
+        true,
+        &mut |job, b| {
+            if b.done_bytes() < limit {
+                return true;
+            }
+            let chunks = b.take_done();
+            match redis.stage(job, &c.id, &chunks, staged.is_none()) {
+                Ok(()) => {
+                    staged = Some(job.to_owned());
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        },
+    );
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let (Err(_), Some(job)) = (&r, &staged) {
+        redis.discard_stage(job, &c.id)?;
+    }
+    Ok(r)
+}
+
+/// Prepare runs on all cores, in order, until their chunks add up to `budget` bytes: the
+/// results of the first runs of `batch` (at least one), in order.
+fn prepare_all(batch: &[Candidate], budget: usize) -> Vec<Result<PreparedRun, PrepareError>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(batch.len())
         .max(1);
     let next = AtomicUsize::new(0);
+    // Bytes of chunks prepared: no run is started once they reach the budget.
+    let held = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<PreparedRun, PrepareError>>>> =
         Mutex::new((0..batch.len()).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -548,10 +637,13 @@ fn prepare_all(batch: &[Candidate]) -> Vec<Result<PreparedRun, PrepareError>> {
                         return;
                     }
                 };
-                loop {
+                while held.load(Ordering::Relaxed) < budget {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(c) = batch.get(i) else { break };
                     let r = prepare_run(&c.job_hint, &c.id, &c.segs, &mut builder);
+                    if let Ok(run) = &r {
+                        held.fetch_add(run.chunk_bytes(), Ordering::Relaxed);
+                    }
                     if let Ok(mut res) = results.lock() {
                         res[i] = Some(r);
                     }
@@ -559,9 +651,15 @@ fn prepare_all(batch: &[Candidate]) -> Vec<Result<PreparedRun, PrepareError>> {
             });
         }
     });
+    // Runs are taken in order, and every run taken is prepared. None taken (no compressor
+    // could be made): the whole batch fails, as each of its runs would.
+    let mut taken = next.into_inner().min(batch.len());
+    if taken == 0 {
+        taken = batch.len();
+    }
+    let mut results = results.into_inner().unwrap_or_default();
+    results.truncate(taken);
     results
-        .into_inner()
-        .unwrap_or_default()
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {

@@ -11,7 +11,7 @@ use runlog::RedisConfig;
 
 use crate::conn::{cluster_connection, Conn};
 use crate::prepare::PreparedRun;
-use crate::schema::{Keys, SCHEMA_VERSION, STAGE_TTL_MS};
+use crate::schema::{Chunk, Keys, SCHEMA_VERSION, STAGE_TTL_MS};
 
 /// By default a pipeline is sent once it holds this many bytes of chunk data
 /// (`[runlog-shipper] pipeline-size`).
@@ -821,12 +821,11 @@ impl Redis {
 
     /// Steps 1 to 3 of an upload (spec/redis.md): the commands that stage a run's chunks and
     /// make it visible, with the bytes of chunk data each carries. All address keys of the
-    /// run's job, so on a cluster they go to one node.
+    /// run's job, so on a cluster they go to one node. A run whose first chunks were staged
+    /// already ([`PreparedRun::staged`], [`Redis::stage`]) gets its remaining chunks and the
+    /// script, which checks the stage list holds them all.
     ///
-    /// Returned as units that go into one pipeline whole: the stage list is created with its
-    /// expiry in one transaction (`MULTI`, `DEL`, the first `RPUSH`, `PEXPIRE`, `EXEC`), so
-    /// that a shipper killed while sending (the rest of a pipeline never written to the
-    /// socket) cannot leave a stage list without expiry.
+    /// Returned as units that go into one pipeline whole (see [`Redis::stage_commands`]).
     fn run_commands(
         &self,
         run: &PreparedRun,
@@ -834,44 +833,7 @@ impl Redis {
     ) -> Vec<(Vec<redis::Cmd>, usize)> {
         let jk = self.keys.job(&run.job);
         let stage = jk.stage(&run.id);
-        let mut out: Vec<(Vec<redis::Cmd>, usize)> = Vec::new();
-        let mut del = redis::cmd("DEL");
-        del.arg(&stage);
-        out.push((vec![del], 0));
-        let mut i = 0;
-        let mut first = true;
-        while i < run.chunks.len() {
-            // Later pushes never create the list: one evicted meanwhile (a volatile-*
-            // maxmemory-policy) stays gone, the upload script finds it short, and no stage
-            // list is left without its expiry.
-            let mut cmd = redis::cmd(if first { "RPUSH" } else { "RPUSHX" });
-            cmd.arg(&stage);
-            let mut bytes = 0;
-            while i < run.chunks.len()
-                && (bytes == 0
-                    || bytes + run.chunks[i].data.len() <= RPUSH_BYTES.min(self.pipeline_bytes))
-            {
-                cmd.arg(&run.chunks[i].data);
-                bytes += run.chunks[i].data.len();
-                i += 1;
-            }
-            let mut exp = redis::cmd("PEXPIRE");
-            exp.arg(&stage).arg(STAGE_TTL_MS);
-            if first {
-                // Created with its expiry at once: a shipper killed while later chunks are on
-                // their way must not leave it behind for good (RPUSH keeps the expiry).
-                let Some((unit, _)) = out.pop() else { break };
-                let mut tx = vec![redis::cmd("MULTI")];
-                tx.extend(unit);
-                tx.extend([cmd, exp, redis::cmd("EXEC")]);
-                out.push((tx, bytes));
-                first = false;
-            } else if i == run.chunks.len() {
-                out.push((vec![cmd, exp], bytes));
-            } else {
-                out.push((vec![cmd], bytes));
-            }
-        }
+        let mut out = self.stage_commands(&run.job, &run.id, &run.chunks, run.staged == 0);
         let (max_ok, max_failed) = limits(&run.job);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.sha)
@@ -886,13 +848,132 @@ impl Redis {
             .arg(if run.is_failed() { "1" } else { "0" })
             .arg(max_ok)
             .arg(max_failed)
-            .arg(run.chunks.len())
+            .arg(run.chunk_count())
             .arg(jk.base());
         for (k, v) in &run.meta {
             cmd.arg(k).arg(v);
         }
         out.push((vec![cmd], 0));
         out
+    }
+
+    /// Steps 1 and 2 of an upload for some of a run's chunks, in order, with the bytes of chunk
+    /// data each unit carries: with `first`, the stage list is emptied and created with its
+    /// expiry in one transaction (`MULTI`, `DEL`, the first `RPUSH`, `PEXPIRE`, `EXEC`), so
+    /// that a shipper killed while sending (the rest of a pipeline never written to the
+    /// socket) cannot leave a stage list without expiry; later chunks are appended, and the
+    /// expiry is set again after the last `RPUSH` (an upload streamed over many pipelines
+    /// never outlives it).
+    fn stage_commands(
+        &self,
+        job: &str,
+        id: &str,
+        chunks: &[Chunk],
+        first: bool,
+    ) -> Vec<(Vec<redis::Cmd>, usize)> {
+        let stage = self.keys.job(job).stage(id);
+        let mut out: Vec<(Vec<redis::Cmd>, usize)> = Vec::new();
+        if first {
+            let mut del = redis::cmd("DEL");
+            del.arg(&stage);
+            out.push((vec![del], 0));
+        }
+        let mut i = 0;
+        let mut first = first;
+        while i < chunks.len() {
+            // Only the first push creates the list (with its expiry, below); later pushes, of
+            // this pipeline or of later pieces of a streamed run, never do: one evicted
+            // meanwhile (a volatile-* maxmemory-policy) stays gone, the upload script finds it
+            // short, and no stage list is left without its expiry.
+            let mut cmd = redis::cmd(if first { "RPUSH" } else { "RPUSHX" });
+            cmd.arg(&stage);
+            let mut bytes = 0;
+            while i < chunks.len()
+                && (bytes == 0
+                    || bytes + chunks[i].data.len() <= RPUSH_BYTES.min(self.pipeline_bytes))
+            {
+                cmd.arg(&chunks[i].data);
+                bytes += chunks[i].data.len();
+                i += 1;
+            }
+            let mut exp = redis::cmd("PEXPIRE");
+            exp.arg(&stage).arg(STAGE_TTL_MS);
+            if first {
+                // Created with its expiry at once: a shipper killed while later chunks are on
+                // their way must not leave it behind for good (RPUSH keeps the expiry).
+                let Some((unit, _)) = out.pop() else { break };
+                let mut tx = vec![redis::cmd("MULTI")];
+                tx.extend(unit);
+                tx.extend([cmd, exp, redis::cmd("EXEC")]);
+                out.push((tx, bytes));
+                first = false;
+            } else if i == chunks.len() {
+                out.push((vec![cmd, exp], bytes));
+            } else {
+                out.push((vec![cmd], bytes));
+            }
+        }
+        out
+    }
+
+    /// Push the next chunks of a run that is still being read to its stage list, in a
+    /// pipeline of their own (steps 1 and 2 of an upload; `first` for its first chunks): a run
+    /// of any size is uploaded a pipeline at a time, and made visible, whole, by the upload
+    /// script at the end ([`Redis::upload`] of the [`PreparedRun`] with its remaining
+    /// chunks). Until then nothing of it is visible; a shipper that stops before leaves a
+    /// stage list that expires.
+    pub fn stage(
+        &mut self,
+        job: &str,
+        id: &str,
+        chunks: &[Chunk],
+        first: bool,
+    ) -> Result<(), UploadError> {
+        let units = self.stage_commands(job, id, chunks, first);
+        self.send_job_commands(units)
+    }
+
+    /// Delete the stage list of a run that will not be uploaded now (it changed, or could not
+    /// be read, after its first chunks were staged), rather than leave it to expire.
+    pub fn discard_stage(&mut self, job: &str, id: &str) -> Result<(), UploadError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.keys.job(job).stage(id));
+        self.send_job_commands(vec![(vec![del], 0)])
+    }
+
+    /// Send commands on the keys of one job in one pipeline: on one server after the epoch
+    /// check, as [`Redis::upload`] does; on a cluster to the job's node, following
+    /// redirections.
+    fn send_job_commands(
+        &mut self,
+        units: Vec<(Vec<redis::Cmd>, usize)>,
+    ) -> Result<(), UploadError> {
+        if self.conn.is_cluster() {
+            let cmds: Vec<redis::Cmd> = units.into_iter().flat_map(|(u, _)| u).collect();
+            let wait = self.wait_cmd();
+            let mut cmds = cmds;
+            if let Some(w) = &wait {
+                cmds.push(w.clone());
+            }
+            return send_job_pipeline(
+                &mut self.conn,
+                &cmds,
+                wait.is_some().then_some(self.min_replicas),
+            );
+        }
+        let mut pipe = Pipeline::new(self.keys.epoch());
+        for (unit, bytes) in units {
+            for cmd in unit {
+                pipe.p.add_command(cmd).ignore();
+            }
+            pipe.bytes += bytes;
+        }
+        self.send(&mut pipe)
+    }
+
+    /// A pipeline is sent once it holds this many bytes of chunk data (`pipeline-size`).
+    pub fn pipeline_bytes(&self) -> usize {
+        self.pipeline_bytes
     }
 
     /// Step 4: `ZADD <P>:jobs GT <start_ms> <job>`.

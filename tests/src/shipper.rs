@@ -280,8 +280,16 @@ impl Drop for Shipper {
 /// Run `runlog-shipper --config CONFIG --once` to the end; returns its exit status and its
 /// stderr (also appended to `log`).
 pub fn ship_once(config: &Path, log: &Path) -> (ExitStatus, String) {
+    let mut cmd = Command::new(shipper_bin());
+    cmd.arg("--config").arg(config).arg("--once");
+    run_to_end(cmd, log)
+}
+
+/// Run a `runlog-shipper --once` command line ([`Shipper::spawn_cmd`]) to the end; returns
+/// its exit status and its stderr of this run (also appended to `log`).
+fn run_to_end(cmd: Command, log: &Path) -> (ExitStatus, String) {
     let before = fs::read_to_string(log).map_or(0, |s| s.len());
-    let mut s = Shipper::spawn(config, true, log);
+    let mut s = Shipper::spawn_cmd(cmd, log);
     let st = s.wait_timeout(SHIP_TIMEOUT).unwrap_or_else(|| {
         s.kill();
         panic!(
@@ -905,4 +913,28 @@ pub fn wait_keys(conn: &mut redis::Connection, s: &mut Shipper, keys: u64) -> Op
             s.log()
         );
     }
+}
+
+/// [`ship_once`], also measuring the shipper's peak resident memory, by running it under
+/// `peakrss` (`src/bin/peakrss.rs`, at `peakrss_bin`: the high-water mark of its whole life,
+/// however short the peak, and of the shipper alone). Returns the exit status, the stderr of
+/// this run and the peak in bytes.
+pub fn ship_once_peak_rss(
+    peakrss_bin: &Path,
+    config: &Path,
+    log: &Path,
+) -> (ExitStatus, String, u64) {
+    let out = log.with_extension("peak-rss");
+    let mut cmd = Command::new(peakrss_bin);
+    cmd.arg(&out)
+        .arg(shipper_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("--once");
+    let (status, text) = run_to_end(cmd, log);
+    let peak = fs::read_to_string(&out)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("peakrss wrote no figure to {} ({status})", out.display()));
+    (status, text, peak)
 }

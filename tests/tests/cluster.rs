@@ -49,6 +49,12 @@ fn the_shipper_and_the_cli_work_on_a_three_master_cluster_as_on_one_server() {
     let t = tempfile::tempdir().unwrap();
     let j = t.path().join("journal");
     journal(&j, 300);
+    // A run big enough to be streamed: its chunks go to the job's node over several
+    // pipelines before the upload script makes it visible.
+    let mut big = KidArgs::new(&j, "big", 1, 3000, &[Kind::Ok]);
+    big.size = 2000;
+    big.noise = true;
+    run_kid(Path::new(KID), &big);
     let cluster = RedisCluster::start(3);
     let single = RedisServer::start();
 

@@ -33,6 +33,7 @@ use runlog_e2e::shipper::{
 use tempfile::TempDir;
 
 const KID: &str = env!("CARGO_BIN_EXE_jobkid");
+const PEAKRSS: &str = env!("CARGO_BIN_EXE_peakrss");
 const PREFIX: &str = "runlog";
 /// Kill points of the SIGKILL test in the default run.
 const DEFAULT_KILL_ITERS: usize = 100;
@@ -190,6 +191,15 @@ fn config(dir: &Path, name: &str, c: &ShipperConfig) -> PathBuf {
 
 fn kid_args(journal: &Path, job: &str, runs: u64, records: u64, kinds: &[Kind]) -> KidArgs {
     KidArgs::new(journal, job, runs, records, kinds)
+}
+
+/// One run of `job` (ending as `kind`) of `records` records, each with `size` bytes of random
+/// text that barely compresses.
+fn noise_run(journal: &Path, job: &str, records: u64, size: usize, kind: Kind) {
+    let mut a = kid_args(journal, job, 1, records, &[kind]);
+    a.size = size;
+    a.noise = true;
+    run_kid(kid(), &a);
 }
 
 fn kid_runs(lines: &[KidLine]) -> Vec<(String, String)> {
@@ -1705,10 +1715,7 @@ fn a_run_larger_than_a_pipeline_is_atomic_and_its_stage_list_always_expires() {
     let redis = RedisServer::start();
     let pristine = t.path().join("pristine");
     let job = "big run";
-    let mut a = kid_args(&pristine, job, 1, 12_000, &[Kind::Ok]);
-    a.size = 1000;
-    a.noise = true;
-    run_kid(kid(), &a);
+    noise_run(&pristine, job, 12_000, 1000, Kind::Ok);
     run_kid(kid(), &kid_args(&pristine, job, 2, 5, &[Kind::Fail]));
     let work = t.path().join("work");
     let fresh = || {
@@ -2207,5 +2214,67 @@ fn stderr_lines_carry_syslog_priorities_under_journald() {
     assert!(
         !plain.starts_with('<') && plain.contains(" ERROR: ") && plain.contains("no-such.toml"),
         "{plain}"
+    );
+}
+
+/// The most resident memory `runlog-shipper --once` may use, whatever the size of the runs it
+/// ships (issue 12, item 9).
+const SHIPPER_RSS_BOUND: u64 = 64 << 20;
+
+/// Issue 12, item 9: the shipper held a whole run in memory (a run of 2.2 GB of segments
+/// peaked at 500 MB resident). A run of barely compressible records, several times larger than
+/// the bound, ships whole and exact while the shipper stays within it.
+#[test]
+fn a_run_many_times_larger_than_the_memory_bound_ships_whole_in_bounded_memory() {
+    let _heavy = heavy();
+    let t = tmp();
+    let redis = RedisServer::start();
+    let journal = t.path().join("journal");
+    let job = "huge run";
+    // 75,000 records of ~4 KB of random text: ~300 MB of segments, compressing to ~3/4.
+    let started = Instant::now();
+    noise_run(&journal, job, 75_000, 4000, Kind::Fail);
+    let segments = segment_bytes(&journal);
+    println!(
+        "wrote {segments} bytes of segments in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        segments >= 4 * SHIPPER_RSS_BOUND,
+        "the run has {segments} bytes of segments: not several times the bound"
+    );
+    let cfg = config(
+        t.path(),
+        "shipper.toml",
+        &ShipperConfig::new(&journal, &redis.url(), 10, 10),
+    );
+    let log = t.path().join("shipper.log");
+    let started = Instant::now();
+    let (status, text, peak) =
+        runlog_e2e::shipper::ship_once_peak_rss(Path::new(PEAKRSS), &cfg, &log);
+    println!(
+        "shipped in {:?}, peak RSS {peak} bytes ({} MiB); the shipper said:\n{text}",
+        started.elapsed(),
+        peak >> 20
+    );
+    assert!(
+        status.success(),
+        "runlog-shipper --once failed ({status}):\n{text}"
+    );
+    let store = check_consistent(&mut redis.conn(), PREFIX).unwrap_or_else(|e| panic!("{e}"));
+    let logs = journal_logs(&journal, job);
+    assert_eq!(logs.len(), 1);
+    let runs = store.runs(job);
+    assert_eq!(runs.len(), 1, "one visible run");
+    let (id, want) = logs.iter().next().expect("the run");
+    assert_eq!(&runs[0].id, id);
+    assert_eq!(runs[0].status(), "failed");
+    assert_eq!(want.records.len(), 75_001, "the records and the failure");
+    assert_run_matches(job, &runs[0], want);
+    assert!(
+        peak <= SHIPPER_RSS_BOUND,
+        "runlog-shipper --once peaked at {peak} bytes ({} MiB) resident shipping a run of \
+         {segments} bytes of segments; the bound is {SHIPPER_RSS_BOUND} bytes (64 MiB)",
+        peak >> 20
     );
 }

@@ -86,6 +86,31 @@ pub(crate) fn write_journal(
     Ok(r)
 }
 
+/// Run `runlog-shipper --once --config CONFIG` to its end, with `RUST_LOG=warn` and no stdin:
+/// `cmd` is the shipper's binary, or a program that runs it (e.g. `peakrss OUT SHIPPER`).
+/// Returns the wall time in seconds, or an error with its stderr if it failed.
+#[allow(dead_code)] // Not every bench ships.
+pub(crate) fn ship_once(cmd: &mut Command, config: &Path) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let out = cmd
+        .arg("--once")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let wall = t0.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "runlog-shipper --once failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(wall)
+}
+
 /// One run of `job` in the installed `rl`: level INFO, label `user`, `records` records of
 /// [`crate::common::log_loop`]; (records written, records dropped).
 #[allow(dead_code)] // Not every bench writes runs this way.

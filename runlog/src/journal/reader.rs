@@ -740,6 +740,38 @@ pub fn read_run_segments(
     })
 }
 
+/// Read one run from its segments as [`read_run_segments`] does without records (every
+/// frame's CRC checked, damage reported in [`RunInfo::problems`], the records counted as a
+/// listing counts them), and hand each counted RECORD payload to `f` as it is read, in order
+/// and undecoded (the layout of `spec/journal.md`), with the run's job name: the one its BEGIN
+/// frame names, else `job_hint` (settled before the first record is handed over, since a
+/// BEGIN frame counts only as the first frame of the run). `f` returns false to stop.
+///
+/// Each segment is read once, so the records handed over are exactly those the returned info
+/// describes, even if a segment changes meanwhile; memory holds a few segments at a time,
+/// whatever the size of the run. With `read_ahead`, helper threads read and check the next
+/// segments of a big run while `f` works (as [`Journal::for_each_record`] does).
+///
+/// Returns the run's info when every record was handed over, `None` when `f` stopped early.
+///
+/// # Errors
+/// As [`read_run_segments`].
+pub fn stream_run_payloads(
+    job_hint: &str,
+    id: &str,
+    segs: &[(u32, PathBuf)],
+    read_ahead: bool,
+    f: &mut dyn FnMut(&str, &[u8]) -> bool,
+) -> Result<Option<RunInfo>, ReadError> {
+    let helpers = if read_ahead {
+        helpers_for(segs, true)
+    } else {
+        0
+    };
+    let r = scan_run(job_hint, id, segs, Sink::Payloads(f), helpers, None)?;
+    Ok(r.complete.then_some(r.info))
+}
+
 /// What a run scan does with RECORD frames.
 enum Sink<'f> {
     /// Count them (CRC-checked) and take their times, as listings do: memory stays independent
@@ -753,6 +785,9 @@ enum Sink<'f> {
         pre: &'f mut dyn FnMut(&[u8]) -> bool,
         f: &'f mut dyn FnMut(RecordRef<'_>) -> bool,
     },
+    /// Count them as [`Sink::Skim`] does and hand each counted payload, undecoded, to `f`
+    /// with the run's job name, until `f` returns false.
+    Payloads(&'f mut dyn FnMut(&str, &[u8]) -> bool),
 }
 
 /// What [`scan_run`] found.
@@ -1245,7 +1280,22 @@ fn scan_run(
         for loc in &slot.locs {
             let raw = loc.raw(&slot.buf);
             let offset = loc.offset as u64;
-            if records_wanted && raw.kind == FrameType::Record {
+            if let (Sink::Payloads(f), FrameType::Record) = (&mut sink, raw.kind) {
+                // Counted exactly as a listing counts them; a payload too short to hold its
+                // time is not, and is reported as damage below, as a listing reports it.
+                if let Some(ts) = record_payload_ts(raw.payload) {
+                    info.records += 1;
+                    info.last_ns = info.last_ns.max(ts);
+                    // A BEGIN frame counts only as the first frame of the run, so the job
+                    // name is settled before the first record.
+                    let job = begin.as_ref().map_or(job_hint, |b| b.job.as_str());
+                    if !f(job, raw.payload) {
+                        stopped = true;
+                        return false;
+                    }
+                    continue;
+                }
+            } else if records_wanted && raw.kind == FrameType::Record {
                 if let Sink::Stream { pre, .. } = &mut sink {
                     if !pre(raw.payload) {
                         // Not wanted: counted as a listing counts it, not decoded.
@@ -1273,7 +1323,7 @@ fn scan_run(
                                     return false;
                                 }
                             }
-                            Sink::Skim => {}
+                            Sink::Skim | Sink::Payloads(_) => {}
                         }
                     }
                 }
@@ -2201,6 +2251,34 @@ mod tests {
                         same(&got, &want),
                         "{name}, records {records}, {helpers} helpers:\n{got:#?}\nwanted\n{want:#?}"
                     );
+                }
+            }
+            // stream_run_payloads: the info of a read without records, and exactly the
+            // payloads it counted (those that decode are the records of a read with them).
+            let want = reference_read(JOB, ID, &segs, false);
+            let decoded = reference_read(JOB, ID, &segs, true).map(|r| r.records);
+            for read_ahead in [false, true] {
+                let mut payloads: Vec<Vec<u8>> = Vec::new();
+                let got = stream_run_payloads(JOB, ID, &segs, read_ahead, &mut |job, p| {
+                    assert_eq!(job, want.as_ref().map_or(JOB, |r| r.info.job.as_str()));
+                    payloads.push(p.to_vec());
+                    true
+                })
+                .map(|info| RunLog {
+                    info: info.expect("not stopped"),
+                    records: Vec::new(),
+                });
+                assert!(
+                    same(&got, &want),
+                    "{name}: stream_run_payloads {got:#?}\nwanted\n{want:#?}"
+                );
+                if let (Ok(got), Ok(decoded)) = (&got, &decoded) {
+                    assert_eq!(got.info.records, payloads.len() as u64, "{name}");
+                    let ok: Vec<Record> = payloads
+                        .iter()
+                        .filter_map(|p| decode_record_ref(p).ok().map(|r| r.to_record()))
+                        .collect();
+                    assert_eq!(&ok, decoded, "{name}: the payloads handed over");
                 }
             }
             // Journal::read_run and for_each_record: the reference read, filtered as read_run
