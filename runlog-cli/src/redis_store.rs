@@ -300,7 +300,8 @@ impl RedisStore {
                 offset: 0,
                 what: format!(
                     "the journal this run was shipped from was damaged in {n} place(s); \
-                     records after the damage were not shipped"
+                     what could not be read there was not shipped (`runlog journal verify` \
+                     on that host names the places)"
                 ),
             }],
             _ => Vec::new(),

@@ -1507,3 +1507,56 @@ fn a_closed_pipe_ends_quietly_with_success_while_reading_redis() {
         "runlog's exit status"
     );
 }
+
+/// Bug: a record frame whose CRC is valid but whose payload does not decode was shipped inside
+/// a chunk, and readers then rejected that whole chunk — every other record in it — as damaged.
+/// It is a problem of the run, as in the journal, and the other records read as ever.
+#[test]
+fn a_record_that_does_not_decode_is_a_problem_of_its_run_not_a_lost_chunk() {
+    use runlog::journal::frame::{encode_frame, FrameType};
+    use runlog::journal::payload::Frame;
+    let env = Env::new();
+    let id = write_run(&env.other(), JOB, &[], false, || {
+        for i in 0..10 {
+            log::info!(target: TARGET, "record {i}");
+        }
+    });
+    // Record 4 gets level 9 (no such level) and a CRC that matches: a valid frame, a payload
+    // that does not decode.
+    let seg = runlog::journal::layout::job_dir(&env.other(), JOB).join(format!("{id}.000000.seg"));
+    let scan = runlog::journal::reader::scan_file(&seg).unwrap();
+    let at = scan
+        .frames
+        .iter()
+        .filter(|f| matches!(f.frame, Ok(Frame::Record(_))))
+        .nth(4)
+        .unwrap()
+        .offset as usize;
+    let mut bytes = fs::read(&seg).unwrap();
+    let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    let mut payload = bytes[at + 12..at + 12 + len].to_vec();
+    payload[8] = 9;
+    let frame = encode_frame(FrameType::Record, &payload);
+    bytes[at..at + frame.len()].copy_from_slice(&frame);
+    fs::write(&seg, &bytes).unwrap();
+
+    env.ship(&env.other());
+    let o = env.run(&["--source", "redis", "logs", JOB, &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let shown: Vec<&str> = o.stdout.lines().map(message).collect();
+    let want: Vec<String> = (0..10)
+        .filter(|&i| i != 4)
+        .map(|i| format!("record {i}"))
+        .collect();
+    assert_eq!(shown, want, "{o:?}");
+    let o = env.run(&["--json", "--source", "redis", "list-runs", JOB]);
+    assert!(o.stderr.contains("damaged in 1 place(s)"), "{o:?}");
+    let runs = json_lines(&o.stdout);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["records"], 9, "{runs:?}");
+    assert_eq!(
+        runs[0]["problems"].as_array().map(Vec::len),
+        Some(1),
+        "{runs:?}"
+    );
+}

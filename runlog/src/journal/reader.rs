@@ -740,10 +740,11 @@ pub fn read_run_segments(
     })
 }
 
-/// Read one run from its segments as [`read_run_segments`] does without records (every
-/// frame's CRC checked, damage reported in [`RunInfo::problems`], the records counted as a
-/// listing counts them), and hand each counted RECORD payload to `f` as it is read, in order
-/// and undecoded (the layout of `spec/journal.md`), with the run's job name: the one its BEGIN
+/// Read one run from its segments as [`read_run_segments`] does with records (every frame's
+/// CRC checked and every RECORD payload decoded, damage, including a payload that does not
+/// decode, reported in [`RunInfo::problems`]), and hand each good RECORD payload to `f` as it
+/// is read, in order and as it is stored (the layout of `spec/journal.md`), with the run's
+/// job name: the one its BEGIN
 /// frame names, else `job_hint` (settled before the first record is handed over, since a
 /// BEGIN frame counts only as the first frame of the run). `f` returns false to stop.
 ///
@@ -785,8 +786,9 @@ enum Sink<'f> {
         pre: &'f mut dyn FnMut(&[u8]) -> bool,
         f: &'f mut dyn FnMut(RecordRef<'_>) -> bool,
     },
-    /// Count them as [`Sink::Skim`] does and hand each counted payload, undecoded, to `f`
-    /// with the run's job name, until `f` returns false.
+    /// Check that each decodes (one that does not is a problem, as in a full read), count
+    /// the others and hand each, as it is stored, to `f` with the run's job name, until `f`
+    /// returns false.
     Payloads(&'f mut dyn FnMut(&str, &[u8]) -> bool),
 }
 
@@ -1281,8 +1283,17 @@ fn scan_run(
             let raw = loc.raw(&slot.buf);
             let offset = loc.offset as u64;
             if let (Sink::Payloads(f), FrameType::Record) = (&mut sink, raw.kind) {
-                // Counted exactly as a listing counts them; a payload too short to hold its
-                // time is not, and is reported as damage below, as a listing reports it.
+                // Checked as a full read checks them: a payload that does not decode (its CRC
+                // valid) is reported as damage, neither counted nor handed over, so that no
+                // reader of what `f` keeps (a Redis chunk) meets it among good records.
+                if let Err(e) = decode_record_ref(raw.payload) {
+                    info.problems.push(Problem {
+                        path: path.to_path_buf(),
+                        offset,
+                        what: e.to_string(),
+                    });
+                    continue;
+                }
                 if let Some(ts) = record_payload_ts(raw.payload) {
                     info.records += 1;
                     info.last_ns = info.last_ns.max(ts);
@@ -2253,10 +2264,18 @@ mod tests {
                     );
                 }
             }
-            // stream_run_payloads: the info of a read without records, and exactly the
-            // payloads it counted (those that decode are the records of a read with them).
-            let want = reference_read(JOB, ID, &segs, false);
-            let decoded = reference_read(JOB, ID, &segs, true).map(|r| r.records);
+            // stream_run_payloads: the info of a read with records, and exactly the payloads
+            // of its records (a payload that does not decode is a problem, not handed over).
+            let (want, decoded) = match reference_read(JOB, ID, &segs, true) {
+                Ok(r) => (
+                    Ok(RunLog {
+                        info: r.info,
+                        records: Vec::new(),
+                    }),
+                    Ok(r.records),
+                ),
+                Err(e) => (Err(e), Err(())),
+            };
             for read_ahead in [false, true] {
                 let mut payloads: Vec<Vec<u8>> = Vec::new();
                 let got = stream_run_payloads(JOB, ID, &segs, read_ahead, &mut |job, p| {
@@ -2276,7 +2295,11 @@ mod tests {
                     assert_eq!(got.info.records, payloads.len() as u64, "{name}");
                     let ok: Vec<Record> = payloads
                         .iter()
-                        .filter_map(|p| decode_record_ref(p).ok().map(|r| r.to_record()))
+                        .map(|p| {
+                            decode_record_ref(p)
+                                .expect("only good payloads")
+                                .to_record()
+                        })
                         .collect();
                     assert_eq!(&ok, decoded, "{name}: the payloads handed over");
                 }
