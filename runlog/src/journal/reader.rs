@@ -574,9 +574,9 @@ fn relist_if_stale(segs: &[(u32, PathBuf)]) -> Option<Vec<(u32, PathBuf)>> {
 }
 
 /// [`quick_status`] for a caller that goes on to act on the run's segments: when the writer is
-/// found dead and the listing `segs` turns out to be stale (see [`relist_if_stale`]), `segs`
-/// is replaced by the run's segments as they are now, and the status is read from those. An
-/// empty `segs` afterwards means the run was deleted meanwhile.
+/// found dead and the listing `segs` turns out to be stale (a later segment exists, or its
+/// numbers have a gap), `segs` is replaced by the run's segments as they are now, and the
+/// status is read from those. An empty `segs` afterwards means the run was deleted meanwhile.
 pub fn settled_status(segs: &mut Vec<(u32, PathBuf)>) -> RunStatus {
     let status = quick_status_of(segs);
     if status != RunStatus::Crashed {
@@ -1057,9 +1057,9 @@ fn hole_problem(path: &Path, zeros_at: u64, seg_len: u64, next_first: u64) -> Pr
     }
 }
 
-/// The hole ([`zero_tail_is_hole`]) that the zeros from `zeros_at` to the end of the segment
-/// file `path` are, given the run's next segment `next`: `None` if they may be unused space
-/// (or `next` has no valid first frame).
+/// The hole (zeros where the next segment's first frame would have fit) that the zeros from
+/// `zeros_at` to the end of the segment file `path` are, given the run's next segment `next`:
+/// `None` if they may be unused space (or `next` has no valid first frame).
 pub fn hole_before(path: &Path, zeros_at: u64, next: &Path) -> Option<Problem> {
     let len = storage::metadata(path).ok()?.len;
     let next_first = first_frame_len(next)?;
