@@ -233,7 +233,8 @@ pub(crate) struct ListRunsArgs {
     pub(crate) filter: RunFilterArgs,
 
     /// Only runs started at or after TIME: `2026-11-28T03:00:00Z`, `2026-11-28 03:00`,
-    /// `2026-11-28`, `today`, `yesterday`, or a duration ago (`90s`, `30m`, `2h`, `3d`, `1w`, `1h30m`).
+    /// `2026-11-28`, `today`, `yesterday`, a duration ago (`90s`, `30m`, `2h`, `3d`, `1w`,
+    /// `1h30m`), or seconds since the epoch (`@1700000000`).
     #[arg(long, value_name = "TIME")]
     pub(crate) since: Option<String>,
 

@@ -36,6 +36,29 @@ fn parse_duration(s: &str) -> Option<i64> {
     Some(total)
 }
 
+/// `@<seconds since the epoch>`, with up to 9 decimals (journalctl's form), as nanoseconds;
+/// `None` if `s` is not one or does not fit.
+fn parse_unix(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('@')?;
+    let (secs, frac) = match rest.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (rest, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) {
+        return None;
+    }
+    let mut ns = secs.parse::<i64>().ok()?.checked_mul(NS_PER_S)?;
+    if let Some(f) = frac {
+        if !digits(f) || f.len() > 9 {
+            return None;
+        }
+        let scale = 10i64.pow(9 - f.len() as u32);
+        ns = ns.checked_add(f.parse::<i64>().ok()? * scale)?;
+    }
+    Some(ns)
+}
+
 /// Midnight (UTC) of the day `ns` falls in.
 fn day_start(ns: i64) -> i64 {
     let t = Utc::from_ns(ns);
@@ -50,16 +73,27 @@ fn day_start(ns: i64) -> i64 {
 }
 
 /// Parse a time for `option` (named in the error) relative to `now_ns`: `now`, `today`,
-/// `yesterday` (UTC midnights), a duration ago (`2h`, `2h ago`, `-2h`), or a UTC time or a
-/// prefix of one (`2026-11-28T03:00:00Z`, `2026-11-28 03:00`, `2026-11-28`).
+/// `yesterday` (UTC midnights), a duration ago (`2h`, `2h ago`, `-2h`), seconds since the epoch
+/// (`@1700000000`, `@1700000000.25`), or a UTC time or a prefix of one
+/// (`2026-11-28T03:00:00Z`, `2026-11-28 03:00`, `2026-11-28`). A bare number is refused with a
+/// hint (it could mean a year or seconds); nothing overflows: a value out of range is an
+/// error.
 pub(crate) fn parse_time(option: &str, s: &str, now_ns: i64) -> Result<i64, String> {
     let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        // Neither a year nor a count of seconds without saying so (journalctl's `@`).
+        return Err(format!(
+            "{option} {s:?} is not a time but a bare number: write @{t} for seconds since \
+             the epoch, or a UTC time like 2026-11-28T03:00:00Z, or a duration ago like 2h"
+        ));
+    }
     let d = t.strip_suffix("ago").map(str::trim_end).unwrap_or(t);
     let d = d.strip_prefix('-').unwrap_or(d);
     let parsed = match t {
         "now" => Some(now_ns),
         "today" => Some(day_start(now_ns)),
         "yesterday" => Some(day_start(now_ns) - DAY_NS),
+        _ if t.starts_with('@') => parse_unix(t),
         _ => parse_duration(d)
             .map(|ns| now_ns.saturating_sub(ns))
             .or_else(|| parse_utc(t).filter(|_| t.len() >= 10)),
@@ -67,8 +101,8 @@ pub(crate) fn parse_time(option: &str, s: &str, now_ns: i64) -> Result<i64, Stri
     parsed.ok_or_else(|| {
         format!(
             "{option} {s:?} is not a time: use a UTC time like 2026-11-28T03:00:00Z, \
-             '2026-11-28 03:00' or 2026-11-28, today, yesterday, or a duration ago like \
-             90s, 30m, 2h, 3d, 1w"
+             '2026-11-28 03:00' or 2026-11-28, today, yesterday, a duration ago like \
+             90s, 30m, 2h, 3d, 1w, or @<seconds since the epoch> (each in range)"
         )
     })
 }
@@ -116,6 +150,8 @@ impl Range {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prop_assert;
+    use proptest::prop_assert_eq;
 
     // 2026-11-28T12:10:55Z
     const NOW: i64 = 1_795_867_855 * NS_PER_S;
@@ -173,6 +209,64 @@ mod tests {
                 e.starts_with(&format!("--since {bad:?} is not a time")),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn seconds_since_the_epoch_take_an_at_and_a_bare_number_is_refused_with_a_hint() {
+        // Bug: `--since 1796682338803537000` overflowed (a panic in debug builds, every
+        // record in release) and `--since 1700000000` was read as a year.
+        assert_eq!(
+            parse_time("--since", "@1700000000", NOW),
+            Ok(1_700_000_000 * NS_PER_S)
+        );
+        assert_eq!(
+            parse_time("--since", "@1700000000.25", NOW),
+            Ok(1_700_000_000 * NS_PER_S + 250_000_000)
+        );
+        for bare in ["1700000000", "1796682338803537000", "2026"] {
+            let e = parse_time("--since", bare, NOW).unwrap_err();
+            assert!(e.contains(&format!("write @{bare}")), "{e}");
+        }
+        for bad in [
+            "@",
+            "@-1",
+            "@1.",
+            "@1.1234567890",
+            "@x",
+            "@9223372037",
+            "@99999999999999999999",
+        ] {
+            let e = parse_time("--since", bad, NOW).unwrap_err();
+            assert!(e.contains("is not a time"), "{bad}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// No input makes the parser overflow or panic; what it accepts is a time it can
+        /// print back.
+        #[test]
+        fn no_time_or_duration_overflows(s in "[0-9@a-z:. TZ-]{0,40}", now in proptest::num::i64::ANY) {
+            if let Ok(t) = parse_time("--since", &s, now) {
+                let _ = runlog::time::format_micros(t);
+            }
+        }
+
+        #[test]
+        fn seconds_since_the_epoch_read_back_exactly(secs in 0i64..=9_223_372_035, frac in 0u32..1_000_000_000) {
+            let s = format!("@{secs}.{frac:09}");
+            prop_assert_eq!(
+                parse_time("--since", &s, 0),
+                Ok(secs * NS_PER_S + i64::from(frac))
+            );
+        }
+
+        #[test]
+        fn durations_of_any_size_never_overflow(n in proptest::num::u64::ANY, unit in "ms|s|m|h|d|w") {
+            let s = format!("{n}{unit}");
+            if let Ok(t) = parse_time("--since", &s, i64::MIN / 2) {
+                prop_assert!(t <= i64::MIN / 2);
+            }
         }
     }
 

@@ -82,7 +82,8 @@ impl Utc {
     /// Back to nanoseconds since the epoch.
     pub fn to_ns(&self) -> i64 {
         let days = days_from_civil(self.year, self.month, self.day);
-        (days * 86_400 + (self.hour * 3600 + self.minute * 60 + self.second) as i64)
+        days.saturating_mul(86_400)
+            .saturating_add((self.hour * 3600 + self.minute * 60 + self.second) as i64)
             .saturating_mul(1_000_000_000)
             .saturating_add(self.nanos as i64)
     }
@@ -121,7 +122,13 @@ pub fn parse_utc(s: &str) -> Option<i64> {
         None => (s, ""),
     };
     let mut dp = date.split('-');
-    let year: i64 = dp.next()?.parse().ok()?;
+    // Four digits, as RFC 3339 writes years: a longer number is not a year (and would
+    // overflow the arithmetic below).
+    let year = dp.next()?;
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
     let month: u32 = dp.next().map_or(Some(1), |m| m.parse().ok())?;
     let day: u32 = dp.next().map_or(Some(1), |d| d.parse().ok())?;
     if dp.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
@@ -194,6 +201,11 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
+        // Bug: a bare number was read as a year (and a long one overflowed in debug builds).
+        assert_eq!(parse_utc("1700000000"), None);
+        assert_eq!(parse_utc("1796682338803537000"), None);
+        assert_eq!(parse_utc("12026-01-01"), None);
+        assert_eq!(parse_utc("-2026-01-01"), None);
         assert_eq!(parse_utc("last"), None);
         assert_eq!(parse_utc("2026-13-01"), None);
         assert_eq!(parse_utc("2026-11-28T25:00"), None);

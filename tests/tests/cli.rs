@@ -978,6 +978,20 @@ fn times_and_regexes_that_do_not_parse_are_usage_errors_naming_them() {
             &["logs", JOB, "--grep", "(unclosed"],
             "--grep \"(unclosed\" is not a valid",
         ),
+        // A bare number could be a year or seconds: refused with the hint (it was read as a
+        // year, and a long one overflowed).
+        (
+            &["logs", JOB, "--since", "1700000000"],
+            "write @1700000000 for seconds since the epoch",
+        ),
+        (
+            &["list-runs", JOB, "--until", "1796682338803537000"],
+            "--until \"1796682338803537000\" is not a time",
+        ),
+        (
+            &["logs", JOB, "--since", "@99999999999999"],
+            "is not a time",
+        ),
     ] {
         let o = runlog(d, args);
         assert_eq!(o.code, 2, "{args:?}: {o:?}");
@@ -1047,4 +1061,10 @@ fn head_tail_and_record_times_select_records_of_a_local_run() {
         "{out}"
     );
     assert!(!got.contains(&all[20]) || ts(19) == ts(20), "{out}");
+    // Seconds since the epoch, as journalctl takes them.
+    assert_eq!(
+        ok(d, &["logs", "big", "--since", "@0"]).lines().count(),
+        100
+    );
+    assert_eq!(ok(d, &["logs", "big", "--since", "@9000000000"]), "");
 }
