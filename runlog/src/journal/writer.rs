@@ -908,10 +908,10 @@ impl RunWriter {
         }
     }
 
-    /// Before the end: whether another process cut the current segment below what was written
-    /// without any store faulting (the cut fell in the page last written into, or came after
-    /// the last write). Then the end keeps what the segment still holds, as after a lost page.
-    /// One `fstat`, once per run.
+    /// Before the end, and before each rollover: whether another process cut the current
+    /// segment below what was written without any store faulting (the cut fell in the page
+    /// last written into, or came after the last write). Then the writer stops and the end
+    /// keeps what the segment still holds, as after a lost page. One `fstat`.
     pub(crate) fn check_cut(&mut self) -> bool {
         // After a sync error nothing is salvaged: the run must read as crashed.
         if self.salvage || self.broken {
@@ -998,6 +998,13 @@ impl RunWriter {
     fn rollover(&mut self, now_ns: i64, min_size: usize) -> bool {
         // A retry time more than its one second ahead is a clock that stepped back: retry now.
         if now_ns < self.retry_at_ns && self.retry_at_ns - now_ns <= RETRY_CREATE_NS {
+            return false;
+        }
+        // A cut of this segment by another process that no store noticed (it fell in the
+        // page last written into) must be found before the run moves on: in a segment left
+        // behind it would go unnoticed, its lost records neither kept nor counted. One `fstat`
+        // per rollover; then the writer stops as after a lost page.
+        if self.check_cut() {
             return false;
         }
         let next = self.seq + 1;
