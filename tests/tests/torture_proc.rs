@@ -471,6 +471,76 @@ fn newest(runs: &[(String, String)], max_ok: usize, max_failed: usize) -> BTreeS
     out
 }
 
+/// What the journal and Redis say of `jobs`, for a failure message: each run listed with its
+/// status and whether `.shipped` records it, and the epochs on both sides.
+fn journal_state(journal: &Path, jobs: &[&str], conn: &mut redis::Connection) -> String {
+    let epoch: Option<String> = redis::cmd("GET")
+        .arg(format!("{PREFIX}:epoch"))
+        .query(conn)
+        .unwrap_or_default();
+    let mut out = format!("Redis epoch {epoch:?}\n");
+    for job in jobs {
+        let dir = runlog::journal::layout::job_dir(journal, job);
+        let shipped = read_shipped(&dir);
+        let (sh_epoch, sh_runs) = match &shipped {
+            Ok(Some(s)) => (s.epoch.clone(), s.runs.clone()),
+            other => (format!("{other:?}"), BTreeSet::new()),
+        };
+        out.push_str(&format!("{job:?}: .shipped epoch {sh_epoch}\n"));
+        let have = redis_ids(conn, job);
+        for r in Journal::open(journal)
+            .and_then(|j| j.runs(job))
+            .unwrap_or_default()
+        {
+            out.push_str(&format!(
+                "  {} {:?} {} records, shipped {}, in Redis {}, problems {:?}\n",
+                r.id,
+                r.status,
+                r.records,
+                sh_runs.contains(&r.id),
+                have.contains(&r.id),
+                r.problems
+            ));
+        }
+        if let Ok(entries) = fs::read_dir(&dir) {
+            let mut names: Vec<String> = entries
+                .flatten()
+                .map(|e| {
+                    let len = e.metadata().map_or(0, |m| m.len());
+                    format!("{} ({len} B)", e.file_name().to_string_lossy())
+                })
+                .collect();
+            names.sort();
+            out.push_str(&format!("  files: {}\n", names.join(", ")));
+        }
+    }
+    out
+}
+
+/// What each thread of process `pid` is doing (its state and the kernel function it waits
+/// in), for a failure message: an idle shipper and a stuck one look alike in its log.
+fn threads_of(pid: u32) -> String {
+    let mut out = format!("shipper pid {pid} threads:\n");
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        out.push_str("  (gone)\n");
+        return out;
+    };
+    for t in tasks.flatten() {
+        let p = t.path();
+        let stat = fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
+        let comm = fs::read_to_string(p.join("comm")).unwrap_or_default();
+        let wchan = fs::read_to_string(p.join("wchan")).unwrap_or_default();
+        out.push_str(&format!(
+            "  {} {} state {} wchan {wchan}\n",
+            t.file_name().to_string_lossy(),
+            comm.trim(),
+            state.unwrap_or("?")
+        ));
+    }
+    out
+}
+
 /// The ids in Redis of `job`'s runs.
 fn redis_ids(conn: &mut redis::Connection, job: &str) -> BTreeSet<String> {
     let ids: Vec<String> = redis::cmd("ZRANGE")
@@ -582,8 +652,10 @@ fn torture_redis_killed_and_restarted_empty_mid_ship_gets_every_retained_run_aga
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
                 failures.push(format!(
                     "restart {it}: after 60 s Redis still lacks {missing:?} and holds {extra:?}; \
-                     the shipper's last lines:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                     the shipper's last lines:\n{}\n{}{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                    journal_state(&journal, &jobs, &mut conn),
+                    threads_of(shipper.pid())
                 ));
                 break;
             }
