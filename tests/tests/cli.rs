@@ -1068,3 +1068,262 @@ fn head_tail_and_record_times_select_records_of_a_local_run() {
     );
     assert_eq!(ok(d, &["logs", "big", "--since", "@9000000000"]), "");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the README and `--help` promise a new user
+// ---------------------------------------------------------------------------------------------
+
+/// The workspace root (the README is there).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The text of the README's section headed `heading` (up to the next `## ` heading).
+fn readme_section(heading: &str) -> String {
+    let readme = fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let start = readme
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has no section \"## {heading}\""));
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_owned()
+}
+
+/// The commands of the `console` blocks of `text`, each with the output shown under it: a line
+/// `$ CMD` is a command, the lines up to the next command or the block's end its output.
+fn console_steps(text: &str) -> Vec<(String, String)> {
+    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            inside = line == "```console";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(cmd) = line.strip_prefix("$ ") {
+            steps.push((cmd.to_owned(), String::new()));
+        } else if let Some((_, out)) = steps.last_mut() {
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            panic!("a console block starts with output, not a command: {line:?}");
+        }
+    }
+    steps
+}
+
+/// Output with what differs from one run to the next masked: run ids, times, durations, pids
+/// and the host name (the README shows `web-1`), and the padding of table columns (it follows
+/// their widths).
+fn masked(text: &str, host: &str) -> String {
+    use regex::Regex;
+    let rules = [
+        (
+            r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?-[0-9a-f]{12}",
+            "<RUN>",
+        ),
+        (
+            r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d| [A-Z]{2,5})?",
+            "<TIME>",
+        ),
+        (r"\b\d+(\.\d+)?(ns|µs|us|ms|s)\b", "<DURATION>"),
+        (r"\bpid \d+", "pid <PID>"),
+    ];
+    let mut out = text.to_owned();
+    for (pattern, with) in rules {
+        let re = Regex::new(pattern).expect("pattern");
+        out = re.replace_all(&out, with).into_owned();
+    }
+    let words = Regex::new(&format!(r"\b({}|web-1)\b", regex::escape(host))).expect("host");
+    let spaces = Regex::new(r"[ \t]+").expect("spaces");
+    out.lines()
+        .map(|l| {
+            let l = words.replace_all(l, "<HOST>");
+            spaces.replace_all(l.trim_end(), " ").into_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// This machine's host name, as runs record it.
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("/proc/sys/kernel/hostname")
+        .trim()
+        .to_owned()
+}
+
+/// A shell for what a new user types: `runlog` on the PATH, a home of its own (so the default
+/// journal is fresh), no runlog settings or config from the developer's environment, UTC.
+fn user_shell(home: &Path, cwd: &Path, line: &str) -> Out {
+    let bin_dir = bin().parent().expect("bin dir").to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin_dir];
+    dirs.extend(std::env::split_paths(&path));
+    let mut c = Command::new("sh");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("RUNLOG_") || k.starts_with("XDG_") || k == "NO_COLOR" {
+            c.env_remove(k);
+        }
+    }
+    c.arg("-c")
+        .arg(format!("exec 2>&1; {line}"))
+        .env("HOME", home)
+        .env("PATH", std::env::join_paths(dirs).expect("PATH"))
+        .env("TZ", "UTC")
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    output(&mut c)
+}
+
+/// Every command of the README's quick start, typed into a shell on a fresh machine (the
+/// journal in a new home), prints what the README shows under it.
+#[test]
+fn the_readme_quick_start_prints_what_the_readme_shows() {
+    let steps = console_steps(&readme_section("Quick start"));
+    assert!(
+        steps.len() >= 5,
+        "the quick start should show at least 5 commands: {steps:?}"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let host = host_name();
+    for (line, shown) in steps {
+        let got = user_shell(home.path(), cwd.path(), &line);
+        assert_eq!(
+            masked(&got.stdout, &host),
+            masked(&shown, &host),
+            "README quick start: `{line}` (exit {}) printed\n{}\nwhere the README shows\n{shown}",
+            got.code,
+            got.stdout
+        );
+    }
+}
+
+/// The fake wall clock of the run the `--help` examples find at 2026-11-28T03:00 (ns).
+static HELP_CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn help_clock() -> i64 {
+    HELP_CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What each example of `runlog --help` must print (a line of its output contains this), by
+/// the example's command as the help shows it.
+const HELP_EXAMPLES: &[(&str, &str)] = &[
+    ("runlog list-jobs", "nightly"),
+    (
+        "runlog list-runs nightly --status failed --since 2d",
+        "failed",
+    ),
+    (
+        "runlog why nightly",
+        "error:    command exited with status 3",
+    ),
+    (
+        "runlog logs nightly last --label user=bar",
+        "stdout: for bar",
+    ),
+    (
+        "runlog logs nightly last-failed --level warn",
+        "stderr: report 2: connection refused",
+    ),
+    (
+        "runlog logs nightly 2026-11-28T03:00 --grep 'timeout|refused' --tail 50",
+        "upstream timeout after 30s",
+    ),
+    ("runlog logs nightly last -f", "stdout: for bar"),
+    (
+        "runlog exec nightly --label env=prod -- ./report.sh --full",
+        "report: full",
+    ),
+    ("runlog journal verify /var/lib/runlog", "no corruption"),
+];
+
+/// Every example of `runlog --help`, typed into a shell on a journal with a job `nightly`
+/// (runs made with `runlog exec`, and one written at 2026-11-28T03:00), succeeds and prints
+/// what its comment says. `/var/lib/runlog` is the test's journal.
+#[test]
+fn every_example_of_runlog_help_runs_and_prints_what_it_says() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let journal = home.path().join(".local/state/runlog");
+    // The run at 2026-11-28T03:00 first: a run never starts before the job's newest.
+    let _installed = logger(&journal);
+    let t0 = 1_795_834_800_000_000_000_i64; // 2026-11-28T03:00:00Z
+    HELP_CLOCK.store(t0 + 10_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let rl = runlog::RunLogger::builder()
+        .journal_dir(&journal)
+        .no_config_file()
+        .clock(help_clock)
+        .build()
+        .unwrap();
+    {
+        let run = rl.runlog("nightly").unwrap();
+        for (min, msg) in [
+            (1, "fetching"),
+            (6, "upstream timeout after 30s"),
+            (9, "done"),
+        ] {
+            HELP_CLOCK.store(
+                t0 + min * 60_000_000_000,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            log::warn!("{msg}");
+        }
+        drop(run);
+    }
+    fs::write(
+        cwd.path().join("report.sh"),
+        "#!/bin/sh\necho \"report: ${1#--}\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        cwd.path().join("report.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for line in [
+        "runlog exec nightly -- sh -c 'echo fetching; echo \"report 2: connection refused\" >&2; exit 3'",
+        "runlog exec nightly --label user=bar -- echo 'for bar'",
+    ] {
+        user_shell(home.path(), cwd.path(), line);
+    }
+    let help = output(cmd().arg("--help"));
+    assert_eq!(help.code, 0, "{help:?}");
+    let examples: Vec<String> = help
+        .stdout
+        .split("Examples:\n")
+        .nth(1)
+        .expect("runlog --help has an Examples: section")
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.trim()
+                .split("   ")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert!(examples.len() >= 5, "{examples:?}");
+    let shown: Vec<&str> = examples.iter().map(String::as_str).collect();
+    let known: Vec<&str> = HELP_EXAMPLES.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        shown, known,
+        "the examples of `runlog --help` changed: keep HELP_EXAMPLES (what each prints) in step"
+    );
+    for (example, wants) in HELP_EXAMPLES {
+        let line = example.replace("/var/lib/runlog", &journal.to_string_lossy());
+        let got = user_shell(home.path(), cwd.path(), &line);
+        assert_eq!(got.code, 0, "`{example}` failed:\n{}", got.stdout);
+        assert!(
+            got.stdout.lines().any(|l| l.contains(wants)),
+            "`{example}` does not print {wants:?}:\n{}",
+            got.stdout
+        );
+    }
+}
