@@ -9,7 +9,9 @@ use runlog::journal::layout::is_run_id;
 use runlog::journal::payload::RecordRef;
 use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
 use runlog_shipper::conn::Conn;
-use runlog_shipper::diagnose::{diagnose, too_old, Role};
+use runlog_shipper::diagnose::{
+    diagnose, parse_version, too_old, too_old_version, Role, MIN_VERSION,
+};
 use runlog_shipper::schema::{
     decode_raw_chunk_refs, decompress_chunk, parse_chunk_index, ChunkError, IndexEntry, JobKeys,
     Keys, SCHEMA_VERSION,
@@ -102,17 +104,29 @@ impl RedisStore {
         let keys = Keys::new(rc.prefix_or_default());
         // A server too old for the schema answers some reads and refuses others: it is
         // refused here, whatever the command, so that `--source auto` reads the journal alone.
-        // The reader's ACL need not allow INFO (spec/redis.md): then the first refused read
-        // tells (`classify`).
+        // `HELLO 2` (which keeps the protocol) tells the version to any user, whatever its ACL
+        // rules; a Redis before 6.0 does not know it.
         if !conn.is_cluster() {
-            match redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
-                Ok(info) => {
-                    if let Some(m) = too_old(&place, &info) {
+            match redis::cmd("HELLO").arg(2).query::<Value>(&mut conn) {
+                Ok(hello) => {
+                    let v = hello_version(&hello).and_then(|v| parse_version(&v));
+                    if let Some(m) = v.and_then(|v| too_old_version(&place, &v)) {
                         return Err(RedisError::Redis(m));
                     }
                 }
-                Err(e) if is_no_perm(&e) => {}
-                Err(e) => return Err(classify(&mut conn, rc, &place, e, "INFO server")),
+                Err(e)
+                    if e.to_string()
+                        .to_ascii_lowercase()
+                        .contains("unknown command") =>
+                {
+                    return Err(RedisError::Redis(format!(
+                        "Redis at {place} does not know HELLO, so it is older than Redis 6.0; \
+                         runlog needs Redis {}.{} or later (spec/redis.md): upgrade it, or use \
+                         another server",
+                        MIN_VERSION.0, MIN_VERSION.1
+                    )))
+                }
+                Err(e) => return Err(classify(&mut conn, rc, &place, e, "HELLO")),
             }
         }
         let schema: Option<String> = redis::cmd("GET")
@@ -461,6 +475,17 @@ impl RedisStore {
             Ok(())
         })
     }
+}
+
+/// The `version` field of a `HELLO` reply (a flat array of names and values in RESP2).
+fn hello_version(v: &Value) -> Option<String> {
+    let Value::Array(items) = v else {
+        return None;
+    };
+    items
+        .chunks(2)
+        .find(|kv| text(&kv[0]).as_deref() == Some("version"))
+        .and_then(|kv| kv.get(1).and_then(text))
 }
 
 /// Whether run `id`, whose score is `ms`, is still in the job's `runs` index: asked when its

@@ -123,8 +123,13 @@ pub fn diagnose(place: &str, c: &RedisConfig, e: &RedisError, role: Role) -> Opt
 pub fn version(info: &str) -> Option<((u32, u32), String)> {
     let v = info
         .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))?
-        .trim();
+        .find_map(|l| l.strip_prefix("redis_version:"))?;
+    parse_version(v)
+}
+
+/// `(major, minor)` and the version as shown, of a version string such as `7.0.15`.
+pub fn parse_version(v: &str) -> Option<((u32, u32), String)> {
+    let v = v.trim();
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
     let major = parts.next()??;
     let minor = parts.next()??;
@@ -134,10 +139,16 @@ pub fn version(info: &str) -> Option<((u32, u32), String)> {
 
 /// The error for a server older than [`MIN_VERSION`] (by its `INFO server` reply), if it is.
 pub fn too_old(place: &str, info: &str) -> Option<String> {
-    let (v, shown) = version(info)?;
-    (v < MIN_VERSION).then(|| {
+    too_old_version(place, &version(info)?)
+}
+
+/// The error for a server of version `v` ([`parse_version`]), if it is older than
+/// [`MIN_VERSION`].
+pub fn too_old_version(place: &str, (v, shown): &((u32, u32), String)) -> Option<String> {
+    (*v < MIN_VERSION).then(|| {
         format!(
-            "Redis at {place} is version {shown:?}; runlog needs Redis {}.{} or later              (spec/redis.md): upgrade it, or use another server",
+            "Redis at {place} is version {shown:?}; runlog needs Redis {}.{} or later \
+             (spec/redis.md): upgrade it, or use another server",
             MIN_VERSION.0, MIN_VERSION.1
         )
     })

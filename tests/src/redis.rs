@@ -1532,8 +1532,9 @@ impl FakeServer {
     }
 
     /// A server that speaks RESP as Redis 6.0.16 does, for the commands a runlog client sends
-    /// first: `INFO` says `redis_version:6.0.16`, `GET` finds nothing, `ZRANGE` with `REV` or
-    /// `BYSCORE` (new in 6.2) is a syntax error, `CLIENT SETINFO` (new in 7.2) is unknown.
+    /// first: `INFO` says `redis_version:6.0.16` and `HELLO 2` `version 6.0.16`, `GET` finds
+    /// nothing, `ZRANGE` with `REV` or `BYSCORE` (new in 6.2) is a syntax error, `CLIENT
+    /// SETINFO` (new in 7.2) is unknown.
     /// (No Redis older than 6.2 is installed here; this stands in for one.)
     pub fn redis_6_0() -> FakeServer {
         FakeServer::start(
@@ -1551,6 +1552,20 @@ impl FakeServer {
                                     master_replid:fedcba9876543210\r\n\r\n# Memory\r\n\
                                     maxmemory_policy:noeviction\r\n";
                         format!("${}\r\n{info}\r\n", info.len()).into_bytes()
+                    }
+                    Some("HELLO") => {
+                        let mut r = b"*14\r\n".to_vec();
+                        for v in [
+                            "server", "redis", "version", "6.0.16", "proto", ":2", "id", ":7",
+                            "mode", "standalone", "role", "master", "modules", "*0",
+                        ] {
+                            if v.starts_with([':', '*']) {
+                                r.extend_from_slice(format!("{v}\r\n").as_bytes());
+                            } else {
+                                r.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+                            }
+                        }
+                        r
                     }
                     Some("GET") => b"$-1\r\n".to_vec(),
                     Some("SELECT") => b"+OK\r\n".to_vec(),
