@@ -26,7 +26,7 @@ struct Args {
     /// /etc/runlog/config.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Ship what is there, then exit (for cron and tests). Exits 1 if Redis cannot be reached.
+    /// Ship what is there, then exit (for cron and tests). Exits 1 if Redis cannot be used.
     #[arg(long)]
     once: bool,
 }
