@@ -108,7 +108,11 @@ pub fn diagnose(place: &str, c: &RedisConfig, e: &RedisError, role: Role) -> Opt
     if !tls && e.is_connection_dropped() && !e.is_connection_refusal() {
         // Spoken to in plain text, a TLS server drops the connection without a word; to a
         // TLS greeting it answers with TLS.
-        let reply = probe(&addr, &CLIENT_HELLO, timeouts)?;
+        // The line end makes a plain Redis answer at once (an error) instead of waiting for
+        // the rest of an inline command; a TLS server answers the record before it.
+        let mut hello = CLIENT_HELLO.to_vec();
+        hello.extend_from_slice(b"\r\n");
+        let reply = probe(&addr, &hello, timeouts)?;
         if matches!(reply.first(), Some(0x15 | 0x16)) {
             return Some(format!(
                 "Redis at {place} speaks TLS on that port: use a rediss:// url (with \
@@ -262,8 +266,10 @@ fn probe_address(c: &RedisConfig) -> Option<String> {
 
 /// Connect to `addr`, send `hello` and return what came back: up to the first line, at most
 /// 256 bytes, empty if the server closed the connection without a word. `None` if it could not
-/// be reached or said nothing in time.
+/// be reached or said nothing in time (at most [`PROBE_WAIT`]: a probe only refines a message,
+/// and must not hold up the shipper's retries).
 fn probe(addr: &str, hello: &[u8], (connect, io): (Duration, Duration)) -> Option<Vec<u8>> {
+    let (connect, io) = (connect.min(PROBE_WAIT), io.min(PROBE_WAIT));
     let sa = addr.to_socket_addrs().ok()?.next()?;
     let mut s = TcpStream::connect_timeout(&sa, connect).ok()?;
     s.set_read_timeout(Some(io)).ok()?;
@@ -285,6 +291,9 @@ fn probe(addr: &str, hello: &[u8], (connect, io): (Duration, Duration)) -> Optio
     got.truncate(256);
     Some(got)
 }
+
+/// The longest a probe waits to connect, and then for an answer.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 /// A TLS 1.2 ClientHello record (one cipher suite, no extensions): a TLS server answers it
 /// with a handshake or an alert record (first byte 0x16 or 0x15), a plain Redis does not.
