@@ -1537,53 +1537,12 @@ impl FakeServer {
     /// SETINFO` (new in 7.2) is unknown.
     /// (No Redis older than 6.2 is installed here; this stands in for one.)
     pub fn redis_6_0() -> FakeServer {
-        FakeServer::start(
-            |got| {
-                let (args, used) = parse_resp_command(got)?;
-                let upper: Vec<String> = args
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
-                    .collect();
-                let reply: Vec<u8> = match upper.first().map(String::as_str) {
-                    Some("PING") => b"+PONG\r\n".to_vec(),
-                    Some("INFO") => {
-                        let info = "# Server\r\nredis_version:6.0.16\r\nredis_mode:standalone\r\n\
-                                    run_id:0123456789abcdef\r\n\r\n# Replication\r\nrole:master\r\n\
-                                    master_replid:fedcba9876543210\r\n\r\n# Memory\r\n\
-                                    maxmemory_policy:noeviction\r\n";
-                        format!("${}\r\n{info}\r\n", info.len()).into_bytes()
-                    }
-                    Some("HELLO") => {
-                        let mut r = b"*14\r\n".to_vec();
-                        for v in [
-                            "server", "redis", "version", "6.0.16", "proto", ":2", "id", ":7",
-                            "mode", "standalone", "role", "master", "modules", "*0",
-                        ] {
-                            if v.starts_with([':', '*']) {
-                                r.extend_from_slice(format!("{v}\r\n").as_bytes());
-                            } else {
-                                r.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
-                            }
-                        }
-                        r
-                    }
-                    Some("GET") => b"$-1\r\n".to_vec(),
-                    Some("SELECT") => b"+OK\r\n".to_vec(),
-                    Some("ZRANGE")
-                        if upper.iter().any(|a| a == "REV" || a == "BYSCORE") =>
-                    {
-                        b"-ERR syntax error\r\n".to_vec()
-                    }
-                    Some("ZRANGE") => b"*0\r\n".to_vec(),
-                    Some("CLIENT") => b"-ERR Unknown subcommand or wrong number of arguments for 'SETINFO'. Try CLIENT HELP\r\n".to_vec(),
-                    Some(c) => format!("-ERR unknown command `{c}`, with args beginning with: \r\n")
-                        .into_bytes(),
-                    None => b"-ERR empty command\r\n".to_vec(),
-                };
-                Some((reply, used))
-            },
-            false,
-        )
+        FakeServer::start(|got| old_redis_answer(got, "6.0.16"), false)
+    }
+
+    /// As [`FakeServer::redis_6_0`], for Redis 5.0.7, which does not know `HELLO` (new in 6.0).
+    pub fn redis_5_0() -> FakeServer {
+        FakeServer::start(|got| old_redis_answer(got, "5.0.7"), false)
     }
 
     /// The port.
@@ -1606,6 +1565,69 @@ impl Drop for FakeServer {
             let _ = t.join();
         }
     }
+}
+
+/// How a Redis of `version` (before 6.2) answers the command at the start of `got`, and the
+/// bytes it took; `None` until the command is whole.
+fn old_redis_answer(got: &[u8], version: &str) -> Option<(Vec<u8>, usize)> {
+    let (args, used) = parse_resp_command(got)?;
+    let upper: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+        .collect();
+    let knows_hello = !version.starts_with(['1', '2', '3', '4', '5']);
+    let reply: Vec<u8> = match upper.first().map(String::as_str) {
+        Some("PING") => b"+PONG\r\n".to_vec(),
+        Some("INFO") => {
+            let info = format!(
+                "# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n\
+                 run_id:0123456789abcdef\r\n\r\n# Replication\r\nrole:master\r\n\
+                 master_replid:fedcba9876543210\r\n\r\n# Memory\r\n\
+                 maxmemory_policy:noeviction\r\n"
+            );
+            format!("${}\r\n{info}\r\n", info.len()).into_bytes()
+        }
+        Some("HELLO") if knows_hello => {
+            let mut r = b"*14\r\n".to_vec();
+            for v in [
+                "server",
+                "redis",
+                "version",
+                version,
+                "proto",
+                ":2",
+                "id",
+                ":7",
+                "mode",
+                "standalone",
+                "role",
+                "master",
+                "modules",
+                "*0",
+            ] {
+                if v.starts_with([':', '*']) {
+                    r.extend_from_slice(format!("{v}\r\n").as_bytes());
+                } else {
+                    r.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+                }
+            }
+            r
+        }
+        Some("GET") => b"$-1\r\n".to_vec(),
+        Some("SELECT") => b"+OK\r\n".to_vec(),
+        Some("ZRANGE") if upper.iter().any(|a| a == "REV" || a == "BYSCORE") => {
+            b"-ERR syntax error\r\n".to_vec()
+        }
+        Some("ZRANGE") => b"*0\r\n".to_vec(),
+        Some("CLIENT") => b"-ERR Unknown subcommand or wrong number of arguments for 'SETINFO'. \
+                            Try CLIENT HELP\r\n"
+            .to_vec(),
+        Some(c) => {
+            format!("-ERR unknown command `{c}`, with args beginning with: \r\n").into_bytes()
+        }
+        None => b"-ERR empty command\r\n".to_vec(),
+    };
+    Some((reply, used))
 }
 
 /// One command of RESP (an array of bulk strings) at the start of `b`, and its length in

@@ -740,6 +740,32 @@ fn a_redis_older_than_6_2_is_refused_with_its_version() {
     ];
     assert_cli_diagnosed(&s, "old", &url, "", &words);
     assert_shipper_diagnosed(&s, "old", &url, "", &words);
+
+    // Before 6.0 there is no HELLO, which the CLI asks (any ACL user may run it, INFO not).
+    let older = FakeServer::redis_5_0();
+    let url = older.url();
+    let place = format!("Redis at {url}");
+    assert_cli_diagnosed(
+        &s,
+        "older",
+        &url,
+        "",
+        &[
+            &place,
+            "does not know HELLO, so it is older than Redis 6.0",
+            "runlog needs Redis 6.2 or later",
+        ],
+    );
+    assert_shipper_diagnosed(
+        &s,
+        "older",
+        &url,
+        "",
+        &[
+            &place,
+            "is version \"5.0.7\"; runlog needs Redis 6.2 or later",
+        ],
+    );
 }
 
 #[test]
