@@ -18,15 +18,17 @@ Examples:
   runlog journal verify /var/lib/runlog
 
 Sources: runs are read from Redis ([runlog-redis] in the config) and from the local journal,
-merged by run id; --source picks one. With Redis configured but unreachable, the default
-(auto) reads the journal alone and says so on stderr.
+merged by run id; --source picks one. With Redis configured but unreachable or refusing
+runlog, the default (auto) reads the journal alone and says why on stderr.
 
 Exit status:
   0  success
   1  an error while reading or writing, or corruption found (journal verify)
   2  usage error: a bad option, time, regular expression or config file
   3  not found: no such job, run, or matching run
-  4  store unreachable: Redis could not be reached (--source redis) or failed mid-read
+  4  store unusable: Redis could not be reached, refused runlog (a password, an ACL rule,
+     TLS, not Redis, too old: the message says what to change) (--source redis), or failed
+     mid-read
   exec passes on the command's exit status (128+N when killed by signal N); 125 when
   runlog itself fails, 126 when the command cannot be run, 127 when it is not found.";
 
@@ -93,7 +95,7 @@ pub(crate) enum ColorWhen {
 /// Where runs are read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SourceArg {
-    /// Redis and the local journal, merged; the journal alone if Redis is unreachable.
+    /// Redis and the local journal, merged; the journal alone if Redis cannot be used.
     Auto,
     /// Redis only.
     Redis,

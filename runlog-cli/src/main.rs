@@ -3,8 +3,8 @@
 //! `main` parses the command line, resolves it into [`Ctx`] once, runs the subcommand and
 //! turns its result into an exit status: 0 ok, 1 corruption found or an error while reading,
 //! 2 usage error (including an ambiguous run reference), 3 a job or run that does not exist,
-//! 4 the store (Redis) unreachable; `exec` passes on its command's status. A closed stdout
-//! (a `| head`) is success, silently.
+//! 4 the store (Redis) unreachable or refusing runlog; `exec` passes on its command's status.
+//! A closed stdout (a `| head`) is success, silently.
 
 mod args;
 mod cmd;
@@ -31,7 +31,7 @@ pub(crate) enum Error {
     Usage(String),
     /// A job or run that does not exist (exit 3).
     NotFound(String),
-    /// Redis could not be reached or failed mid-read (exit 4).
+    /// Redis could not be reached, refused runlog, or failed mid-read (exit 4).
     Unreachable(String),
     /// Something could not be read or done (exit 1).
     Failed(String),

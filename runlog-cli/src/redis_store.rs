@@ -9,11 +9,14 @@ use runlog::journal::layout::is_run_id;
 use runlog::journal::payload::RecordRef;
 use runlog::{Problem, RedisConfig, RunInfo, RunStatus};
 use runlog_shipper::conn::Conn;
+use runlog_shipper::diagnose::{
+    diagnose, parse_version, too_old, too_old_version, Role, MIN_VERSION,
+};
 use runlog_shipper::schema::{
     decode_raw_chunk_refs, decompress_chunk, parse_chunk_index, ChunkError, IndexEntry, JobKeys,
     Keys, SCHEMA_VERSION,
 };
-use runlog_shipper::upload::{describe, is_no_perm, open_connection, Target};
+use runlog_shipper::upload::{describe, is_no_perm, open_connection, Target, UploadError};
 
 use crate::when::Range;
 
@@ -46,7 +49,8 @@ pub(crate) struct Window {
 /// Why reading Redis failed.
 #[derive(Debug)]
 pub(crate) enum RedisError {
-    /// Connecting or a command failed: the store is unreachable or broken.
+    /// Connecting or a command failed: the store is unreachable, or refuses this client (a
+    /// password, a permission, TLS, not Redis, too old: the message names the fix).
     Redis(String),
     /// Redis holds something that is not schema 1.
     Data(String),
@@ -58,6 +62,8 @@ pub(crate) struct RedisStore {
     keys: Keys,
     /// Where it is, for messages (no password).
     pub(crate) place: String,
+    /// The table it was opened with, for diagnoses.
+    config: RedisConfig,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -91,13 +97,42 @@ impl RedisStore {
     pub(crate) fn connect(rc: &RedisConfig) -> Result<RedisStore, RedisError> {
         let place = describe(rc);
         let t = Target::from_config(rc);
-        let mut conn = open_connection(&t)
-            .map_err(|e| RedisError::Redis(format!("cannot connect to Redis at {place}: {e}")))?;
+        let mut conn = open_connection(&t, Role::Reader).map_err(|e| match e {
+            UploadError::Refused(m) => RedisError::Redis(m),
+            e => RedisError::Redis(format!("cannot connect to Redis at {place}: {e}")),
+        })?;
         let keys = Keys::new(rc.prefix_or_default());
+        // A server too old for the schema answers some reads and refuses others: it is
+        // refused here, whatever the command, so that `--source auto` reads the journal alone.
+        // `HELLO 2` (which keeps the protocol) tells the version to any user, whatever its ACL
+        // rules; a Redis before 6.0 does not know it.
+        if !conn.is_cluster() {
+            match redis::cmd("HELLO").arg(2).query::<Value>(&mut conn) {
+                Ok(hello) => {
+                    let v = hello_version(&hello).and_then(|v| parse_version(&v));
+                    if let Some(m) = v.and_then(|v| too_old_version(&place, &v)) {
+                        return Err(RedisError::Redis(m));
+                    }
+                }
+                Err(e)
+                    if e.to_string()
+                        .to_ascii_lowercase()
+                        .contains("unknown command") =>
+                {
+                    return Err(RedisError::Redis(format!(
+                        "Redis at {place} does not know HELLO, so it is older than Redis 6.0; \
+                         runlog needs Redis {}.{} or later (spec/redis.md): upgrade it, or use \
+                         another server",
+                        MIN_VERSION.0, MIN_VERSION.1
+                    )))
+                }
+                Err(e) => return Err(classify(&mut conn, rc, &place, e, "HELLO")),
+            }
+        }
         let schema: Option<String> = redis::cmd("GET")
             .arg(keys.schema())
             .query(&mut conn)
-            .map_err(|e| classify(&place, e, &keys.schema()))?;
+            .map_err(|e| classify(&mut conn, rc, &place, e, &keys.schema()))?;
         if let Some(s) = schema {
             if s != SCHEMA_VERSION {
                 return Err(RedisError::Data(format!(
@@ -107,11 +142,16 @@ impl RedisStore {
                 )));
             }
         }
-        Ok(RedisStore { conn, keys, place })
+        Ok(RedisStore {
+            conn,
+            keys,
+            place,
+            config: rc.clone(),
+        })
     }
 
-    fn err(&self, e: redis::RedisError, keys: &str) -> RedisError {
-        classify(&self.place, e, keys)
+    fn err(&mut self, e: redis::RedisError, keys: &str) -> RedisError {
+        classify(&mut self.conn, &self.config, &self.place, e, keys)
     }
 
     /// The most recently active jobs in `<P>:jobs`, newest first, with their scores (the
@@ -127,14 +167,15 @@ impl RedisStore {
         // `ZRANGE .. REV` (Redis 6.2, which the schema requires) rather than ZREVRANGE: one
         // command for the reader's ACL (spec/redis.md).
         let last = n.map_or(-1, |n| i64::try_from(n - 1).unwrap_or(i64::MAX));
+        let key = self.keys.jobs();
         let jobs: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
-            .arg(self.keys.jobs())
+            .arg(&key)
             .arg(0)
             .arg(last)
             .arg("REV")
             .arg("WITHSCORES")
             .query(&mut self.conn)
-            .map_err(|e| self.err(e, &self.keys.jobs()))?;
+            .map_err(|e| self.err(e, &key))?;
         Ok(jobs
             .into_iter()
             .map(|(n, ms)| (String::from_utf8_lossy(&n).into_owned(), ms as i64))
@@ -151,9 +192,8 @@ impl RedisStore {
         for j in jobs {
             p.cmd("ZRANGE").arg(self.keys.job(j).runs()).arg(0).arg(-1);
         }
-        self.conn
-            .query_pipe(&p)
-            .map_err(|e| self.err(e, &format!("a key {}:{{<job>}}:runs", self.keys.prefix())))
+        let what = format!("a key {}:{{<job>}}:runs", self.keys.prefix());
+        self.conn.query_pipe(&p).map_err(|e| self.err(e, &what))
     }
 
     /// The status and start of runs (`None` where the run was trimmed meanwhile).
@@ -171,12 +211,9 @@ impl RedisStore {
                 .arg("status")
                 .arg("start");
         }
-        let rows: Vec<Vec<Option<String>>> = self.conn.query_pipe(&p).map_err(|e| {
-            self.err(
-                e,
-                &format!("a key {}:{{<job>}}:run:<id>", self.keys.prefix()),
-            )
-        })?;
+        let what = format!("a key {}:{{<job>}}:run:<id>", self.keys.prefix());
+        let rows: Vec<Vec<Option<String>>> =
+            self.conn.query_pipe(&p).map_err(|e| self.err(e, &what))?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -234,10 +271,9 @@ impl RedisStore {
         for (id, _) in &listed {
             p.cmd("HGETALL").arg(jk.run(id));
         }
-        let hashes: Vec<HashMap<String, Value>> = self
-            .conn
-            .query_pipe(&p)
-            .map_err(|e| self.err(e, &format!("a key {}run:<id>", jk.base())))?;
+        let what = format!("a key {}run:<id>", jk.base());
+        let hashes: Vec<HashMap<String, Value>> =
+            self.conn.query_pipe(&p).map_err(|e| self.err(e, &what))?;
         let mut out = Vec::with_capacity(listed.len());
         let mut missing = Vec::new();
         for ((id, score), h) in listed.iter().zip(hashes) {
@@ -246,10 +282,12 @@ impl RedisStore {
             // runlog's: left out, as before (it may be huge and crafted).
             if h.is_empty() {
                 let runs = jk.runs();
-                if is_run_id(id)
-                    && still_listed(&mut self.conn, &runs, id, *score as i64)
-                        .map_err(|e| self.err(e, &runs))?
-                {
+                let listed = is_run_id(id)
+                    && match still_listed(&mut self.conn, &runs, id, *score as i64) {
+                        Ok(l) => l,
+                        Err(e) => return Err(self.err(e, &runs)),
+                    };
+                if listed {
                     missing.push(id.clone());
                 }
                 continue;
@@ -363,7 +401,7 @@ impl RedisStore {
             i += 1;
             fetches.push((start, end));
         }
-        let (conn, place) = (&mut self.conn, self.place.as_str());
+        let (conn, place, config) = (&mut self.conn, self.place.as_str(), &self.config);
         let (log, run_id, job) = (log.as_str(), run.info.id.as_str(), run.info.job.as_str());
         let runs = runs.as_str();
         std::thread::scope(|scope| {
@@ -380,7 +418,7 @@ impl RedisStore {
                     {
                         Ok(c) => c,
                         Err(e) => {
-                            let _ = tx.send(Err(match classify(place, e, log) {
+                            let _ = tx.send(Err(match classify(conn, config, place, e, log) {
                                 RedisError::Redis(m) => crate::Error::Unreachable(m),
                                 RedisError::Data(m) => crate::Error::failed(m),
                             }));
@@ -401,7 +439,7 @@ impl RedisStore {
                                  cannot be shown from Redis",
                                 crate::source::MISSING_FROM_REDIS
                             )),
-                            Err(e) => match classify(place, e, runs) {
+                            Err(e) => match classify(conn, config, place, e, runs) {
                                 RedisError::Redis(m) => crate::Error::Unreachable(m),
                                 RedisError::Data(m) => crate::Error::failed(m),
                             },
@@ -439,6 +477,17 @@ impl RedisStore {
     }
 }
 
+/// The `version` field of a `HELLO` reply (a flat array of names and values in RESP2).
+fn hello_version(v: &Value) -> Option<String> {
+    let Value::Array(items) = v else {
+        return None;
+    };
+    items
+        .chunks(2)
+        .find(|kv| text(&kv[0]).as_deref() == Some("version"))
+        .and_then(|kv| kv.get(1).and_then(text))
+}
+
 /// Whether run `id`, whose score is `ms`, is still in the job's `runs` index: asked when its
 /// hash or chunks are missing, to tell a run trimmed meanwhile (normal) from one evicted or
 /// deleted. (`ZRANGE .. BYSCORE`: the reader's ACL has no `ZSCORE`.)
@@ -452,27 +501,54 @@ fn still_listed(conn: &mut Conn, runs: &str, id: &str, ms: i64) -> redis::RedisR
     Ok(ids.iter().any(|i| i == id))
 }
 
-/// A failed command as the store being unreachable (connection, timeout: exit 4) or as data
-/// that is not schema 1 under `keys` (a key of another type, bytes that are not UTF-8: exit 1,
-/// naming the keys).
-fn classify(place: &str, e: redis::RedisError, keys: &str) -> RedisError {
+/// A failed command on `conn` as the store being unusable (exit 4: unreachable, a timeout, or
+/// a refusal: a password, a permission, TLS, not Redis, a Redis too old for the schema, each
+/// named with its fix) or as data under `keys` that is not schema 1 (exit 1: a key of another
+/// type, a reply of the wrong shape; only then is deleting the key advised).
+fn classify(
+    conn: &mut Conn,
+    rc: &RedisConfig,
+    place: &str,
+    e: redis::RedisError,
+    keys: &str,
+) -> RedisError {
+    use redis::{ErrorKind, ServerErrorKind};
     if is_no_perm(&e) {
-        return RedisError::Data(format!(
+        return RedisError::Redis(format!(
             "Redis at {place} does not let this user read {keys} ({e}); the Redis user of \
              [runlog-redis] needs the reader's rules of spec/redis.md, \"Least privilege\""
         ));
     }
-    let unreachable =
-        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
-    if unreachable {
-        RedisError::Redis(format!("Redis at {place} failed: {e}"))
-    } else {
-        RedisError::Data(format!(
+    if let Some(m) = diagnose(place, rc, &e, Role::Reader) {
+        return RedisError::Redis(m);
+    }
+    let foreign = match e.kind() {
+        // A reply that does not convert: Redis answered (`diagnose` ruled out a server that
+        // is not Redis).
+        ErrorKind::UnexpectedReturnType | ErrorKind::Parse => true,
+        ErrorKind::Extension => {
+            e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE")
+        }
+        _ => false,
+    };
+    if foreign {
+        return RedisError::Data(format!(
             "Redis at {place}: {keys} holds data that is not runlog schema {SCHEMA_VERSION} \
              ({e}); it was not written by a runlog shipper: delete the key or use another prefix \
              ([runlog-redis] prefix)"
-        ))
+        ));
     }
+    // A command refused ("ERR syntax error" for `ZRANGE .. REV` before 6.2, "unknown
+    // command"): a server too old for the schema says so in `INFO` (which the reader's ACL may
+    // not allow: then the error is all there is).
+    if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) {
+        if let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(conn) {
+            if let Some(m) = too_old(place, &info) {
+                return RedisError::Redis(m);
+            }
+        }
+    }
+    RedisError::Redis(format!("Redis at {place} failed: {e}"))
 }
 
 /// The error for a chunk that does not decode.

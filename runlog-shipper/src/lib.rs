@@ -3,6 +3,7 @@
 
 pub mod confirm;
 pub mod conn;
+pub mod diagnose;
 pub mod eviction;
 pub mod prepare;
 pub mod repair;

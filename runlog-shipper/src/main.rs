@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use runlog::{Config, ConfigOverrides, ConfigSource};
+use runlog::{Config, ConfigOverrides, ConfigSource, RedisConfig};
+use runlog_shipper::diagnose::{diagnose, Role};
 use runlog_shipper::repair::{Repair, REPAIR_BATCH};
 use runlog_shipper::schema::Keys;
 use runlog_shipper::ship::Journal;
@@ -25,7 +26,7 @@ struct Args {
     /// /etc/runlog/config.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Ship what is there, then exit (for cron and tests). Exits 1 if Redis cannot be reached.
+    /// Ship what is there, then exit (for cron and tests). Exits 1 if Redis cannot be used.
     #[arg(long)]
     once: bool,
 }
@@ -108,7 +109,13 @@ fn run(args: &Args) -> Result<(), String> {
     if args.once {
         let mut redis = connect().map_err(|e| {
             format!(
-                "Redis at {where_} cannot be used: {e}; nothing was lost, runs wait in the journal"
+                "{}; nothing was lost, runs wait in the journal",
+                failure(
+                    &format!("Redis at {where_} cannot be used"),
+                    &where_,
+                    &rc,
+                    &e
+                )
             )
         })?;
         let dirs = journal.job_dirs().map_err(|e| e.to_string())?;
@@ -128,7 +135,13 @@ fn run(args: &Args) -> Result<(), String> {
                 }
                 Err(e) => {
                     return Err(format!(
-                        "uploading to Redis at {where_} failed: {e}; nothing was lost, runs wait in the journal"
+                        "{}; nothing was lost, runs wait in the journal",
+                        failure(
+                            &format!("uploading to Redis at {where_} failed"),
+                            &where_,
+                            &rc,
+                            &e
+                        )
                     ))
                 }
             }
@@ -136,8 +149,13 @@ fn run(args: &Args) -> Result<(), String> {
         // Every shipped run is checked once for eviction.
         if let Err(e) = repair.check(&journal, &mut redis, usize::MAX) {
             return Err(format!(
-                "checking shipped runs in Redis at {where_} failed: {e}; nothing was lost, runs \
-                 wait in the journal"
+                "{}; nothing was lost, runs wait in the journal",
+                failure(
+                    &format!("checking shipped runs in Redis at {where_} failed"),
+                    &where_,
+                    &rc,
+                    &e
+                )
             ));
         }
         journal.enforce_budget(budget, Some(&redis.epoch));
@@ -208,7 +226,13 @@ fn run(args: &Args) -> Result<(), String> {
                 }
                 Err(e) => {
                     away.wait(
-                        &format!("Redis at {where_} cannot be reached: {e}"),
+                        &failure(
+                            &format!("Redis at {where_} cannot be reached"),
+                            &where_,
+                            &rc,
+                            &e,
+                        ),
+                        level(&e),
                         &mut journal,
                         &rx,
                         &mut pending,
@@ -284,7 +308,13 @@ fn run(args: &Args) -> Result<(), String> {
             Err(e) => {
                 redis = None;
                 away.wait(
-                    &format!("uploading to Redis at {where_} failed: {e}"),
+                    &failure(
+                        &format!("uploading to Redis at {where_} failed"),
+                        &where_,
+                        &rc,
+                        &e,
+                    ),
+                    level(&e),
                     &mut journal,
                     &rx,
                     &mut pending,
@@ -314,13 +344,15 @@ impl Away {
     fn wait(
         &mut self,
         failure: &str,
+        level: log::Level,
         journal: &mut Journal,
         rx: &mpsc::Receiver<Wake>,
         pending: &mut Vec<PathBuf>,
         stopping: &dyn Fn() -> bool,
     ) {
         let wait = self.backoff.fail();
-        log::warn!(
+        log::log!(
+            level,
             "{failure}; retry {} in {wait:?} (runs wait safely in the journal)",
             self.backoff.failures()
         );
@@ -337,6 +369,28 @@ impl Away {
             let slice = self.next_budget.saturating_duration_since(Instant::now());
             wait_for(rx, left.min(slice), pending, stopping, true);
         }
+    }
+}
+
+/// What to log for `e`, met while `doing` ("uploading to Redis at X failed"): a refusal with a
+/// known cause in its own words, naming the server and the fix ([`diagnose`]).
+fn failure(doing: &str, where_: &str, rc: &RedisConfig, e: &UploadError) -> String {
+    let known = match e {
+        UploadError::Refused(m) => Some(m.clone()),
+        UploadError::Redis(re) => diagnose(where_, rc, re, Role::Shipper),
+        _ => None,
+    };
+    known.unwrap_or_else(|| format!("{doing}: {e}"))
+}
+
+/// A refusal that waits for its operator is an error; an outage a warning.
+fn level(e: &UploadError) -> log::Level {
+    match e {
+        UploadError::Refused(_) => log::Level::Error,
+        UploadError::Redis(re) if runlog_shipper::diagnose::reply_code(re).is_some() => {
+            log::Level::Error
+        }
+        _ => log::Level::Warn,
     }
 }
 

@@ -10,6 +10,7 @@ use redis::{ConnectionLike, Value};
 use runlog::RedisConfig;
 
 use crate::conn::{cluster_connection, Conn};
+use crate::diagnose::{diagnose, diagnose_tls_failure, replica_of, too_old, Role};
 use crate::prepare::PreparedRun;
 use crate::schema::{Chunk, Keys, SCHEMA_VERSION, STAGE_TTL_MS};
 
@@ -114,6 +115,11 @@ pub enum UploadError {
         /// What was checked and presented, and what to set.
         hint: String,
     },
+    /// The server refused this client for a reason its operator must fix (a password, an
+    /// ACL rule, TLS on one side only, not Redis at all, a Redis too old, a replica): one line
+    /// naming the server and the fix ([`crate::diagnose`]). Retried like
+    /// [`UploadError::Redis`]: the server's side may be fixed while the shipper waits.
+    Refused(String),
 }
 
 impl fmt::Display for UploadError {
@@ -143,6 +149,7 @@ impl fmt::Display for UploadError {
             UploadError::Tls { source, hint } => {
                 write!(f, "TLS connection failed: {source}; {hint}")
             }
+            UploadError::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -527,7 +534,10 @@ fn tls_hint(t: &Target) -> String {
 /// the server refuses (no client certificate, or one it does not trust, which TLS 1.3 reports
 /// only after the handshake), is [`UploadError::Tls`], with what was checked and presented;
 /// a TLS file that cannot be read or used is [`UploadError::Config`], naming the file and key.
-pub fn open_connection(t: &Target) -> Result<Conn, UploadError> {
+///
+/// A refusal with a known cause (see [`crate::diagnose`]) is [`UploadError::Refused`];
+/// `role` says whose ACL rules a `NOPERM` refers to.
+pub fn open_connection(t: &Target, role: Role) -> Result<Conn, UploadError> {
     let cluster = !t.config.cluster.is_empty();
     let sentinel = !t.config.sentinels.is_empty();
     let url = if cluster {
@@ -591,10 +601,15 @@ pub fn open_connection(t: &Target) -> Result<Conn, UploadError> {
             UploadError::Config(format!(
                 "the TLS settings of [runlog-redis] cannot be used: {e}{files}"
             ))
+        } else if let Some(m) = diagnose(&describe(&t.config), &t.config, &e, role) {
+            UploadError::Refused(m)
         } else if tls {
-            UploadError::Tls {
-                source: e,
-                hint: tls_hint(t),
+            match diagnose_tls_failure(&describe(&t.config), &t.config) {
+                Some(m) => UploadError::Refused(m),
+                None => UploadError::Tls {
+                    source: e,
+                    hint: tls_hint(t),
+                },
             }
         } else {
             UploadError::Redis(e)
@@ -682,9 +697,39 @@ impl Target {
 impl Redis {
     /// Connect, check that Redis does not evict runs (unless `t.allow_eviction`), load the
     /// upload script, check the schema and read (or set) the epoch.
+    ///
+    /// A server it must not ship to for a known cause (too old, a replica, a password or a
+    /// permission missing: [`crate::diagnose`]) is [`UploadError::Refused`], before anything
+    /// is written.
     pub fn connect(t: &Target, keys: &Keys) -> Result<Redis, UploadError> {
-        let mut conn = open_connection(t)?;
-        crate::eviction::check_eviction(&mut conn, &describe(&t.config), t.allow_eviction)?;
+        let mut conn = open_connection(t, Role::Shipper)?;
+        let place = describe(&t.config);
+        let refused = |e: redis::RedisError| match diagnose(&place, &t.config, &e, Role::Shipper) {
+            Some(m) => UploadError::Refused(m),
+            None => UploadError::Redis(e),
+        };
+        // Which server, its version and its role, before anything is written to it.
+        let mut server = None;
+        if !conn.is_cluster() {
+            match redis::cmd("INFO")
+                .arg("server")
+                .arg("replication")
+                .query::<String>(&mut conn)
+            {
+                Ok(info) => {
+                    if let Some(m) = too_old(&place, &info).or_else(|| replica_of(&place, &info)) {
+                        return Err(UploadError::Refused(m));
+                    }
+                    server = server_id(&info);
+                }
+                Err(e) if is_no_perm(&e) => log::warn!(
+                    "the Redis user may not run INFO ({e}): a failover that loses acknowledged \
+                     writes will not be noticed; allow +info (spec/redis.md, \"Least privilege\")"
+                ),
+                Err(e) => return Err(refused(e)),
+            }
+        }
+        crate::eviction::check_eviction(&mut conn, &place, t.allow_eviction)?;
         let mut r = Redis {
             conn,
             io_timeout: t.io_timeout,
@@ -694,23 +739,27 @@ impl Redis {
             target: t.clone(),
             lanes: Vec::new(),
             min_replicas: 0,
-            server_id: None,
+            server_id: server,
             epoch: String::new(),
         };
         r.sha = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(UPLOAD_LUA)
-            .query(&mut r.conn)?;
+            .query(&mut r.conn)
+            .map_err(refused)?;
         let schema_key = keys.schema();
-        let v: Vec<Value> = r.conn.query_pipe(
-            redis::pipe()
-                .cmd("SET")
-                .arg(&schema_key)
-                .arg(SCHEMA_VERSION)
-                .arg("NX")
-                .cmd("GET")
-                .arg(&schema_key),
-        )?;
+        let v: Vec<Value> = r
+            .conn
+            .query_pipe(
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&schema_key)
+                    .arg(SCHEMA_VERSION)
+                    .arg("NX")
+                    .cmd("GET")
+                    .arg(&schema_key),
+            )
+            .map_err(refused)?;
         let found = v.get(1).and_then(value_string);
         if found.as_deref() != Some(SCHEMA_VERSION) {
             return Err(UploadError::Schema {
@@ -719,20 +768,6 @@ impl Redis {
             });
         }
         r.epoch = r.current_epoch()?;
-        if !r.conn.is_cluster() {
-            match redis::cmd("INFO")
-                .arg("server")
-                .arg("replication")
-                .query::<String>(&mut r.conn)
-            {
-                Ok(info) => r.server_id = server_id(&info),
-                Err(e) if is_no_perm(&e) => log::warn!(
-                    "the Redis user may not run INFO ({e}): a failover that loses acknowledged \
-                     writes will not be noticed; allow +info (spec/redis.md, \"Least privilege\")"
-                ),
-                Err(e) => return Err(e.into()),
-            }
-        }
         Ok(r)
     }
 
@@ -1034,7 +1069,8 @@ impl Redis {
         }
         let lanes = jobs.len().clamp(1, CLUSTER_LANES);
         while self.lanes.len() + 1 < lanes {
-            self.lanes.push(open_connection(&self.target)?);
+            self.lanes
+                .push(open_connection(&self.target, Role::Shipper)?);
         }
         let wanted = self.min_replicas;
         let waits = wait.is_some();
@@ -1219,7 +1255,7 @@ mod tests {
 
     /// The refusal for `t`: a config error (nothing is tried on the network).
     fn refused(t: &Target) -> String {
-        match open_connection(t) {
+        match open_connection(t, Role::Shipper) {
             Err(UploadError::Config(m)) => m,
             Err(e) => panic!("expected a config error, got {e:?}"),
             Ok(_) => panic!("connected"),

@@ -1453,6 +1453,212 @@ pub fn check_view(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Servers that are not (the right) Redis, for the diagnoses of a wrong setup
+// ---------------------------------------------------------------------------------------------
+
+/// A loopback TCP server on a free port that answers every connection with `answer(request
+/// bytes so far)` until it returns `Some` reply and, with `close`, closes it. Stopped on drop.
+pub struct FakeServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`FakeServer`] makes of the bytes a client sent so far: the reply to send and the
+/// number of bytes it consumed (`None`: wait for more).
+pub type Answer = fn(&[u8]) -> Option<(Vec<u8>, usize)>;
+
+impl FakeServer {
+    /// Start one; `close_after_reply`: close the connection after the first reply (as an HTTP
+    /// server does after `400`).
+    pub fn start(answer: Answer, close_after_reply: bool) -> FakeServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake server");
+        let port = listener.local_addr().expect("its address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some((reply, used)) = answer(&got) {
+                            if conn.write_all(&reply).is_err() {
+                                return;
+                            }
+                            got.drain(..used.min(got.len()));
+                            if close_after_reply {
+                                return;
+                            }
+                        }
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        FakeServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// An HTTP server: whatever comes, `HTTP/1.1 400 Bad Request`, then it closes.
+    pub fn http() -> FakeServer {
+        FakeServer::start(
+            |got| {
+                (!got.is_empty()).then(|| {
+                    (
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec(),
+                        got.len(),
+                    )
+                })
+            },
+            true,
+        )
+    }
+
+    /// A server that speaks RESP as Redis 6.0.16 does, for the commands a runlog client sends
+    /// first: `INFO` says `redis_version:6.0.16` and `HELLO 2` `version 6.0.16`, `GET` finds
+    /// nothing, `ZRANGE` with `REV` or `BYSCORE` (new in 6.2) is a syntax error, `CLIENT
+    /// SETINFO` (new in 7.2) is unknown.
+    /// (No Redis older than 6.2 is installed here; this stands in for one.)
+    pub fn redis_6_0() -> FakeServer {
+        FakeServer::start(|got| old_redis_answer(got, "6.0.16"), false)
+    }
+
+    /// As [`FakeServer::redis_6_0`], for Redis 5.0.7, which does not know `HELLO` (new in 6.0).
+    pub fn redis_5_0() -> FakeServer {
+        FakeServer::start(|got| old_redis_answer(got, "5.0.7"), false)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How a Redis of `version` (before 6.2) answers the command at the start of `got`, and the
+/// bytes it took; `None` until the command is whole.
+fn old_redis_answer(got: &[u8], version: &str) -> Option<(Vec<u8>, usize)> {
+    let (args, used) = parse_resp_command(got)?;
+    let upper: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+        .collect();
+    let knows_hello = !version.starts_with(['1', '2', '3', '4', '5']);
+    let reply: Vec<u8> = match upper.first().map(String::as_str) {
+        Some("PING") => b"+PONG\r\n".to_vec(),
+        Some("INFO") => {
+            let info = format!(
+                "# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n\
+                 run_id:0123456789abcdef\r\n\r\n# Replication\r\nrole:master\r\n\
+                 master_replid:fedcba9876543210\r\n\r\n# Memory\r\n\
+                 maxmemory_policy:noeviction\r\n"
+            );
+            format!("${}\r\n{info}\r\n", info.len()).into_bytes()
+        }
+        Some("HELLO") if knows_hello => {
+            let mut r = b"*14\r\n".to_vec();
+            for v in [
+                "server",
+                "redis",
+                "version",
+                version,
+                "proto",
+                ":2",
+                "id",
+                ":7",
+                "mode",
+                "standalone",
+                "role",
+                "master",
+                "modules",
+                "*0",
+            ] {
+                if v.starts_with([':', '*']) {
+                    r.extend_from_slice(format!("{v}\r\n").as_bytes());
+                } else {
+                    r.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+                }
+            }
+            r
+        }
+        Some("GET") => b"$-1\r\n".to_vec(),
+        Some("SELECT") => b"+OK\r\n".to_vec(),
+        Some("ZRANGE") if upper.iter().any(|a| a == "REV" || a == "BYSCORE") => {
+            b"-ERR syntax error\r\n".to_vec()
+        }
+        Some("ZRANGE") => b"*0\r\n".to_vec(),
+        Some("CLIENT") => b"-ERR Unknown subcommand or wrong number of arguments for 'SETINFO'. \
+                            Try CLIENT HELP\r\n"
+            .to_vec(),
+        Some(c) => {
+            format!("-ERR unknown command `{c}`, with args beginning with: \r\n").into_bytes()
+        }
+        None => b"-ERR empty command\r\n".to_vec(),
+    };
+    Some((reply, used))
+}
+
+/// One command of RESP (an array of bulk strings) at the start of `b`, and its length in
+/// bytes; `None` until it is whole.
+fn parse_resp_command(b: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    fn line(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = b.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&b[at..end], end + 2))
+    }
+    let (head, mut at) = line(b, 0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (len, next) = line(b, at)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        let data = b.get(next..next + len)?;
+        if b.get(next + len..next + len + 2)? != b"\r\n" {
+            return None;
+        }
+        args.push(data.to_vec());
+        at = next + len + 2;
+    }
+    Some((args, at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

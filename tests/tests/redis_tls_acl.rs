@@ -7,19 +7,24 @@
 //! - a `tls-ca-file` of another CA: the server's certificate is not trusted, the shipper and
 //!   the CLI refuse to talk to it, nothing is written; `#insecure` cannot turn that off;
 //! - the ACL users of spec/redis.md over TLS: the shipper's user ships, the reader's user runs
-//!   every read command of the CLI and can write nothing.
+//!   every read command of the CLI and can write nothing;
+//! - a wrong setup named with its fix, by the CLI (exit 4 with `--source redis`, the journal
+//!   alone and a one-line warning with `--source auto`) and by the shipper: a server with
+//!   `requirepass`, a wrong password, an ACL user without a rule, TLS on one side only, an HTTP
+//!   server on the port, a Redis older than 6.2, a replica.
 //!
 //! The binaries must be built first (`cargo build --workspace`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use runlog_e2e::cli::{logger, output, runlog_cmd, Out};
 use runlog_e2e::redis::{
-    check_consistent, create_acl_users, dump_all, RedisServer, READER_ACL, READER_PASSWORD,
-    READER_USER, SHIPPER_ACL, SHIPPER_PASSWORD, SHIPPER_USER,
+    check_consistent, create_acl_users, dump_all, FakeServer, RedisServer, READER_ACL,
+    READER_PASSWORD, READER_USER, SHIPPER_ACL, SHIPPER_PASSWORD, SHIPPER_USER,
 };
-use runlog_e2e::shipper::{ship_once, ship_once_ok, toml_str, ShipperConfig};
+use runlog_e2e::shipper::{poll, ship_once, ship_once_ok, toml_str, Shipper, ShipperConfig};
 use runlog_e2e::tls::Certs;
 
 const JOB: &str = "tls job";
@@ -464,7 +469,7 @@ fn acl_users_over_tls_ship_with_write_access_to_the_prefix_and_read_with_read_on
         .expect("ACL SETUSER runlog-weak");
     let weak_cfg = s.cli_config("weak.toml", &url_of("runlog-weak", READER_PASSWORD), &ca);
     let o = cli(&weak_cfg, &["logs", JOB, "last"], &[]);
-    assert_eq!(o.code, 1, "{o:?}");
+    assert_eq!(o.code, 4, "{o:?}");
     assert!(
         o.stderr.contains("does not let this user read")
             && o.stderr.contains("reader's rules of spec/redis.md")
@@ -502,4 +507,350 @@ fn the_acl_rules_of_the_tests_are_the_rules_of_spec_redis_md() {
             .collect();
         assert_eq!(spec_rules, rules, "{user}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A wrong setup, named with its fix
+// ---------------------------------------------------------------------------------------------
+
+/// `runlog --config CONFIG --source SOURCE ARGS...`.
+fn cli_from(config: &Path, source: &str, args: &[&str]) -> Out {
+    let mut c = runlog_cmd();
+    c.arg("--config")
+        .arg(config)
+        .args(["--source", source])
+        .args(args);
+    output(&mut c)
+}
+
+/// The CLI, given Redis at `url` (with more `[runlog-redis]` lines) and the journal of `s`:
+/// with `--source redis` each read exits 4 with one line on stderr holding every one of
+/// `words` and no advice to delete keys; with `--source auto` it lists the journal's runs and
+/// says so in one warning line that names the cause (`words[0]`, `words[1]`).
+fn assert_cli_diagnosed(s: &Setup, name: &str, url: &str, lines: &str, words: &[&str]) {
+    let config = s.path(&format!("{name}.toml"));
+    fs::write(
+        &config,
+        format!(
+            "[runlog]\njournal-dir = {}\n[runlog-redis]\nurl = {}\nconnect-timeout = \"2s\"\n\
+             io-timeout = \"2s\"\n{lines}",
+            path_str(&s.journal),
+            toml_str(url),
+        ),
+    )
+    .expect("write the CLI config");
+    for args in [
+        &["list-jobs"][..],
+        &["list-runs", JOB],
+        &["logs", JOB, "last"],
+    ] {
+        let o = cli_from(&config, "redis", args);
+        assert_eq!(o.code, 4, "{name}: runlog --source redis {args:?}: {o:?}");
+        assert!(o.stdout.is_empty(), "{name}: {args:?}: {o:?}");
+        assert_eq!(o.stderr.lines().count(), 1, "{name}: {args:?}: {o:?}");
+        for w in words {
+            assert!(o.stderr.contains(w), "{name}: {args:?}: no {w:?} in {o:?}");
+        }
+        assert!(!o.stderr.contains("delete the key"), "{name}: {o:?}");
+    }
+    let o = cli_from(&config, "auto", &["list-runs", JOB]);
+    assert_eq!(o.code, 0, "{name}: runlog --source auto: {o:?}");
+    assert!(
+        o.stdout.contains(&s.ok_id) && o.stdout.contains(&s.failed_id),
+        "{name}: the journal's runs: {o:?}"
+    );
+    assert_eq!(o.stderr.lines().count(), 1, "{name}: one line: {o:?}");
+    for w in words.iter().take(2).chain(&["local journal only"]) {
+        assert!(o.stderr.contains(w), "{name}: auto: no {w:?} in {o:?}");
+    }
+}
+
+/// `runlog-shipper --once` to `url` fails, writes nothing that the admin connection can see
+/// (when given), and its log names the cause with every one of `words`.
+fn assert_shipper_diagnosed(s: &Setup, name: &str, url: &str, lines: &str, words: &[&str]) {
+    let cfg = s.shipper_config(&format!("shipper-{name}.toml"), url, lines);
+    let log = s.path(&format!("shipper-{name}.log"));
+    let (st, out) = ship_once(&cfg, &log);
+    assert!(!st.success(), "{name}: shipped:\n{out}");
+    for w in words.iter().chain(&["nothing was lost"]) {
+        assert!(
+            out.contains(w),
+            "{name}: no {w:?} in the shipper's log:\n{out}"
+        );
+    }
+    assert!(!out.contains("delete the key"), "{name}: {out}");
+}
+
+#[test]
+fn a_redis_that_wants_a_password_or_refuses_it_is_named_with_the_fix() {
+    // Before: `runlog:schema holds data that is not runlog schema 1 ("NOAUTH": Authentication
+    // required.) ... delete the key or use another prefix`, exit 1, and no journal under auto.
+    let s = Setup::new();
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query(&mut redis.conn())
+        .expect("CONFIG SET requirepass");
+    let url = redis.url();
+    let place = format!("Redis at {url}");
+    let noauth = [
+        place.as_str(),
+        "requires a password",
+        "set [runlog-redis] password (or username and password for an ACL user)",
+    ];
+    assert_cli_diagnosed(&s, "noauth", &url, "", &noauth);
+    assert_shipper_diagnosed(&s, "noauth", &url, "", &noauth);
+
+    let wrong = format!("redis://:wrong@127.0.0.1:{}/0", redis.port());
+    let wrongpass = [
+        place.as_str(),
+        "refused the password of the default user",
+        "WRONGPASS",
+        "check username and password",
+    ];
+    assert_cli_diagnosed(&s, "wrongpass", &wrong, "", &wrongpass);
+    assert_shipper_diagnosed(&s, "wrongpass", &wrong, "", &wrongpass);
+
+    // The right password ships (so the refusals were about the password).
+    let right = format!("redis://:s3cret@127.0.0.1:{}/0", redis.port());
+    let out = ship_once_ok(
+        &s.shipper_config("right.toml", &right, ""),
+        &s.path("right.log"),
+    );
+    assert!(out.contains("uploaded 2 runs"), "{out}");
+}
+
+#[test]
+fn an_acl_user_without_a_rule_it_needs_is_told_which_rules_it_lacks() {
+    // Before: the CLI's reader without +get was told that `runlog:schema holds data that is
+    // not runlog schema 1 ... delete the key`, exit 1.
+    let s = Setup::new();
+    let redis = RedisServer::start();
+    let without = |acl: &[&'static str], rule: &str| -> Vec<&'static str> {
+        acl.iter().copied().filter(|r| *r != rule).collect()
+    };
+    for (user, rules) in [
+        ("reader-no-get", without(READER_ACL, "+get")),
+        ("shipper-no-set", without(SHIPPER_ACL, "+set")),
+    ] {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg(&rules)
+            .query(&mut redis.conn())
+            .expect("ACL SETUSER");
+    }
+    let port = redis.port();
+    let place = format!("Redis at redis://127.0.0.1:{port}/0");
+    let reader = format!("redis://reader-no-get:{READER_PASSWORD}@127.0.0.1:{port}/0");
+    assert_cli_diagnosed(
+        &s,
+        "noperm",
+        &reader,
+        "",
+        &[
+            &place,
+            "does not let this user read runlog:schema",
+            "reader's rules of spec/redis.md",
+        ],
+    );
+    let shipper = format!("redis://shipper-no-set:{SHIPPER_PASSWORD}@127.0.0.1:{port}/0");
+    assert_shipper_diagnosed(
+        &s,
+        "noperm",
+        &shipper,
+        "",
+        &[
+            &place,
+            "does not let user \"shipper-no-set\" run a command runlog needs",
+            "no permissions to run the 'set' command",
+            "shipper's rules of spec/redis.md",
+        ],
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.conn())
+        .expect("KEYS");
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn tls_on_one_side_only_is_named_by_the_cli_and_the_shipper() {
+    // Before: a TLS server spoken to in plain text gave `Redis at ... failed: broken pipe`; a
+    // plain server spoken to with rediss:// a certificate hint.
+    let s = Setup::new();
+    let ca = format!("tls-ca-file = {}\n", path_str(&s.certs.ca));
+
+    let tls_server = RedisServer::start_tls(s.certs.server(false));
+    let plain_url = format!("redis://127.0.0.1:{}/0", tls_server.port());
+    let speaks_tls = [
+        &*format!("Redis at {plain_url}"),
+        "speaks TLS on that port",
+        "use a rediss:// url",
+    ];
+    assert_cli_diagnosed(&s, "tls-as-plain", &plain_url, "", &speaks_tls);
+    assert_shipper_diagnosed(&s, "tls-as-plain", &plain_url, "", &speaks_tls);
+
+    let plain_server = RedisServer::start();
+    let tls_url = format!("rediss://localhost:{}/0", plain_server.port());
+    let no_tls = [
+        &*format!("Redis at {tls_url}"),
+        "does not speak TLS on that port",
+        "use a redis:// url",
+    ];
+    assert_cli_diagnosed(&s, "plain-as-tls", &tls_url, &ca, &no_tls);
+    assert_shipper_diagnosed(&s, "plain-as-tls", &tls_url, &ca, &no_tls);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut plain_server.conn())
+        .expect("KEYS");
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn an_http_server_on_the_port_is_named_with_what_it_answered() {
+    // Before: `Incompatible type - Parse error ...`.
+    let s = Setup::new();
+    let http = FakeServer::http();
+    let url = http.url();
+    let words = [
+        &*format!("the server at {url} is not Redis"),
+        "it answered \"HTTP/1.1 400 Bad Request\" (an HTTP server)",
+        "check the host and port",
+    ];
+    assert_cli_diagnosed(&s, "http", &url, "", &words);
+    assert_shipper_diagnosed(&s, "http", &url, "", &words);
+}
+
+#[test]
+fn a_redis_older_than_6_2_is_refused_with_its_version() {
+    // No Redis older than 6.2 is installed here: a fake server speaks RESP as Redis 6.0.16
+    // does for the commands runlog sends first (`FakeServer::redis_6_0`). Before: the CLI said
+    // `runlog:jobs holds data that is not runlog schema 1 (... syntax error) ... delete the
+    // key`; the shipper uploaded with a script that Redis 6.0 cannot run.
+    let s = Setup::new();
+    let old = FakeServer::redis_6_0();
+    let url = old.url();
+    let words = [
+        &*format!("Redis at {url}"),
+        "is version \"6.0.16\"; runlog needs Redis 6.2 or later",
+        "upgrade it",
+    ];
+    assert_cli_diagnosed(&s, "old", &url, "", &words);
+    assert_shipper_diagnosed(&s, "old", &url, "", &words);
+
+    // Before 6.0 there is no HELLO, which the CLI asks (any ACL user may run it, INFO not).
+    let older = FakeServer::redis_5_0();
+    let url = older.url();
+    let place = format!("Redis at {url}");
+    assert_cli_diagnosed(
+        &s,
+        "older",
+        &url,
+        "",
+        &[
+            &place,
+            "does not know HELLO, so it is older than Redis 6.0",
+            "runlog needs Redis 6.2 or later",
+        ],
+    );
+    assert_shipper_diagnosed(
+        &s,
+        "older",
+        &url,
+        "",
+        &[
+            &place,
+            "is version \"5.0.7\"; runlog needs Redis 6.2 or later",
+        ],
+    );
+}
+
+#[test]
+fn a_replica_is_refused_by_the_shipper_but_read_by_the_cli() {
+    // Before: the shipper's writes failed with `READONLY You can't write against a read only
+    // replica.` and nothing said to point it at the master.
+    let s = Setup::new();
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port())
+        .query(&mut replica.conn())
+        .expect("REPLICAOF");
+    ship_once_ok(
+        &s.shipper_config("master.toml", &master.url(), ""),
+        &s.path("master.log"),
+    );
+    let master_keys = dump_all(&mut master.conn(), "runlog");
+    poll(Duration::from_secs(30), "the replica has synced", |_| {
+        (dump_all(&mut replica.conn(), "runlog") == master_keys).then_some(())
+    });
+
+    let words = [
+        &*format!("Redis at {}", replica.url()),
+        &*format!("is a read-only replica of \"127.0.0.1:{}\"", master.port()),
+        "point [runlog-redis] at the master",
+    ];
+    assert_shipper_diagnosed(&s, "replica", &replica.url(), "", &words);
+
+    // A shipper user that may not run INFO meets the replica's READONLY: the same diagnosis.
+    let no_info: Vec<&str> = SHIPPER_ACL
+        .iter()
+        .copied()
+        .filter(|r| *r != "+info")
+        .collect();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("shipper-no-info")
+        .arg(&no_info)
+        .query(&mut replica.conn())
+        .expect("ACL SETUSER");
+    let no_info_url = format!(
+        "redis://shipper-no-info:{SHIPPER_PASSWORD}@127.0.0.1:{}/0",
+        replica.port()
+    );
+    assert_shipper_diagnosed(
+        &s,
+        "readonly",
+        &no_info_url,
+        "",
+        &[
+            words[0],
+            "is a read-only replica",
+            "point [runlog-redis] at the master",
+        ],
+    );
+
+    // The running shipper says so and waits with backoff: no crash, no spin.
+    let cfg = s.shipper_config("daemon.toml", &replica.url(), "");
+    let log = s.path("daemon.log");
+    let mut daemon = Shipper::spawn(&cfg, false, &log);
+    poll(
+        Duration::from_secs(20),
+        "the daemon names the replica",
+        |_| {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            (text.matches("is a read-only replica of").count() >= 2).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(daemon.try_status().is_none(), "it exited: {}", daemon.log());
+    let text = daemon.log();
+    let tries = text.matches("is a read-only replica of").count();
+    assert!(
+        tries <= 8,
+        "it retries with backoff, not in a loop: {tries}\n{text}"
+    );
+    assert!(text.contains("ERROR") && text.contains("retry"), "{text}");
+    daemon.kill();
+
+    // The CLI reads from a replica: reading is what replicas are for.
+    let reader = s.cli_config("cli-replica.toml", &replica.url(), "");
+    let o = cli(&reader, &["list-runs", JOB], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains(&s.ok_id) && o.stderr.is_empty(), "{o:?}");
+    assert_eq!(dump_all(&mut replica.conn(), "runlog"), master_keys);
 }
