@@ -134,11 +134,13 @@ pub(crate) enum Command {
     /// RUN is a full run id (or a prefix of one), a start time to any precision in local time
     /// (`2026-11-28T07:10`, or with a space for the `T`) or with an offset (`2026-11-28T12:10Z`)
     /// naming the runs started then, a START as `list-runs` prints it
-    /// (`2026-11-28T07:10:55-05:00`), `last` or
+    /// (`2026-11-28T07:10:55-05:00`), the original runlog's form (`2026-12-07-22:25:43.772233`,
+    /// or a prefix of it), `last` or
     /// `-1` for the newest run, `-2` for the one before, ..., or `last-failed` for the newest
     /// failed or crashed run (default: `last`). `--label`, `--status`, `--since`/`--until` of
-    /// runs are not here: references count among the runs `--label` keeps. With several
-    /// runs, each line starts with its run id.
+    /// runs are not here: references count among the runs `--label` keeps. A reference that
+    /// names several runs is an error (exit 2) listing their ids and starts to pick from. With
+    /// several runs, each line starts with its run id.
     Logs(LogsArgs),
 
     /// Show the last failed or crashed run of a job: its status, the error or panic with its

@@ -6,7 +6,8 @@
 //!   it has an offset: the runs that started in that time (see [`crate::when::Written`]).
 //!   So a START as `list-runs` prints it (`2026-11-28T07:10:55-05:00`) names the runs started
 //!   in that second; `2026-11-28T07:10` (or with a space for the `T`) those of that minute;
-//!   `2026-11-28T12:10Z` is UTC, as run ids are.
+//!   the original runlog's `2026-12-07-22:25:43.772233` that microsecond; `2026-11-28T12:10Z`
+//!   is UTC, as run ids are.
 //! - `last` or `-1` (the newest run), `-2` (the one before), ...
 //! - `last-failed`: the newest failed or crashed run
 
@@ -282,6 +283,21 @@ mod tests {
         assert_eq!(
             resolve(&RUNS(), "2026-11-28T12:10:55.123456Z-cc"),
             Err(RefError::NotFound)
+        );
+    }
+
+    #[test]
+    fn the_original_runlogs_form_and_its_prefixes_name_runs() {
+        // Bug: `2026-12-07-22:25:43.772233`, as the original printed runs, matched nothing.
+        assert_eq!(resolve(&RUNS(), "2026-11-28-12:10:55.123456"), Ok(1));
+        assert_eq!(resolve(&RUNS(), "2026-11-28-13"), Ok(3));
+        assert_eq!(
+            resolve(&RUNS(), "2026-11-28-1"),
+            Err(RefError::Ambiguous(vec![1, 2, 3]))
+        );
+        assert_eq!(
+            resolve(&RUNS(), "2026-11-28-12:10:55"),
+            Err(RefError::Ambiguous(vec![1, 2]))
         );
     }
 

@@ -67,7 +67,8 @@ fn parse_unix(s: &str) -> Option<i64> {
 /// that hour, `2026-11-28T07:1` the ten minutes from 07:10, `2026-11-28T07:10:55.5` that tenth
 /// of a second.
 ///
-/// The forms: `YYYY[-MM[-DD[(T|t| )hh[:mm[:ss[.f]]]]]]`, the last field given
+/// The forms: `YYYY[-MM[-DD[(T|t| |-)hh[:mm[:ss[.f]]]]]]` (a `-` between date and time is how
+/// the original runlog printed runs: `2026-12-07-22:25:43.772233`), the last field given
 /// perhaps cut short, a separator perhaps trailing; then, after a whole hour, minute, second
 /// or fraction, an optional offset: `Z`, `+01:00`, `-0500`, `+05`. Without an offset the
 /// time is in the zone of the command (local, or UTC with `--utc`).
@@ -91,7 +92,7 @@ const FIELDS: [(usize, &[u8], i64); 6] = [
     (4, b"", 0),
     (2, b"-", 1),
     (2, b"-", 1),
-    (2, b"Tt ", 0),
+    (2, b"Tt -", 0),
     (2, b":", 0),
     (2, b":", 0),
 ];
@@ -402,6 +403,7 @@ mod tests {
         assert_eq!(parse_time("--until", "2026-11-28T03:00:00", NOW), Ok(t));
         assert_eq!(parse_time("--until", "2026-11-28 03:00", NOW), Ok(t));
         assert_eq!(parse_time("--until", "2026-11-28T03", NOW), Ok(t));
+        assert_eq!(parse_time("--until", "2026-11-28-03:00", NOW), Ok(t));
         assert_eq!(
             parse_time("--until", "2026-11-28", NOW),
             Ok(utc("2026-11-28T00:00:00Z"))
@@ -499,8 +501,16 @@ mod tests {
             s("2026-11-01T00:00:00.000000Z", "2026-11-10T00:00:00.000000Z")
         );
         assert_eq!(
+            span("2026-12-07-2"),
+            s("2026-12-07T20:00:00.000000Z", "2026-12-08T00:00:00.000000Z")
+        );
+        assert_eq!(
             span("2026-11-28T07:5"),
             s("2026-11-28T07:50:00.000000Z", "2026-11-28T08:00:00.000000Z")
+        );
+        assert_eq!(
+            span("2026-12-07-22:25:43.772233"),
+            s("2026-12-07T22:25:43.772233Z", "2026-12-07T22:25:43.772234Z")
         );
         assert_eq!(
             span("2026-11-28T12:10:55.9"),

@@ -1290,7 +1290,7 @@ fn in_the_repeated_hour_a_local_time_is_the_earlier_run_and_the_listed_start_nam
         "{o:?}"
     );
     // The second run's start to the microsecond, read as its earlier instance, is no run.
-    let o = in_zone(ny, d, &["logs", "dst", "2026-11-01T01:30:00.750000"]);
+    let o = in_zone(ny, d, &["logs", "dst", "2026-11-01-01:30:00.750000"]);
     assert_eq!(o.code, 3, "{o:?}");
     assert!(
         o.stderr
@@ -1325,6 +1325,64 @@ fn in_the_repeated_hour_a_local_time_is_the_earlier_run_and_the_listed_start_nam
     assert_eq!(
         starts(&ok_in("Europe/Berlin", d, &["list-runs", "dst"]))[1..],
         ["2026-11-01T06:30:00+01:00", "2026-11-01T07:30:00+01:00"]
+    );
+}
+
+#[test]
+fn the_original_runlogs_form_names_a_run_and_runs_of_one_second_are_listed_to_pick_from() {
+    // Bug: `logs JOB 2026-12-07-22:25:43.772233` (how the original printed runs) said "no
+    // run matching", and a START naming several runs listed ids without their starts.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ids: Vec<String> = [
+        "2026-12-07T21:25:43.772233Z",
+        "2026-12-07T21:25:43.9Z",
+        "2026-12-07T21:25:43.95Z",
+        "2026-12-07T21:26:10Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| run_at(d, "seed", s, &format!("seed run {i}"), i == 2))
+    .collect();
+    let berlin = "Europe/Berlin";
+    let said = |r: &str| ok_in(berlin, d, &["logs", "seed", r]);
+    assert!(said("2026-12-07-22:25:43.772233").contains("seed run 0"));
+    assert!(said("2026-12-07-22:26").contains("seed run 3"));
+    assert!(said("2026-12-07-22:26:10").contains("seed run 3"));
+
+    let listed = starts(&ok_in(berlin, d, &["list-runs", "seed"]));
+    assert_eq!(listed[0], "2026-12-07T22:25:43+01:00");
+    for r in ["2026-12-07-22:25:43", listed[0].as_str()] {
+        let o = in_zone(berlin, d, &["logs", "seed", r]);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert_eq!(o.stdout, "");
+        let lines: Vec<&str> = o.stderr.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("runlog: run {r:?} matches 3 runs of job \"seed\" (id, start, status):")
+        );
+        assert_eq!(
+            lines[1..4],
+            [
+                format!("  {}  2026-12-07T22:25:43.772233+01:00  ok", ids[0]),
+                format!("  {}  2026-12-07T22:25:43.900000+01:00  ok", ids[1]),
+                format!("  {}  2026-12-07T22:25:43.950000+01:00  failed", ids[2]),
+            ],
+            "{}",
+            o.stderr
+        );
+        assert!(lines[4].contains("runlog list-runs seed"), "{}", o.stderr);
+    }
+    // What the list offers picks one: the start to the microsecond, or the id.
+    assert!(said("2026-12-07T22:25:43.900000+01:00").contains("seed run 1"));
+    assert!(said(&ids[2]).contains("seed run 2"));
+    // With --utc the list is in UTC, as typed times are.
+    let o = in_zone(berlin, d, &["--utc", "logs", "seed", "2026-12-07T21:25:43"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr
+            .contains(&format!("  {}  2026-12-07T21:25:43.772233Z  ok", ids[0])),
+        "{o:?}"
     );
 }
 

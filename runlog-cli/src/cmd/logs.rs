@@ -142,14 +142,28 @@ pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError, zone: &Zo
             Error::not_found(format!("job {job:?} has no failed or crashed run; {list}"))
         }
         RefError::Ambiguous(hits) => {
-            let mut m = format!("run {r:?} matches {} runs of job {job:?}:", hits.len());
+            let mut m = format!(
+                "run {r:?} matches {} runs of job {job:?} (id, start, status):",
+                hits.len()
+            );
             for &i in hits.iter().take(MAX_CANDIDATES) {
-                let _ = write!(m, "\n  {}  {}", runs[i].info.id, runs[i].info.status);
+                let info = &runs[i].info;
+                let _ = write!(
+                    m,
+                    "\n  {}  {}  {}",
+                    info.id,
+                    zone.format_micros(info.start_ns),
+                    info.status
+                );
             }
             if hits.len() > MAX_CANDIDATES {
                 let _ = write!(m, "\n  ... and {} more", hits.len() - MAX_CANDIDATES);
             }
-            let _ = write!(m, "\ngive more of the run id; {list}");
+            let _ = write!(
+                m,
+                "\nname one by its id (or a longer prefix of it, or its start to the \
+                 microsecond); {list}"
+            );
             Error::usage(m)
         }
     }
