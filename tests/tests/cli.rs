@@ -1400,3 +1400,21 @@ fn a_tz_naming_no_zone_is_said_and_times_are_utc() {
         "{o:?}"
     );
 }
+
+#[test]
+fn on_a_host_without_a_tz_database_the_bundled_one_gives_local_time() {
+    // A minimal container has no /usr/share/zoneinfo: TZDIR names an empty one here.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    run_at(dir.path(), "bare", "2026-11-28T12:10:55Z", "hi", false);
+    let out = output(
+        cmd()
+            .env("TZ", "America/New_York")
+            .env("TZDIR", empty.path())
+            .arg("--journal-dir")
+            .arg(dir.path())
+            .args(["list-runs", "bare"]),
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(starts(&out.stdout), ["2026-11-28T07:10:55-05:00"]);
+}
