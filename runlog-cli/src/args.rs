@@ -363,7 +363,7 @@ pub(crate) enum JournalCommand {
     },
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
-    /// type and decoded content, then how the segment ends.
+    /// type and decoded content, then how the segment ends. Times are UTC, as stored.
     Dump {
         /// A journal directory, a job directory or a segment file.
         path: PathBuf,
