@@ -21,6 +21,9 @@ Sources: runs are read from Redis ([runlog-redis] in the config) and from the lo
 merged by run id; --source picks one. With Redis configured but unreachable or refusing
 runlog, the default (auto) reads the journal alone and says why on stderr.
 
+Times are shown in local time (TZ, else /etc/localtime) with their offset, and times typed
+without an offset are local; --utc shows and reads UTC. JSON is always UTC.
+
 Exit status:
   0  success
   1  an error while reading or writing, or corruption found (journal verify)
@@ -74,6 +77,11 @@ pub(crate) struct Args {
     )]
     pub(crate) color: ColorWhen,
 
+    /// Show times in UTC, and read times typed without an offset as UTC (by default both are
+    /// local time: `TZ`, else /etc/localtime). JSON is always UTC.
+    #[arg(long, global = true)]
+    pub(crate) utc: bool,
+
     /// Write text from jobs as it is, even on a terminal (by default control characters and
     /// escape sequences are shown escaped there, so a log cannot rewrite your screen).
     #[arg(long, global = true)]
@@ -116,7 +124,8 @@ pub(crate) enum Command {
     /// List the runs of a job, newest last.
     ///
     /// One line per run, oldest first and newest last (like journalctl): RUN (the id), STATUS
-    /// (ok, failed, crashed, running), START (UTC), DURATION, RECORDS, HOST and LABELS.
+    /// (ok, failed, crashed, running), START (local time with its offset, so that it reads
+    /// back as a RUN of `logs`; UTC with --utc), DURATION, RECORDS, HOST and LABELS.
     /// The duration of a running run is the time so far; of a crashed run, the time until its
     /// last record. Cancelled runs are never listed. Damage found in the journal is reported
     /// on stderr with file and offset.
@@ -124,12 +133,16 @@ pub(crate) enum Command {
 
     /// Print the records of runs of a job, one line per record.
     ///
-    /// RUN is a full run id, a unique prefix of one (`2026-11-28T12:10`, or with a space for
-    /// the `T`), a start time as `list-runs` prints it (`2026-11-28T12:10:55Z`), `last` or
+    /// RUN is a full run id (or a prefix of one), a start time to any precision in local time
+    /// (`2026-11-28T07:10`, or with a space for the `T`) or with an offset (`2026-11-28T12:10Z`)
+    /// naming the runs started then, a START as `list-runs` prints it
+    /// (`2026-11-28T07:10:55-05:00`), the original runlog's form (`2026-12-07-22:25:43.772233`,
+    /// or a prefix of it), `last` or
     /// `-1` for the newest run, `-2` for the one before, ..., or `last-failed` for the newest
     /// failed or crashed run (default: `last`). `--label`, `--status`, `--since`/`--until` of
-    /// runs are not here: references count among the runs `--label` keeps. With several
-    /// runs, each line starts with its run id.
+    /// runs are not here: references count among the runs `--label` keeps. A reference that
+    /// names several runs is an error (exit 2) listing their ids and starts to pick from. With
+    /// several runs, each line starts with its run id.
     Logs(LogsArgs),
 
     /// Show the last failed or crashed run of a job: its status, the error or panic with its
@@ -234,9 +247,11 @@ pub(crate) struct ListRunsArgs {
     #[command(flatten)]
     pub(crate) filter: RunFilterArgs,
 
-    /// Only runs started at or after TIME: `2026-11-28T03:00:00Z`, `2026-11-28 03:00`,
-    /// `2026-11-28`, `today`, `yesterday`, a duration ago (`90s`, `30m`, `2h`, `3d`, `1w`,
-    /// `1h30m`), or seconds since the epoch (`@1700000000`).
+    /// Only runs started at or after TIME: local time `2026-11-28T03:00:00`, `2026-11-28 03:00`,
+    /// `2026-11-28` (with `Z` or `+01:00` after the time for another zone; the repeated hour
+    /// when summer time ends means its first instance), `today`, `yesterday` (local
+    /// midnights), a duration ago (`90s`, `30m`, `2h`, `3d`, `1w`, `1h30m`), or seconds since
+    /// the epoch (`@1700000000`).
     #[arg(long, value_name = "TIME")]
     pub(crate) since: Option<String>,
 
@@ -350,7 +365,7 @@ pub(crate) enum JournalCommand {
     },
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
-    /// type and decoded content, then how the segment ends.
+    /// type and decoded content, then how the segment ends. Times are UTC, as stored.
     Dump {
         /// A journal directory, a job directory or a segment file.
         path: PathBuf,

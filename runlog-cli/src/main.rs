@@ -14,6 +14,7 @@ mod render;
 mod runref;
 mod source;
 mod when;
+mod zone;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use clap::Parser;
 
 use crate::args::{Args, ColorWhen, Command, JournalCommand, SourceArg};
 use crate::render::{Out, Style};
+use crate::zone::Zone;
 
 /// Why a command did not succeed.
 #[derive(Debug)]
@@ -75,6 +77,8 @@ pub(crate) struct Ctx {
     pub(crate) journal_dir: Option<PathBuf>,
     /// `--source`.
     pub(crate) source: SourceArg,
+    /// Where times are shown and read: local time, or UTC with `--utc`.
+    pub(crate) zone: Zone,
 }
 
 /// Print a warning on stderr. Failing to write to stderr is not worth failing for.
@@ -92,12 +96,13 @@ fn no_color_env() -> bool {
 }
 
 /// Run the command; `Ok` carries the exit status (0 but for `exec`).
-fn run(args: Args, out: &mut Out) -> Result<u8, Error> {
+fn run(args: Args, zone: Zone, out: &mut Out) -> Result<u8, Error> {
     let ctx = Ctx {
         json: args.json,
         config: args.config,
         journal_dir: args.journal_dir,
         source: args.source,
+        zone,
     };
     match args.command {
         Command::ListJobs(a) => cmd::list_jobs::run(&ctx, out, &a),
@@ -123,8 +128,17 @@ fn main() -> ExitCode {
             ColorWhen::Auto => tty && !no_color_env(),
         },
     };
-    let mut out = Out::new(style);
-    let result = run(args, &mut out);
+    let zone = if args.utc {
+        Zone::utc()
+    } else {
+        let (zone, why) = Zone::local();
+        if let Some(why) = why {
+            warn(&why);
+        }
+        zone
+    };
+    let mut out = Out::new(style, zone.clone());
+    let result = run(args, zone, &mut out);
     // What was printed so far reaches the pipe before any error message.
     let result = match (result, out.flush()) {
         (Ok(_), Err(e)) => Err(Error::Output(e)),

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use std::io::{self, StdoutLock, Write};
 
 use runlog::journal::payload::RecordRef;
-use runlog::time::Utc;
 #[cfg(test)]
 use runlog::Record;
 use runlog::RunStatus;
+
+use crate::zone::{OffsetText, Zone};
 
 /// How text from jobs (messages, labels, key-values, job names) is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,15 +105,6 @@ pub(crate) fn format_duration(ns: i64) -> String {
     format!("{}d{:02}h", h / 24, h % 24)
 }
 
-/// `2026-11-28T12:10:55Z`: a start time in listings, one token, and a valid run reference.
-pub(crate) fn format_start(ns: i64) -> String {
-    let t = Utc::from_ns(ns);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
-
 fn level_color(level: log::Level) -> &'static str {
     match level {
         log::Level::Error => "1;31",
@@ -179,41 +171,55 @@ pub(crate) fn format_record(rec: &Record, style: Style) -> String {
     out
 }
 
-/// The timestamps of records, `2026-11-28T12:10:55.123456Z` as
-/// [`runlog::time::format_micros`] writes them, with the part up to the second computed once
-/// per second rather than once per record.
+/// The timestamps of records, `2026-11-28T07:10:55.123456-05:00` as [`Zone::format_micros`]
+/// writes them, with the parts but the microseconds computed once per second rather than once
+/// per record (offsets change on whole seconds).
 #[derive(Debug, Default)]
 pub(crate) struct Times {
-    /// The second (since the epoch) `prefix` is for.
+    zone: Zone,
+    /// The second (since the epoch) `prefix` and `offset` are for.
     second: Option<i64>,
-    /// `2026-11-28T12:10:55.`
+    /// `2026-11-28T07:10:55.`
     prefix: String,
+    /// `-05:00`, or `Z`.
+    offset: Option<OffsetText>,
 }
 
 impl Times {
+    /// Timestamps in `zone`.
+    pub(crate) fn new(zone: Zone) -> Times {
+        Times {
+            zone,
+            ..Times::default()
+        }
+    }
+
     /// Append the timestamp of `ns`.
     pub(crate) fn push(&mut self, out: &mut String, ns: i64) {
         let second = ns.div_euclid(1_000_000_000);
         let micros = (ns.rem_euclid(1_000_000_000) / 1000) as u32;
         if self.second != Some(second) {
-            // The whole timestamp once; everything before the microseconds and `Z` depends
-            // on the second only.
-            let full = runlog::time::format_micros(ns);
+            let full = self.zone.format_seconds(ns);
+            let (_, offset) = self.zone.civil(ns);
             self.prefix.clear();
-            self.prefix
-                .push_str(full.get(..full.len().saturating_sub(7)).unwrap_or(""));
+            self.prefix.push_str(
+                full.get(..full.len().saturating_sub(offset.as_str().len()))
+                    .unwrap_or(""),
+            );
+            self.prefix.push('.');
+            self.offset = Some(offset);
             self.second = Some(second);
         }
         out.push_str(&self.prefix);
-        let mut digits = [b'0'; 7];
+        let mut digits = [b'0'; 6];
         let mut m = micros;
-        for d in digits[..6].iter_mut().rev() {
+        for d in digits.iter_mut().rev() {
             *d = b'0' + (m % 10) as u8;
             m /= 10;
         }
-        digits[6] = b'Z';
-        // ASCII digits and `Z`.
-        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000Z"));
+        // ASCII digits.
+        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+        out.push_str(self.offset.as_ref().map_or("Z", OffsetText::as_str));
     }
 }
 
@@ -486,12 +492,13 @@ pub(crate) struct Out {
 const OUT_BUFFER: usize = 64 << 10;
 
 impl Out {
-    pub(crate) fn new(style: Style) -> Out {
+    /// Stdout, job text written as `style` says, times in `zone`.
+    pub(crate) fn new(style: Style, zone: Zone) -> Out {
         Out {
             w: io::stdout().lock(),
             buf: String::with_capacity(OUT_BUFFER + 4096),
             scratch: String::new(),
-            times: Times::default(),
+            times: Times::new(zone),
             style,
         }
     }
@@ -604,14 +611,6 @@ mod tests {
     }
 
     #[test]
-    fn start_times_are_one_utc_token() {
-        assert_eq!(
-            format_start(1_795_867_855_923_456_000),
-            "2026-11-28T12:10:55Z"
-        );
-    }
-
-    #[test]
     fn a_record_is_one_line_with_its_key_values() {
         let r = rec(
             "connected",
@@ -627,6 +626,7 @@ mod tests {
     fn cached_timestamps_are_format_micros() {
         let mut times = Times::default();
         let mut out = String::new();
+        let mut local = Times::new(Zone::named("America/New_York"));
         let mut all = vec![
             0,
             -1,
@@ -644,10 +644,18 @@ mod tests {
         }
         // Going back in time too.
         all.extend([1_795_867_855_123_456_000, 1_795_867_854_000_000_000, 5]);
+        // Across the end of summer time in New York (2026-11-01T06:00Z), there and back.
+        let fall_back = 1_793_512_800_000_000_000i64;
+        for ns in (-3..3).chain((-3..3).rev()) {
+            all.push(fall_back + ns * 400_000_000);
+        }
         for ns in all {
             out.clear();
             times.push(&mut out, ns);
             assert_eq!(out, runlog::time::format_micros(ns), "{ns}");
+            out.clear();
+            local.push(&mut out, ns);
+            assert_eq!(out, local.zone.format_micros(ns), "{ns}");
         }
     }
 

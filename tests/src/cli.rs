@@ -31,7 +31,8 @@ pub fn runlog_bin() -> PathBuf {
 }
 
 /// A command for the binary that never sees the user's config or environment (`RUNLOG_*`,
-/// `NO_COLOR`), with stdin from /dev/null.
+/// `NO_COLOR`), with stdin from /dev/null, and times in UTC (`TZ=UTC`) whatever the zone of
+/// the machine: a test that wants local time sets `TZ` again.
 pub fn runlog_cmd() -> Command {
     let mut c = Command::new(runlog_bin());
     for (k, _) in std::env::vars_os() {
@@ -40,6 +41,7 @@ pub fn runlog_cmd() -> Command {
             c.env_remove(k);
         }
     }
+    c.env("TZ", "UTC");
     c.stdin(Stdio::null());
     c
 }
@@ -86,6 +88,7 @@ pub fn on_a_terminal(scratch: &Path, pre: &[&OsStr], args: &[&str], no_color: bo
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("TERM", "xterm")
+        .env("TZ", "UTC")
         .envs(no_color.then_some(("NO_COLOR", "1")))
         .stdin(Stdio::null())
         .output()

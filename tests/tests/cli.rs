@@ -1326,4 +1326,352 @@ fn every_example_of_runlog_help_runs_and_prints_what_it_says() {
             got.stdout
         );
     }
+thread_local! {
+    /// The wall clock of the runs a test makes at chosen times (see [`run_at`]); per thread,
+    /// so tests running at once do not move each other's clocks.
+    static CLOCK: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn test_clock() -> i64 {
+    CLOCK.with(|c| c.get())
+}
+
+/// ns since the epoch of a UTC time written `2026-11-28T12:10:55.123456Z`.
+fn utc_ns(t: &str) -> i64 {
+    runlog::time::parse_utc(t).expect("a UTC time")
+}
+
+/// A run of `job` in `dir` that starts at `start` (a UTC time) and logs `message` then, ending
+/// ok, or failed with an ERROR record when `fail`; its id. Runs of a job must be made in
+/// order of their starts.
+fn run_at(dir: &Path, job: &str, start: &str, message: &str, fail: bool) -> String {
+    logger(dir);
+    let rl = runlog::RunLogger::builder()
+        .journal_dir(dir)
+        .max_logs(1000)
+        .no_config_file()
+        .clock(test_clock)
+        .build()
+        .expect("build a RunLogger");
+    CLOCK.with(|c| c.set(utc_ns(start)));
+    let run = rl.runlog(job).unwrap();
+    log::info!("{message}");
+    if fail {
+        log::error!("{message} failed");
+        run.fail();
+    }
+    run.id().to_owned()
+}
+
+/// `TZ=ZONE runlog --journal-dir DIR ARGS...`.
+fn in_zone(zone: &str, dir: &Path, args: &[&str]) -> Out {
+    output(
+        cmd()
+            .env("TZ", zone)
+            .arg("--journal-dir")
+            .arg(dir)
+            .args(args),
+    )
+}
+
+/// Like [`in_zone`], asserting success without a word on stderr.
+fn ok_in(zone: &str, dir: &Path, args: &[&str]) -> String {
+    let o = in_zone(zone, dir, args);
+    assert_eq!(o.code, 0, "TZ={zone} runlog {args:?} failed: {o:?}");
+    assert_eq!(o.stderr, "", "TZ={zone} runlog {args:?} warned: {o:?}");
+    o.stdout
+}
+
+/// The START column (the third) of `list-runs` output.
+fn starts(list_runs: &str) -> Vec<String> {
+    list_runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn times_show_in_local_time_with_their_offset_and_in_utc_with_the_flag_json_always_utc() {
+    // Bug: every time was shown (and read) in UTC only.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let summer = run_at(d, "tz", "2026-07-01T12:00:00.5Z", "in summer", true);
+    let winter = run_at(d, "tz", "2026-11-28T12:10:55.123456Z", "in winter", false);
+
+    let ny = "America/New_York";
+    assert_eq!(
+        starts(&ok_in(ny, d, &["list-runs", "tz"])),
+        ["2026-07-01T08:00:00-04:00", "2026-11-28T07:10:55-05:00"]
+    );
+    let jobs = ok_in(ny, d, &["list-jobs"]);
+    let row: Vec<&str> = jobs.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..2], ["tz", "2026-11-28T07:10:55-05:00"], "{jobs}");
+    assert_eq!(
+        ok_in(ny, d, &["logs", "tz"]),
+        "2026-11-28T07:10:55.123456-05:00 INFO  cli: in winter\n"
+    );
+    let why = ok_in(ny, d, &["why", "tz"]);
+    assert!(
+        why.contains("\nstarted:  2026-07-01T08:00:00.500000-04:00  after "),
+        "{why}"
+    );
+    assert!(
+        why.contains("\n2026-07-01T08:00:00.500000-04:00 ERROR cli: in summer failed\n"),
+        "{why}"
+    );
+    // Several runs: each line starts with its run id, which stays UTC.
+    let both = ok_in(ny, d, &["logs", "tz", "-2", "-1"]);
+    assert!(
+        both.contains(&format!("{summer} 2026-07-01T08:00:00.500000-04:00 INFO ")),
+        "{both}"
+    );
+
+    let berlin = "Europe/Berlin";
+    assert_eq!(
+        starts(&ok_in(berlin, d, &["list-runs", "tz"])),
+        ["2026-07-01T14:00:00+02:00", "2026-11-28T13:10:55+01:00"]
+    );
+
+    // --utc, and a zone that is UTC, show UTC as run ids do.
+    for (zone, utc) in [(ny, true), ("UTC", false), ("Etc/UTC", false), ("", false)] {
+        let flag: &[&str] = if utc { &["--utc"] } else { &[] };
+        let args = |a: &[&'static str]| [flag, a].concat();
+        assert_eq!(
+            starts(&ok_in(zone, d, &args(&["list-runs", "tz"]))),
+            ["2026-07-01T12:00:00Z", "2026-11-28T12:10:55Z"],
+            "TZ={zone} {flag:?}"
+        );
+        assert_eq!(
+            ok_in(zone, d, &args(&["logs", "tz"])),
+            "2026-11-28T12:10:55.123456Z INFO  cli: in winter\n"
+        );
+    }
+
+    // JSON is UTC whatever the zone.
+    let json = ok_in(ny, d, &["list-runs", "tz", "--json"]);
+    assert!(
+        json.contains(&format!(
+            r#""id":"{winter}","status":"ok","start":"2026-11-28T12:10:55.123456Z""#
+        )),
+        "{json}"
+    );
+    let json = ok_in(ny, d, &["logs", "tz", "--json"]);
+    assert!(
+        json.starts_with(r#"{"timestamp":"2026-11-28T12:10:55.123456Z","#),
+        "{json}"
+    );
+    let json = ok_in(ny, d, &["list-jobs", "--json"]);
+    assert!(
+        json.contains(r#""last_start":"2026-11-28T12:10:55.123456Z""#),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_start_as_listed_names_its_run_in_every_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let starts_utc = [
+        "2026-03-29T00:59:59.5Z",
+        "2026-03-29T01:00:00.5Z",
+        "2026-11-01T05:59:59Z",
+        "2026-11-01T06:00:01Z",
+    ];
+    for (i, s) in starts_utc.iter().enumerate() {
+        run_at(d, "listed", s, &format!("run number {i}"), false);
+    }
+    for (zone, flag) in [
+        ("UTC", None),
+        ("America/New_York", None),
+        ("Europe/Berlin", None),
+        ("Asia/Kolkata", None),
+        ("Europe/Berlin", Some("--utc")),
+    ] {
+        let pre: Vec<&str> = flag.into_iter().collect();
+        let listed = ok_in(zone, d, &[&pre[..], &["list-runs", "listed"]].concat());
+        let listed = starts(&listed);
+        assert_eq!(listed.len(), 4);
+        for (i, start) in listed.iter().enumerate() {
+            let out = ok_in(zone, d, &[&pre[..], &["logs", "listed", start]].concat());
+            assert!(
+                out.contains(&format!("run number {i}\n")),
+                "TZ={zone} {flag:?}: START {start} named: {out}"
+            );
+            // The record's timestamp as printed is a time --since takes, in that zone.
+            let ts = out.split(' ').next().unwrap();
+            let args = [&pre[..], &["list-runs", "listed", "--since", ts]].concat();
+            let since = ok_in(zone, d, &args);
+            assert_eq!(
+                since.lines().count(),
+                1 + 4 - i,
+                "TZ={zone} --since {ts}: {since}"
+            );
+        }
+    }
+}
+
+#[test]
+fn in_the_repeated_hour_a_local_time_is_the_earlier_run_and_the_listed_start_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 2026-03-08: New York jumps from 02:00 to 03:00. 07:30Z is 03:30 EDT.
+    run_at(d, "dst", "2026-03-08T07:30:00Z", "spring", false);
+    // 2026-11-01: 01:00-02:00 comes twice in New York, first EDT (-04:00), then EST (-05:00).
+    let first = run_at(d, "dst", "2026-11-01T05:30:00.25Z", "first 01:30", false);
+    let second = run_at(d, "dst", "2026-11-01T06:30:00.75Z", "second 01:30", true);
+    let ny = "America/New_York";
+    let listed = starts(&ok_in(ny, d, &["list-runs", "dst"]));
+    assert_eq!(
+        listed,
+        [
+            "2026-03-08T03:30:00-04:00",
+            "2026-11-01T01:30:00-04:00",
+            "2026-11-01T01:30:00-05:00"
+        ]
+    );
+    let said = |r: &str| ok_in(ny, d, &["logs", "dst", r]);
+    // A local time in the repeated hour is its earlier instance.
+    assert!(said("2026-11-01T01:30").contains("first 01:30"));
+    assert!(said("2026-11-01 01:30:00").contains("first 01:30"));
+    // Each start as listed names its own run; so does an offset typed.
+    assert!(said(&listed[1]).contains("first 01:30"));
+    assert!(said(&listed[2]).contains("second 01:30"));
+    assert!(said("2026-11-01T01:30-05:00").contains("second 01:30"));
+    assert!(said("2026-11-01T06:30Z").contains("second 01:30"));
+    // The hour 01 that day holds both.
+    let o = in_zone(ny, d, &["logs", "dst", "2026-11-01T01"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains(&first) && o.stderr.contains(&second),
+        "{o:?}"
+    );
+    // The second run's start to the microsecond, read as its earlier instance, is no run.
+    let o = in_zone(ny, d, &["logs", "dst", "2026-11-01-01:30:00.750000"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("local time, America/New_York: add Z for UTC"),
+        "{o:?}"
+    );
+    // A skipped local time is read with the offset before the jump: 02:30 is 03:30 EDT.
+    assert!(said("2026-03-08T02:30").contains("spring"));
+
+    // --since and --until take local times the same way.
+    let ids = |args: &[&str]| -> Vec<String> {
+        let out = ok_in(ny, d, &[&["list-runs", "dst"][..], args].concat());
+        out.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&["--since", "2026-11-01 01:30", "--until", "2026-11-01 01:31"]),
+        [first.as_str()]
+    );
+    assert_eq!(
+        ids(&["--since", "2026-11-01T01:30-05:00"]),
+        [second.as_str()]
+    );
+    assert_eq!(
+        ids(&["--since", "2026-11-01", "--until", "2026-11-01T02:00"]),
+        [first.as_str(), second.as_str()]
+    );
+    assert_eq!(ids(&["--until", "2026-03-08T03:30"]), Vec::<String>::new());
+    // In Berlin the two are an hour apart on the clock too.
+    assert_eq!(
+        starts(&ok_in("Europe/Berlin", d, &["list-runs", "dst"]))[1..],
+        ["2026-11-01T06:30:00+01:00", "2026-11-01T07:30:00+01:00"]
+    );
+}
+
+#[test]
+fn the_original_runlogs_form_names_a_run_and_runs_of_one_second_are_listed_to_pick_from() {
+    // Bug: `logs JOB 2026-12-07-22:25:43.772233` (how the original printed runs) said "no
+    // run matching", and a START naming several runs listed ids without their starts.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ids: Vec<String> = [
+        "2026-12-07T21:25:43.772233Z",
+        "2026-12-07T21:25:43.9Z",
+        "2026-12-07T21:25:43.95Z",
+        "2026-12-07T21:26:10Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| run_at(d, "seed", s, &format!("seed run {i}"), i == 2))
+    .collect();
+    let berlin = "Europe/Berlin";
+    let said = |r: &str| ok_in(berlin, d, &["logs", "seed", r]);
+    assert!(said("2026-12-07-22:25:43.772233").contains("seed run 0"));
+    assert!(said("2026-12-07-22:26").contains("seed run 3"));
+    assert!(said("2026-12-07-22:26:10").contains("seed run 3"));
+
+    let listed = starts(&ok_in(berlin, d, &["list-runs", "seed"]));
+    assert_eq!(listed[0], "2026-12-07T22:25:43+01:00");
+    for r in ["2026-12-07-22:25:43", listed[0].as_str()] {
+        let o = in_zone(berlin, d, &["logs", "seed", r]);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert_eq!(o.stdout, "");
+        let lines: Vec<&str> = o.stderr.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("runlog: run {r:?} matches 3 runs of job \"seed\" (id, start, status):")
+        );
+        assert_eq!(
+            lines[1..4],
+            [
+                format!("  {}  2026-12-07T22:25:43.772233+01:00  ok", ids[0]),
+                format!("  {}  2026-12-07T22:25:43.900000+01:00  ok", ids[1]),
+                format!("  {}  2026-12-07T22:25:43.950000+01:00  failed", ids[2]),
+            ],
+            "{}",
+            o.stderr
+        );
+        assert!(lines[4].contains("runlog list-runs seed"), "{}", o.stderr);
+    }
+    // What the list offers picks one: the start to the microsecond, or the id.
+    assert!(said("2026-12-07T22:25:43.900000+01:00").contains("seed run 1"));
+    assert!(said(&ids[2]).contains("seed run 2"));
+    // With --utc the list is in UTC, as typed times are.
+    let o = in_zone(berlin, d, &["--utc", "logs", "seed", "2026-12-07T21:25:43"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr
+            .contains(&format!("  {}  2026-12-07T21:25:43.772233Z  ok", ids[0])),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_tz_naming_no_zone_is_said_and_times_are_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    run_at(dir.path(), "mars", "2026-11-28T12:10:55Z", "hi", false);
+    let o = in_zone("Mars/Olympus_Mons", dir.path(), &["list-runs", "mars"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(starts(&o.stdout), ["2026-11-28T12:10:55Z"]);
+    assert!(
+        o.stderr.starts_with(
+            "runlog: warning: TZ=\"Mars/Olympus_Mons\" names no time zone this host knows"
+        ) && o.stderr.contains("times are shown and read in UTC"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn on_a_host_without_a_tz_database_the_bundled_one_gives_local_time() {
+    // A minimal container has no /usr/share/zoneinfo: TZDIR names an empty one here.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    run_at(dir.path(), "bare", "2026-11-28T12:10:55Z", "hi", false);
+    let out = output(
+        cmd()
+            .env("TZ", "America/New_York")
+            .env("TZDIR", empty.path())
+            .arg("--journal-dir")
+            .arg(dir.path())
+            .args(["list-runs", "bare"]),
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(starts(&out.stdout), ["2026-11-28T07:10:55-05:00"]);
 }

@@ -1,7 +1,7 @@
 //! `runlog list-jobs`.
 
 use crate::args::ListJobsArgs;
-use crate::render::{format_start, format_table, status_color, Cell, JsonObject, Out};
+use crate::render::{format_table, status_color, Cell, JsonObject, Out};
 use crate::source::Store;
 use crate::{note, warn, Ctx, Error};
 
@@ -32,7 +32,10 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
             .map(|job| {
                 vec![
                     Cell::job_text(style, &job.name),
-                    Cell::new(job.last_start_ns.map_or_else(|| "-".into(), format_start)),
+                    Cell::new(
+                        job.last_start_ns
+                            .map_or_else(|| "-".into(), |ns| ctx.zone.format_seconds(ns)),
+                    ),
                     match job.last_status {
                         Some(s) => Cell::colored(s.as_str(), status_color(s)),
                         None => Cell::new("-"),

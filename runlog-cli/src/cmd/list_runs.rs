@@ -6,8 +6,7 @@ use super::shell_quote;
 use crate::args::{LabelArg, ListRunsArgs, StatusArg};
 use crate::redis_store::Window;
 use crate::render::{
-    format_duration, format_labels, format_start, format_table, json_array, status_color, Cell,
-    JsonObject, Out,
+    format_duration, format_labels, format_table, json_array, status_color, Cell, JsonObject, Out,
 };
 use crate::source::{Run, Store};
 use crate::when::Range;
@@ -136,7 +135,8 @@ fn limit(a: &ListRunsArgs) -> Option<usize> {
 /// One line per run, oldest first.
 pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Error> {
     let now = runlog::time::now_ns();
-    let range = Range::parse(a.since.as_deref(), a.until.as_deref(), now).map_err(Error::usage)?;
+    let range = Range::parse(a.since.as_deref(), a.until.as_deref(), now, &ctx.zone)
+        .map_err(Error::usage)?;
     let mut store = Store::open(ctx)?;
     let wanted = |r: &Run| {
         (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.status))
@@ -175,7 +175,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
                 vec![
                     Cell::new(&r.id),
                     Cell::colored(r.status.as_str(), status_color(r.status)),
-                    Cell::new(format_start(r.start_ns)),
+                    Cell::new(ctx.zone.format_seconds(r.start_ns)),
                     Cell::new(format_duration(duration_ns(r, now))),
                     Cell::new(r.records.to_string()),
                     Cell::job_text(style, if r.host.is_empty() { "-" } else { &r.host }),

@@ -13,9 +13,10 @@ use crate::args::{LogsArgs, RecordFilterArgs};
 use crate::cmd::list_runs::{job_runs, warn_problems};
 use crate::grep::Grep;
 use crate::render::{JsonObject, Out};
-use crate::runref::{resolve, RefError};
+use crate::runref::{resolve, RefError, RunKey};
 use crate::source::{Run, Store};
 use crate::when::Range;
+use crate::zone::Zone;
 use crate::{Ctx, Error};
 
 /// Candidates listed in an "ambiguous" error before "... and N more".
@@ -34,7 +35,7 @@ pub(crate) struct Filter {
 
 impl Filter {
     /// Resolve `--level`, `--grep`, `--since` and `--until`.
-    pub(crate) fn parse(a: &RecordFilterArgs) -> Result<Filter, Error> {
+    pub(crate) fn parse(a: &RecordFilterArgs, zone: &Zone) -> Result<Filter, Error> {
         let grep = match &a.grep {
             Some(g) => Some(Grep::new(Regex::new(g).map_err(|e| {
                 Error::usage(format!(
@@ -47,6 +48,7 @@ impl Filter {
             a.since.as_deref(),
             a.until.as_deref(),
             runlog::time::now_ns(),
+            zone,
         )
         .map_err(Error::usage)?;
         Ok(Filter {
@@ -89,8 +91,8 @@ impl Filter {
 }
 
 /// The message for a reference that names no single run: ambiguity is a usage error (2),
-/// the rest "not found" (3).
-pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError) -> Error {
+/// the rest "not found" (3). Times in it are shown in `zone`.
+pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError, zone: &Zone) -> Error {
     let list = format!("see `runlog list-runs {}`", shell_quote(job));
     let typed = r;
     // A long reference is shown by its head and tail, not echoed whole.
@@ -109,9 +111,22 @@ pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError) -> Error 
     match e {
         RefError::NoRuns => Error::not_found(format!("job {job:?} has no runs")),
         RefError::NotFound => Error::not_found(format!(
-            "job {job:?} has no run matching {r:?} (a run id, a unique prefix of one, last, \
-             -1, -2, ..., last-failed); {list}"
+            "job {job:?} has no run matching {r:?} (a run id, a start time like \
+             2026-11-28T03:00 or as list-runs prints it, last, -1, -2, ..., last-failed); {list}"
         )),
+        RefError::NoneStarted { local } => {
+            let how = if local && !zone.is_utc() {
+                format!(
+                    " (read as local time, {}: add Z for UTC, or an offset like +01:00)",
+                    zone.name()
+                )
+            } else {
+                String::new()
+            };
+            Error::not_found(format!(
+                "job {job:?} has no run matching {r:?}: none started then{how}; {list}"
+            ))
+        }
         RefError::OutOfRange { have, .. } => Error::not_found(format!(
             "run {r:?}: job {job:?} has only {have} run(s), so {} does not exist; {list}",
             r.trim()
@@ -127,14 +142,28 @@ pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError) -> Error 
             Error::not_found(format!("job {job:?} has no failed or crashed run; {list}"))
         }
         RefError::Ambiguous(hits) => {
-            let mut m = format!("run {r:?} matches {} runs of job {job:?}:", hits.len());
+            let mut m = format!(
+                "run {r:?} matches {} runs of job {job:?} (id, start, status):",
+                hits.len()
+            );
             for &i in hits.iter().take(MAX_CANDIDATES) {
-                let _ = write!(m, "\n  {}  {}", runs[i].info.id, runs[i].info.status);
+                let info = &runs[i].info;
+                let _ = write!(
+                    m,
+                    "\n  {}  {}  {}",
+                    info.id,
+                    zone.format_micros(info.start_ns),
+                    info.status
+                );
             }
             if hits.len() > MAX_CANDIDATES {
                 let _ = write!(m, "\n  ... and {} more", hits.len() - MAX_CANDIDATES);
             }
-            let _ = write!(m, "\ngive more of the run id; {list}");
+            let _ = write!(
+                m,
+                "\nname one by its id (or a longer prefix of it, or its start to the \
+                 microsecond); {list}"
+            );
             Error::usage(m)
         }
     }
@@ -142,13 +171,18 @@ pub(crate) fn ref_error(job: &str, runs: &[Run], r: &str, e: RefError) -> Error 
 
 /// Resolve run references among `runs` (oldest first), all before anything is printed: a
 /// typo in the third is not found after two runs' worth of output.
-pub(crate) fn pick(job: &str, runs: &[Run], refs: &[String]) -> Result<Vec<usize>, Error> {
-    let keys: Vec<(&str, RunStatus)> = runs
+pub(crate) fn pick(
+    job: &str,
+    runs: &[Run],
+    refs: &[String],
+    zone: &Zone,
+) -> Result<Vec<usize>, Error> {
+    let keys: Vec<RunKey<'_>> = runs
         .iter()
-        .map(|r| (r.info.id.as_str(), r.info.status))
+        .map(|r| (r.info.id.as_str(), r.info.start_ns, r.info.status))
         .collect();
     refs.iter()
-        .map(|r| resolve(&keys, r).map_err(|e| ref_error(job, runs, r, e)))
+        .map(|r| resolve(&keys, r, zone).map_err(|e| ref_error(job, runs, r, e, zone)))
         .collect()
 }
 
@@ -296,7 +330,7 @@ fn follow(
 
 /// Print the records of each run named, in the order named.
 pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<(), Error> {
-    let filter = Filter::parse(&a.records)?;
+    let filter = Filter::parse(&a.records, &ctx.zone)?;
     let refs = if a.runs.is_empty() {
         vec!["last".to_owned()]
     } else {
@@ -307,7 +341,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<(), Error> {
     }
     let mut store = Store::open(ctx)?;
     let runs = job_runs(&mut store, &a.job, &a.filter.labels)?;
-    let picked = pick(&a.job, &runs, &refs)?;
+    let picked = pick(&a.job, &runs, &refs, &ctx.zone)?;
     let p = Printer {
         job: &a.job,
         json: ctx.json,

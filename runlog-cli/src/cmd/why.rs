@@ -104,7 +104,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     out.line(&format!("status:   {status}{what}"))?;
     out.line(&format!(
         "started:  {}  after {}, {} records, host {} pid {}",
-        runlog::time::format_micros(info.start_ns),
+        ctx.zone.format_micros(info.start_ns),
         format_duration(duration_ns(info, now)),
         info.records,
         style.text(if info.host.is_empty() {
