@@ -14,6 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use log::LevelFilter;
+
+mod ini;
 use serde::Deserialize;
 
 const DEFAULT_MAX_LOGS: usize = 10;
@@ -32,6 +34,8 @@ const MAX_REDIS_PREFIX: usize = 256;
 /// Longest timeout or interval accepted for the Redis and shipper durations.
 const MAX_SHIPPER_DURATION: Duration = Duration::from_secs(24 * 3600);
 const LOCAL_CONFIG: &str = ".runlog.toml";
+/// The original Python runlog's config file, INI, in the current dir and in `$HOME`.
+const SEED_CONFIG: &str = ".runlog.conf";
 
 const FSYNC_FORMS: &str =
     "`never`, `commit`, `always` or an interval like `250ms`, `1s`, `2m` (units ns, us, ms, s, m, h)";
@@ -389,8 +393,9 @@ pub struct JobConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ConfigSource {
     /// The first file that exists of `$RUNLOG_CONFIG` (which must exist when set),
-    /// `./.runlog.toml`, `$XDG_CONFIG_HOME/runlog/config.toml` (default `~/.config`) and
-    /// `/etc/runlog/config.toml`.
+    /// `./.runlog.toml`, `./.runlog.conf`, `$XDG_CONFIG_HOME/runlog/config.toml` (default
+    /// `~/.config`), `~/.runlog.conf` and `/etc/runlog/config.toml`. A file whose name ends in
+    /// `.conf` or `.ini` is read as INI (the original Python runlog's `.runlog.conf`).
     #[default]
     Search,
     /// Exactly this file (a `--config` option); it must exist. Relative to the current dir.
@@ -1581,8 +1586,12 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// Parse a config file's text; `path` is only used in messages.
+/// Parse a config file's text, as INI when its name ends in `.conf` or `.ini`, else as TOML;
+/// `path` is only used in messages.
 fn parse_file(text: &str, path: &Path) -> Result<RawFile, ConfigError> {
+    if ini::is_ini(path) {
+        return ini::parse(text, path);
+    }
     toml::from_str::<RawFile>(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: describe_toml_error(&e, text),
@@ -1630,11 +1639,14 @@ fn find_file(
             if let Some(p) = var(env, "RUNLOG_CONFIG") {
                 return named(cwd.join(p), "$RUNLOG_CONFIG");
             }
+            let home = abs_dir(env, "HOME");
             let config_home = abs_dir(env, "XDG_CONFIG_HOME")
-                .or_else(|| abs_dir(env, "HOME").map(|h| h.join(".config")));
+                .or_else(|| home.as_ref().map(|h| h.join(".config")));
             let candidates = [
                 Some(cwd.join(LOCAL_CONFIG)),
+                Some(cwd.join(SEED_CONFIG)),
                 config_home.map(|d| d.join("runlog").join("config.toml")),
+                home.map(|h| h.join(SEED_CONFIG)),
                 Some(system.to_owned()),
             ];
             for c in candidates.into_iter().flatten() {
