@@ -122,6 +122,9 @@ impl Journal {
     pub fn open(config: &Config) -> Result<Journal, String> {
         let dir = config.journal_dir.clone();
         let sdir = dir.join(SHIPPER_DIR);
+        if let Some(group) = &config.journal_group {
+            runlog::journal::shared::prepare(&dir, group).map_err(|e| e.to_string())?;
+        }
         fs::create_dir_all(dir.join(JOBS_DIR)).map_err(|e| {
             format!(
                 "journal dir {} cannot be created: {e}; create it or set [runlog] journal-dir",

@@ -430,6 +430,10 @@ pub struct ConfigOverrides {
 pub struct Config {
     /// Where runs are journaled (absolute unless the current dir was unknown).
     pub journal_dir: PathBuf,
+    /// The group that shares the journal among several users (`journal-group`): the journal
+    /// directory is made setgid and group-writable, and what runlog creates in it is
+    /// group-readable and writable. `None`: the journal is private to its user.
+    pub journal_group: Option<String>,
     /// Ok runs kept per job (default 10). While shipping is on (`redis` is set, or a shipper
     /// created `<journal>/shipper/`), older runs not shipped yet are kept too, until shipped.
     pub max_logs: usize,
@@ -629,6 +633,7 @@ struct RawRunlog {
     max_logs: Option<usize>,
     max_failed_logs: Option<usize>,
     journal_dir: Option<PathBuf>,
+    journal_group: Option<String>,
     fsync: Option<String>,
     level: Option<String>,
     filters: Option<String>,
@@ -641,6 +646,7 @@ struct RawRunlog {
 #[derive(Default)]
 struct Layer {
     journal_dir: Option<PathBuf>,
+    journal_group: Option<String>,
     max_logs: Option<usize>,
     max_failed_logs: Option<usize>,
     fsync: Option<FsyncPolicy>,
@@ -687,6 +693,24 @@ fn resolve_path(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> 
 /// Check `env_logger`-style directives (the parser runs use); the error names the bad item.
 fn check_filters(s: &str) -> Result<(), String> {
     crate::filter::Directives::parse(s).map(|_| ())
+}
+
+/// A group name as `groupadd` accepts it; whether it exists is checked where the journal is
+/// opened.
+fn check_group(g: &str) -> Result<(), String> {
+    let ok = !g.is_empty()
+        && g.len() <= 256
+        && !g.starts_with('-')
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "expected the name of a group (letters, digits, `_`, `-`, `.`), e.g. \"runlog\""
+                .to_owned(),
+        )
+    }
 }
 
 fn check_segment_size(n: u64) -> Result<(), String> {
@@ -820,6 +844,7 @@ impl Layer {
         }
         Ok(Layer {
             journal_dir,
+            journal_group: None,
             max_logs: code.max_logs,
             max_failed_logs: code.max_failed_logs,
             fsync: code.fsync,
@@ -861,8 +886,12 @@ impl Layer {
         if let Some(n) = raw.segment_size {
             check_segment_size(n).map_err(|r| bad("segment-size", n.to_string(), r))?;
         }
+        if let Some(g) = &raw.journal_group {
+            check_group(g).map_err(|r| bad("journal-group", format!("{g:?}"), r))?;
+        }
         Ok(Layer {
             journal_dir,
+            journal_group: raw.journal_group,
             max_logs: raw.max_logs,
             max_failed_logs: raw.max_failed_logs,
             fsync,
@@ -902,8 +931,10 @@ impl Layer {
             s.parse::<FsyncPolicy>()
                 .map_err(|_| format!("expected {FSYNC_FORMS}"))
         };
+        let group = |s: &str| check_group(s).map(|()| s.to_owned());
         Ok(Layer {
             journal_dir,
+            journal_group: env_value(env, "RUNLOG_JOURNAL_GROUP", group)?,
             max_logs: env_value(env, "RUNLOG_MAX_LOGS", count)?,
             max_failed_logs: env_value(env, "RUNLOG_MAX_FAILED_LOGS", count)?,
             fsync: env_value(env, "RUNLOG_FSYNC", fsync)?,
@@ -917,6 +948,7 @@ impl Layer {
     fn over(self, below: Layer) -> Layer {
         Layer {
             journal_dir: self.journal_dir.or(below.journal_dir),
+            journal_group: self.journal_group.or(below.journal_group),
             max_logs: self.max_logs.or(below.max_logs),
             max_failed_logs: self.max_failed_logs.or(below.max_failed_logs),
             fsync: self.fsync.or(below.fsync),
@@ -1726,6 +1758,7 @@ fn resolve(
     let max_logs = l.max_logs.unwrap_or(DEFAULT_MAX_LOGS);
     Ok(Config {
         journal_dir: l.journal_dir.unwrap_or_else(|| default_journal_dir(env)),
+        journal_group: l.journal_group,
         max_logs,
         max_failed_logs: l.max_failed_logs.unwrap_or(max_logs),
         fsync: l.fsync.unwrap_or_default(),
@@ -1897,6 +1930,7 @@ mod tests {
             c,
             Config {
                 journal_dir: w.path("home/.local/state/runlog"),
+                journal_group: None,
                 max_logs: 10,
                 max_failed_logs: 10,
                 fsync: FsyncPolicy::Commit,

@@ -32,6 +32,7 @@ const RUNLOG_KEYS: &[(&str, Kind)] = &[
     ("max-logs", Kind::Int),
     ("max-failed-logs", Kind::Int),
     ("journal-dir", Kind::Str),
+    ("journal-group", Kind::Str),
     ("fsync", Kind::Str),
     ("level", Kind::Str),
     ("filters", Kind::Str),
