@@ -534,6 +534,18 @@ fn jobs_of_three_users_share_a_group_journal_one_shipper_ships_them_and_an_outsi
         )
     };
 
+    // The shipper may start first: what it creates must not lock the jobs out.
+    let ship = || {
+        output(
+            as_user(&service, &shipper_bin())
+                .arg("--config")
+                .arg(&conf)
+                .arg("--once"),
+        )
+    };
+    let o = ship();
+    assert_eq!(o.code, 0, "{o:?}");
+
     // Each person runs a job of their own and one job all three share (one job directory,
     // made by the first, written by the others).
     for p in &people {
@@ -579,12 +591,7 @@ fn jobs_of_three_users_share_a_group_journal_one_shipper_ships_them_and_an_outsi
     }
 
     // One shipper, the service user, ships every user's runs.
-    let o = output(
-        as_user(&service, &shipper_bin())
-            .arg("--config")
-            .arg(&conf)
-            .arg("--once"),
-    );
+    let o = ship();
     assert_eq!(o.code, 0, "{o:?}");
     let from_redis = |args: &[&str]| {
         let o = output(

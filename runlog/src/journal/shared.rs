@@ -180,11 +180,20 @@ pub fn explain_denied(journal: &Path, e: &io::Error) -> Option<String> {
         return None;
     }
     let group = group_name(m.gid()).unwrap_or_else(|| m.gid().to_string());
+    let dir = journal.display();
+    if in_group(m.gid()) {
+        return Some(format!(
+            "the journal {dir} is shared by group `{group}`, and {} is in it, but a directory \
+             or file in it is not group-writable (made before journal-group was set, or by \
+             hand): as its owner or root run `chmod -R g+rwX {dir} && find {dir} -type d -exec \
+             chmod g+s {{}} +`",
+            user()
+        ));
+    }
     Some(format!(
-        "the journal {} is shared by group `{group}` and {} is not in it: its members can read \
-         and write every run there, others nothing; ask an admin to add you \
+        "the journal {dir} is shared by group `{group}` and {} is not in it: its members can \
+         read and write every run there, others nothing; ask an admin to add you \
          (`usermod -aG {group} USER`, then log in again) or use another journal-dir",
-        journal.display(),
         user()
     ))
 }
