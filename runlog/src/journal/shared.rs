@@ -244,6 +244,34 @@ mod tests {
     }
 
     #[test]
+    fn prepare_creates_a_missing_journal_setgid_for_the_group_and_fixes_its_own() {
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let group = group_name(gid).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let j = t.path().join("a/journal");
+        prepare(&j, &group).unwrap();
+        let m = fs::metadata(&j).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.gid()), (SHARED_DIR_MODE, gid));
+        assert!(is_shared(&j));
+        // One of its own that is private is made shared.
+        let k = t.path().join("private");
+        fs::create_dir(&k).unwrap();
+        fs::set_permissions(&k, fs::Permissions::from_mode(0o700)).unwrap();
+        prepare(&k, &group).unwrap();
+        assert_eq!(fs::metadata(&k).unwrap().mode() & 0o7777, SHARED_DIR_MODE);
+        // And what the storage creates in it is the group's, whatever the umask.
+        super::super::storage::create_dir_private(&k.join("jobs/x")).unwrap();
+        assert_eq!(
+            fs::metadata(k.join("jobs/x")).unwrap().mode() & 0o7777,
+            SHARED_DIR_MODE
+        );
+        let f = k.join("jobs/x/f");
+        drop(super::super::storage::open(&f, super::super::storage::OpenMode::CreateNew).unwrap());
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, SHARED_FILE_MODE);
+    }
+
+    #[test]
     fn a_group_that_does_not_exist_is_an_error_saying_how_to_create_it() {
         let e = group_id("runlog-no-such-group-x").unwrap_err();
         assert!(e.to_string().contains("groupadd"), "{e}");
