@@ -42,8 +42,9 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "runlog", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
-    /// Read this config file instead of searching `$RUNLOG_CONFIG`, `./.runlog.toml`,
-    /// `$XDG_CONFIG_HOME/runlog/config.toml` and `/etc/runlog/config.toml`.
+    /// Read this config file (TOML; INI if it ends in `.conf` or `.ini`) instead of searching
+    /// `$RUNLOG_CONFIG`, `./.runlog.toml`, `./.runlog.conf`,
+    /// `$XDG_CONFIG_HOME/runlog/config.toml`, `~/.runlog.conf` and `/etc/runlog/config.toml`.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 

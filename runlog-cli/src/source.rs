@@ -92,6 +92,22 @@ pub(crate) fn read_error(e: ReadError) -> Error {
         ReadError::NoSuchJob { .. } | ReadError::NoSuchRun { .. } => {
             Error::not_found(e.to_string())
         }
+        ReadError::Io { path, source } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            // A journal shared by a group: say which and how to join it.
+            let why = path
+                .ancestors()
+                .find_map(|d| runlog::journal::shared::explain_denied(d, &source));
+            match why {
+                Some(why) => Error::failed(format!(
+                    "cannot read the journal: {}: {source}: {why}",
+                    path.display()
+                )),
+                None => Error::failed(format!(
+                    "cannot read the journal: {}: {source}",
+                    path.display()
+                )),
+            }
+        }
         e => Error::failed(format!("cannot read the journal: {e}")),
     }
 }

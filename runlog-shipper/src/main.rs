@@ -22,7 +22,8 @@ use runlog_shipper::wake::{Backoff, Wake, Watcher};
 #[derive(Debug, Parser)]
 #[command(name = "runlog-shipper", version, about)]
 struct Args {
-    /// Config file (default: $RUNLOG_CONFIG, ./.runlog.toml, ~/.config/runlog/config.toml,
+    /// Config file, TOML (INI if it ends in .conf or .ini) (default: $RUNLOG_CONFIG,
+    /// ./.runlog.toml, ./.runlog.conf, ~/.config/runlog/config.toml, ~/.runlog.conf,
     /// /etc/runlog/config.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,

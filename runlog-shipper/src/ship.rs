@@ -122,7 +122,11 @@ impl Journal {
     pub fn open(config: &Config) -> Result<Journal, String> {
         let dir = config.journal_dir.clone();
         let sdir = dir.join(SHIPPER_DIR);
-        fs::create_dir_all(dir.join(JOBS_DIR)).map_err(|e| {
+        if let Some(group) = &config.journal_group {
+            runlog::journal::shared::prepare(&dir, group).map_err(|e| e.to_string())?;
+        }
+        // Through the storage seam: `jobs/` is private, or the group's in a shared journal.
+        storage::create_dir_private(&dir.join(JOBS_DIR)).map_err(|e| {
             format!(
                 "journal dir {} cannot be created: {e}; create it or set [runlog] journal-dir",
                 dir.display()

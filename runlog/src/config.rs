@@ -14,6 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use log::LevelFilter;
+
+mod ini;
 use serde::Deserialize;
 
 const DEFAULT_MAX_LOGS: usize = 10;
@@ -32,6 +34,8 @@ const MAX_REDIS_PREFIX: usize = 256;
 /// Longest timeout or interval accepted for the Redis and shipper durations.
 const MAX_SHIPPER_DURATION: Duration = Duration::from_secs(24 * 3600);
 const LOCAL_CONFIG: &str = ".runlog.toml";
+/// The original Python runlog's config file, INI, in the current dir and in `$HOME`.
+const SEED_CONFIG: &str = ".runlog.conf";
 
 const FSYNC_FORMS: &str =
     "`never`, `commit`, `always` or an interval like `250ms`, `1s`, `2m` (units ns, us, ms, s, m, h)";
@@ -389,8 +393,9 @@ pub struct JobConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ConfigSource {
     /// The first file that exists of `$RUNLOG_CONFIG` (which must exist when set),
-    /// `./.runlog.toml`, `$XDG_CONFIG_HOME/runlog/config.toml` (default `~/.config`) and
-    /// `/etc/runlog/config.toml`.
+    /// `./.runlog.toml`, `./.runlog.conf`, `$XDG_CONFIG_HOME/runlog/config.toml` (default
+    /// `~/.config`), `~/.runlog.conf` and `/etc/runlog/config.toml`. A file whose name ends in
+    /// `.conf` or `.ini` is read as INI (the original Python runlog's `.runlog.conf`).
     #[default]
     Search,
     /// Exactly this file (a `--config` option); it must exist. Relative to the current dir.
@@ -425,6 +430,10 @@ pub struct ConfigOverrides {
 pub struct Config {
     /// Where runs are journaled (absolute unless the current dir was unknown).
     pub journal_dir: PathBuf,
+    /// The group that shares the journal among several users (`journal-group`): the journal
+    /// directory is made setgid and group-writable, and what runlog creates in it is
+    /// group-readable and writable. `None`: the journal is private to its user.
+    pub journal_group: Option<String>,
     /// Ok runs kept per job (default 10). While shipping is on (`redis` is set, or a shipper
     /// created `<journal>/shipper/`), older runs not shipped yet are kept too, until shipped.
     pub max_logs: usize,
@@ -624,6 +633,7 @@ struct RawRunlog {
     max_logs: Option<usize>,
     max_failed_logs: Option<usize>,
     journal_dir: Option<PathBuf>,
+    journal_group: Option<String>,
     fsync: Option<String>,
     level: Option<String>,
     filters: Option<String>,
@@ -636,6 +646,7 @@ struct RawRunlog {
 #[derive(Default)]
 struct Layer {
     journal_dir: Option<PathBuf>,
+    journal_group: Option<String>,
     max_logs: Option<usize>,
     max_failed_logs: Option<usize>,
     fsync: Option<FsyncPolicy>,
@@ -682,6 +693,24 @@ fn resolve_path(p: &Path, base: &Path, env: Env<'_>) -> Result<PathBuf, String> 
 /// Check `env_logger`-style directives (the parser runs use); the error names the bad item.
 fn check_filters(s: &str) -> Result<(), String> {
     crate::filter::Directives::parse(s).map(|_| ())
+}
+
+/// A group name as `groupadd` accepts it; whether it exists is checked where the journal is
+/// opened.
+fn check_group(g: &str) -> Result<(), String> {
+    let ok = !g.is_empty()
+        && g.len() <= 256
+        && !g.starts_with('-')
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "expected the name of a group (letters, digits, `_`, `-`, `.`), e.g. \"runlog\""
+                .to_owned(),
+        )
+    }
 }
 
 fn check_segment_size(n: u64) -> Result<(), String> {
@@ -815,6 +844,7 @@ impl Layer {
         }
         Ok(Layer {
             journal_dir,
+            journal_group: None,
             max_logs: code.max_logs,
             max_failed_logs: code.max_failed_logs,
             fsync: code.fsync,
@@ -856,8 +886,12 @@ impl Layer {
         if let Some(n) = raw.segment_size {
             check_segment_size(n).map_err(|r| bad("segment-size", n.to_string(), r))?;
         }
+        if let Some(g) = &raw.journal_group {
+            check_group(g).map_err(|r| bad("journal-group", format!("{g:?}"), r))?;
+        }
         Ok(Layer {
             journal_dir,
+            journal_group: raw.journal_group,
             max_logs: raw.max_logs,
             max_failed_logs: raw.max_failed_logs,
             fsync,
@@ -897,8 +931,10 @@ impl Layer {
             s.parse::<FsyncPolicy>()
                 .map_err(|_| format!("expected {FSYNC_FORMS}"))
         };
+        let group = |s: &str| check_group(s).map(|()| s.to_owned());
         Ok(Layer {
             journal_dir,
+            journal_group: env_value(env, "RUNLOG_JOURNAL_GROUP", group)?,
             max_logs: env_value(env, "RUNLOG_MAX_LOGS", count)?,
             max_failed_logs: env_value(env, "RUNLOG_MAX_FAILED_LOGS", count)?,
             fsync: env_value(env, "RUNLOG_FSYNC", fsync)?,
@@ -912,6 +948,7 @@ impl Layer {
     fn over(self, below: Layer) -> Layer {
         Layer {
             journal_dir: self.journal_dir.or(below.journal_dir),
+            journal_group: self.journal_group.or(below.journal_group),
             max_logs: self.max_logs.or(below.max_logs),
             max_failed_logs: self.max_failed_logs.or(below.max_failed_logs),
             fsync: self.fsync.or(below.fsync),
@@ -1581,8 +1618,12 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// Parse a config file's text; `path` is only used in messages.
+/// Parse a config file's text, as INI when its name ends in `.conf` or `.ini`, else as TOML;
+/// `path` is only used in messages.
 fn parse_file(text: &str, path: &Path) -> Result<RawFile, ConfigError> {
+    if ini::is_ini(path) {
+        return ini::parse(text, path);
+    }
     toml::from_str::<RawFile>(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: describe_toml_error(&e, text),
@@ -1630,11 +1671,14 @@ fn find_file(
             if let Some(p) = var(env, "RUNLOG_CONFIG") {
                 return named(cwd.join(p), "$RUNLOG_CONFIG");
             }
+            let home = abs_dir(env, "HOME");
             let config_home = abs_dir(env, "XDG_CONFIG_HOME")
-                .or_else(|| abs_dir(env, "HOME").map(|h| h.join(".config")));
+                .or_else(|| home.as_ref().map(|h| h.join(".config")));
             let candidates = [
                 Some(cwd.join(LOCAL_CONFIG)),
+                Some(cwd.join(SEED_CONFIG)),
                 config_home.map(|d| d.join("runlog").join("config.toml")),
+                home.map(|h| h.join(SEED_CONFIG)),
                 Some(system.to_owned()),
             ];
             for c in candidates.into_iter().flatten() {
@@ -1714,6 +1758,7 @@ fn resolve(
     let max_logs = l.max_logs.unwrap_or(DEFAULT_MAX_LOGS);
     Ok(Config {
         journal_dir: l.journal_dir.unwrap_or_else(|| default_journal_dir(env)),
+        journal_group: l.journal_group,
         max_logs,
         max_failed_logs: l.max_failed_logs.unwrap_or(max_logs),
         fsync: l.fsync.unwrap_or_default(),
@@ -1885,6 +1930,7 @@ mod tests {
             c,
             Config {
                 journal_dir: w.path("home/.local/state/runlog"),
+                journal_group: None,
                 max_logs: 10,
                 max_failed_logs: 10,
                 fsync: FsyncPolicy::Commit,

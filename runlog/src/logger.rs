@@ -359,13 +359,23 @@ impl RunLogger {
             segment_size: cfg.segment_size as usize,
             fsync: cfg.fsync,
         };
-        let writer = match RunWriter::create(&dir, &begin, opts) {
+        let shared = match &cfg.journal_group {
+            Some(group) => crate::journal::shared::prepare(&cfg.journal_dir, group),
+            None => Ok(()),
+        };
+        let created = shared.map_err(|e| e.to_string()).and_then(|()| {
+            RunWriter::create(&dir, &begin, opts).map_err(|e| {
+                crate::journal::shared::explain_denied(&cfg.journal_dir, &e)
+                    .unwrap_or_else(|| e.to_string())
+            })
+        });
+        let writer = match created {
             Ok(w) => Some(w),
-            Err(e) => {
+            Err(why) => {
                 run::say(format_args!(
-                    "runlog: job {job:?} run {id}: cannot write the journal in {}: {e}; records \
-                     of this run are dropped and counted (check free space and permissions of \
-                     that directory, or set journal-dir / RUNLOG_JOURNAL_DIR)",
+                    "runlog: job {job:?} run {id}: cannot write the journal in {}: {why}; \
+                     records of this run are dropped and counted (check free space and \
+                     permissions of that directory, or set journal-dir / RUNLOG_JOURNAL_DIR)",
                     cfg.journal_dir.display()
                 ));
                 None

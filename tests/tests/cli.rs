@@ -1674,4 +1674,153 @@ fn on_a_host_without_a_tz_database_the_bundled_one_gives_local_time() {
     );
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
     assert_eq!(starts(&out.stdout), ["2026-11-28T07:10:55-05:00"]);
+
+/// A user of the original Python runlog keeps its INI `.runlog.conf`; runlog read no such file
+/// and kept 10 runs per job whatever it said.
+mod seed_conf {
+    use super::*;
+
+    /// A working dir and a home of their own, and a journal set by `RUNLOG_JOURNAL_DIR` (which
+    /// picks no file).
+    struct Seed {
+        home: TempDir,
+        cwd: TempDir,
+        journal: TempDir,
+    }
+
+    impl Seed {
+        fn new() -> Seed {
+            Seed {
+                home: tempfile::tempdir().unwrap(),
+                cwd: tempfile::tempdir().unwrap(),
+                journal: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn runlog(&self, args: &[&str]) -> Out {
+            output(
+                cmd()
+                    .current_dir(self.cwd.path())
+                    .env("HOME", self.home.path())
+                    .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+                    .env("RUNLOG_JOURNAL_DIR", self.journal.path())
+                    .args(args),
+            )
+        }
+
+        /// `runlog exec JOB -- true` `n` times, then the number of runs of JOB kept.
+        fn runs_kept_after(&self, job: &str, n: usize) -> usize {
+            for _ in 0..n {
+                let o = self.runlog(&["exec", job, "--", "true"]);
+                assert_eq!(o.code, 0, "{o:?}");
+                pause();
+            }
+            let o = self.runlog(&["--source", "local", "--json", "list-runs", job]);
+            assert_eq!(o.code, 0, "{o:?}");
+            o.stdout.lines().count()
+        }
+    }
+
+    #[test]
+    fn a_runlog_conf_in_the_working_dir_sets_max_logs_as_the_original_wrote_it() {
+        let s = Seed::new();
+        // As the original's own .runlog.conf had it: `_`, `:` and a comment.
+        fs::write(
+            s.cwd.path().join(".runlog.conf"),
+            "; kept from the Python days\n[runlog]\nmax_logs: 4\n",
+        )
+        .unwrap();
+        assert_eq!(s.runs_kept_after("seed", 6), 4);
+        // As the original's README wrote it: `-` and `=`, keys in any case.
+        fs::write(
+            s.cwd.path().join(".runlog.conf"),
+            "[runlog]\n# README form\nMax-Logs = 2\n",
+        )
+        .unwrap();
+        assert_eq!(s.runs_kept_after("readme", 3), 2);
+    }
+
+    #[test]
+    fn the_home_runlog_conf_comes_after_the_xdg_config_and_one_file_wins() {
+        let s = Seed::new();
+        fs::write(
+            s.home.path().join(".runlog.conf"),
+            "[runlog]\nmax-logs: 2\n",
+        )
+        .unwrap();
+        assert_eq!(s.runs_kept_after("home", 3), 2);
+        // $XDG_CONFIG_HOME/runlog/config.toml comes first, and nothing is merged from
+        // ~/.runlog.conf: its max-logs is not used.
+        let xdg = s.home.path().join("config/runlog");
+        fs::create_dir_all(&xdg).unwrap();
+        fs::write(xdg.join("config.toml"), "[runlog]\nlevel = \"info\"\n").unwrap();
+        assert_eq!(s.runs_kept_after("xdg", 11), 10);
+        // ./.runlog.conf comes before the XDG file; ./.runlog.toml before it.
+        fs::write(
+            s.cwd.path().join(".runlog.conf"),
+            "[runlog]\nmax_logs = 3\n",
+        )
+        .unwrap();
+        assert_eq!(s.runs_kept_after("cwd-conf", 4), 3);
+        fs::write(
+            s.cwd.path().join(".runlog.toml"),
+            "[runlog]\nmax-logs = 1\n",
+        )
+        .unwrap();
+        assert_eq!(s.runs_kept_after("cwd-toml", 2), 1);
+    }
+
+    #[test]
+    fn config_names_an_ini_file_and_its_unknown_keys_are_errors_naming_them() {
+        let s = Seed::new();
+        let conf = s.home.path().join("seed.conf");
+        fs::write(&conf, "[runlog]\nmax_logs: 1\n").unwrap();
+        let conf_arg = conf.to_str().unwrap();
+        for _ in 0..2 {
+            let o = s.runlog(&["--config", conf_arg, "exec", "named", "--", "true"]);
+            assert_eq!(o.code, 0, "{o:?}");
+            pause();
+        }
+        let o = s.runlog(&["--config", conf_arg, "--json", "list-runs", "named"]);
+        assert_eq!((o.code, o.stdout.lines().count()), (0, 1), "{o:?}");
+
+        // redis-py took socket_timeout; runlog does not: say so, never ignore it.
+        fs::write(
+            &conf,
+            "[runlog-redis]\nhost: 127.0.0.1\nsocket_timeout: 5\n",
+        )
+        .unwrap();
+        let o = s.runlog(&["--config", conf_arg, "list-jobs"]);
+        assert_eq!(o.code, 2, "{o:?}");
+        for want in [
+            conf_arg,
+            "[runlog-redis]",
+            "`socket_timeout`",
+            "`host`",
+            "`ssl`",
+        ] {
+            assert!(o.stderr.contains(want), "{want:?} in {:?}", o.stderr);
+        }
+        // A job run under it still runs (runlog never stops a job) and says why it is not
+        // recorded.
+        let o = s.runlog(&["--config", conf_arg, "exec", "named", "--", "true"]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            o.stderr.contains("socket_timeout") && o.stderr.contains("without recording"),
+            "{o:?}"
+        );
+
+        // An unknown section likewise, found by the search in the working dir.
+        fs::write(
+            s.cwd.path().join(".runlog.conf"),
+            "[runlog-reddis]\nport = 1\n",
+        )
+        .unwrap();
+        let o = s.runlog(&["list-jobs"]);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(
+            o.stderr.contains(".runlog.conf") && o.stderr.contains("[runlog-reddis]"),
+            "{o:?}"
+        );
+    }
 }

@@ -1561,3 +1561,60 @@ fn a_record_that_does_not_decode_is_a_problem_of_its_run_not_a_lost_chunk() {
         "{runs:?}"
     );
 }
+
+/// A seed user's `.runlog.conf` named Redis with redis-py's keys (host, port, db, password);
+/// runlog ignored the file, so jobs, shipper and CLI all missed that Redis.
+#[test]
+fn a_seed_runlog_conf_names_a_password_protected_redis_by_host_port_db_and_password() {
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path().join("cwd");
+    let journal = root.path().join("journal");
+    fs::create_dir_all(&cwd).unwrap();
+    // `%` was written `%%` for the original's SafeConfigParser; `;` and `#` inside a value are
+    // not comments there.
+    let password = "s3cr%t;#1";
+    let redis = RedisServer::start();
+    let mut conn = redis.conn();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query::<()>(&mut conn)
+        .unwrap();
+    fs::write(
+        cwd.join(".runlog.conf"),
+        format!(
+            "[runlog]\nmax_logs: 5\njournal_dir: {}\n\n[runlog-redis]\nhost: 127.0.0.1\n\
+             port: {}\ndb: 3\npassword: s3cr%%t;#1\n",
+            journal.display(),
+            redis.port()
+        ),
+    )
+    .unwrap();
+    let in_cwd = |mut c: Command| {
+        c.current_dir(&cwd)
+            .env("HOME", root.path())
+            .env("XDG_CONFIG_HOME", root.path().join("config"));
+        c
+    };
+    let o = output(in_cwd(cmd()).args(["exec", "seed-job", "--", "echo", "from the seed"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    let mut ship = in_cwd(Command::new(runlog_e2e::shipper::shipper_bin()));
+    runlog_e2e::shipper::clean_env(&mut ship);
+    let st = ship.arg("--once").stdin(Stdio::null()).output().unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let o = output(in_cwd(cmd()).args(["--source", "redis", "logs", "seed-job", "last"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("from the seed"), "{o:?}");
+    // In database 3, as `db: 3` said.
+    let dbsize = |conn: &mut redis::Connection, db: u32| -> u64 {
+        redis::cmd("SELECT").arg(db).query::<()>(conn).unwrap();
+        redis::cmd("DBSIZE").query(conn).unwrap()
+    };
+    assert!(dbsize(&mut conn, 3) > 0);
+    assert_eq!(dbsize(&mut conn, 0), 0);
+}

@@ -398,3 +398,272 @@ fn a_journal_directory_reached_through_a_link_is_read_as_usual() {
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(o.stdout.lines().count(), 2, "a header and the run: {o:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A host where jobs run as several users
+// ---------------------------------------------------------------------------------------------
+
+/// Users and a group made for one test with `useradd`/`groupadd`, removed when dropped.
+struct HostUsers {
+    group: String,
+    users: Vec<String>,
+}
+
+impl HostUsers {
+    fn new(group: &str) -> HostUsers {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "this test makes users and a group (useradd, groupadd) and runs jobs as them with \
+             setpriv: run it as root (CI does)"
+        );
+        // A group left by a killed earlier run of this test.
+        let _ = Command::new("groupdel").arg(group).output();
+        run_ok(Command::new("groupadd").arg(group));
+        HostUsers {
+            group: group.to_owned(),
+            users: Vec::new(),
+        }
+    }
+
+    /// A user with no home and no login; in the shared group if `member`.
+    fn add(&mut self, name: &str, member: bool) -> String {
+        let _ = Command::new("userdel").arg(name).output();
+        let mut c = Command::new("useradd");
+        c.args([
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+        ]);
+        if member {
+            c.args(["--groups", &self.group]);
+        }
+        run_ok(c.arg(name));
+        self.users.push(name.to_owned());
+        name.to_owned()
+    }
+}
+
+impl Drop for HostUsers {
+    fn drop(&mut self) {
+        for u in &self.users {
+            let _ = Command::new("userdel").arg(u).output();
+        }
+        let _ = Command::new("groupdel").arg(&self.group).output();
+    }
+}
+
+fn run_ok(c: &mut Command) {
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("{c:?}: {e} (install passwd / util-linux)"));
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `program ARGS` as `user`, with the user's groups, umask 077 (the strictest a job may have),
+/// and no `RUNLOG_*` variable.
+fn as_user(user: &str, program: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+        .arg(program)
+        .stdin(Stdio::null());
+    clean_env(&mut c);
+    c.env_remove("NO_COLOR");
+    // SAFETY: umask is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Jobs run as several people and service users write one journal shared by a group, and
+/// one shipper, a member running as its own service user, ships them all. Before, the
+/// journal was 0700/0600 per user: the second user's job could not write the first one's
+/// job directory and the shipper could not read what they wrote.
+#[test]
+fn jobs_of_three_users_share_a_group_journal_one_shipper_ships_them_and_an_outsider_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let tag = format!("rl{}", std::process::id() % 100_000);
+    let mut host = HostUsers::new(&format!("{tag}grp"));
+    let group = host.group.clone();
+    let people: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| host.add(&format!("{tag}{s}"), true))
+        .collect();
+    let service = host.add(&format!("{tag}ship"), true);
+    let outsider = host.add(&format!("{tag}out"), false);
+
+    let redis = RedisServer::start();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let journal = root.path().join("journal");
+    // What the README tells the admin to do.
+    run_ok(
+        Command::new("install")
+            .args(["-d", "-m", "2770", "-o", &service, "-g", &group])
+            .arg(&journal),
+    );
+    let conf = root.path().join("runlog.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[runlog]\njournal-dir = {}\njournal-group = {}\n\n[runlog-redis]\nurl = {}\n",
+            toml_str(&journal.to_string_lossy()),
+            toml_str(&group),
+            toml_str(&redis.url())
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let runlog_bin = runlog_e2e::cli::runlog_bin();
+    let runlog_as = |user: &str, args: &[&str]| -> Out {
+        output(
+            as_user(user, &runlog_bin)
+                .arg("--config")
+                .arg(&conf)
+                .args(args),
+        )
+    };
+
+    // The shipper may start first: what it creates must not lock the jobs out.
+    let ship = || {
+        output(
+            as_user(&service, &shipper_bin())
+                .arg("--config")
+                .arg(&conf)
+                .arg("--once"),
+        )
+    };
+    let o = ship();
+    assert_eq!(o.code, 0, "{o:?}");
+
+    // Each person runs a job of their own and one job all three share (one job directory,
+    // made by the first, written by the others).
+    for p in &people {
+        for job in [format!("job-{p}"), "shared-job".to_owned()] {
+            let o = runlog_as(p, &["exec", &job, "--", "echo", &format!("hello from {p}")]);
+            assert_eq!((o.code, o.stderr.as_str()), (0, ""), "{p} {job}: {o:?}");
+        }
+    }
+    // Members read each other's runs.
+    let o = runlog_as(
+        &people[1],
+        &[
+            "--source",
+            "local",
+            "logs",
+            &format!("job-{}", people[0]),
+            "last",
+        ],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout.contains(&format!("hello from {}", people[0])),
+        "{o:?}"
+    );
+
+    // Everything in the journal belongs to the group, directories setgid and group-writable,
+    // files group-readable and -writable, whatever the jobs' umask 077.
+    let gid = std::fs::metadata(&journal).unwrap().gid();
+    let mut all = Vec::new();
+    modes(&journal, &mut all);
+    for (path, is_dir, mode) in &all {
+        if path.starts_with(journal.join("shipper")) {
+            continue;
+        }
+        let want = if *is_dir { 0o2770 } else { 0o660 };
+        assert_eq!(*mode, want, "{} is {mode:o}", path.display());
+        assert_eq!(
+            std::fs::metadata(path).unwrap().gid(),
+            gid,
+            "{}",
+            path.display()
+        );
+    }
+
+    // One shipper, the service user, ships every user's runs.
+    let o = ship();
+    assert_eq!(o.code, 0, "{o:?}");
+    let from_redis = |args: &[&str]| {
+        let o = output(
+            runlog_cmd()
+                .arg("--config")
+                .arg(&conf)
+                .args(["--source", "redis"])
+                .args(args),
+        );
+        assert_eq!(o.code, 0, "{o:?}");
+        o.stdout
+    };
+    let shared = from_redis(&["--json", "list-runs", "shared-job"]);
+    assert_eq!(shared.lines().count(), 3, "{shared}");
+    for p in &people {
+        let text = from_redis(&["logs", &format!("job-{p}"), "last"]);
+        assert!(text.contains(&format!("hello from {p}")), "{text}");
+    }
+    // The shipper recorded what it shipped where the jobs' retention reads it.
+    let shipped: Vec<_> = all_files(&journal)
+        .into_iter()
+        .filter(|p| p.ends_with(".shipped"))
+        .collect();
+    assert!(shipped.len() >= 4, "{shipped:?}");
+    for p in &shipped {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().mode() & 0o777,
+            0o660,
+            "{}",
+            p.display()
+        );
+    }
+
+    // A user outside the group: the command still runs (runlog never stops a job), its run is
+    // refused with the reason and the fix; and it can read nothing.
+    let o = runlog_as(&outsider, &["exec", "sneaky", "--", "echo", "outside"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "outside\n");
+    assert!(
+        o.stderr.contains(&format!("shared by group `{group}`"))
+            && o.stderr.contains(&format!("usermod -aG {group}"))
+            && o.stderr.contains(&journal.display().to_string()),
+        "{o:?}"
+    );
+    assert!(!journal.join("sneaky").exists());
+    let o = runlog_as(&outsider, &["--source", "local", "list-jobs"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains("job-"), "{o:?}");
+    assert!(
+        o.stderr.contains(&journal.display().to_string()) && o.stderr.contains("group"),
+        "{o:?}"
+    );
+    let o = runlog_as(
+        &outsider,
+        &["--source", "local", "logs", "shared-job", "last"],
+    );
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains("hello"), "{o:?}");
+    let seg = all_files(&journal)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let o = output(as_user(&outsider, Path::new("/bin/cat")).arg(&seg));
+    assert_ne!(o.code, 0, "an outsider read {}: {o:?}", seg.display());
+}
+
+/// Every file (not directory) under `dir`.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    modes(dir, &mut all);
+    all.into_iter()
+        .filter(|(_, is_dir, _)| !is_dir)
+        .map(|(p, _, _)| p)
+        .collect()
+}

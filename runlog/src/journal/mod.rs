@@ -8,6 +8,7 @@ pub mod layout;
 pub mod payload;
 pub mod reader;
 pub mod retention;
+pub mod shared;
 pub mod shipped;
 mod sigbus;
 pub mod storage;

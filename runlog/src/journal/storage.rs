@@ -13,7 +13,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::fd::AsRawFd as _;
-use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -30,9 +30,9 @@ pub enum OpenMode {
     Read,
     /// Read and write; the file must exist.
     Write,
-    /// Read and write a new file (mode `0600`); it must not exist.
+    /// Read and write a new file (mode `0600`, `0660` in a shared journal); it must not exist.
     CreateNew,
-    /// Write a file (mode `0600` if created), created or truncated.
+    /// Write a file (mode `0600` if created, `0660` in a shared journal), created or truncated.
     CreateTruncate,
 }
 
@@ -55,7 +55,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Remove a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
-    /// Create a directory and its parents, mode `0700`.
+    /// Create a directory and its parents, mode `0700`; in a shared journal (a parent that is
+    /// setgid and group-writable, see [`super::shared`]) mode `02770`.
     fn create_dir_private(&self, path: &Path) -> io::Result<()>;
     /// Make a directory's entries (files created, renamed or removed in it) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
@@ -225,7 +226,12 @@ impl Storage for RealFs {
         // never read or written through.
         o.custom_flags(libc::O_NOFOLLOW);
         match o.open(path) {
-            Ok(f) => Ok(Box::new(RealFile(f))),
+            Ok(f) => {
+                if matches!(mode, OpenMode::CreateNew | OpenMode::CreateTruncate) {
+                    share_if_shared(&f, path)?;
+                }
+                Ok(Box::new(RealFile(f)))
+            }
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(symlink_error()),
             Err(e) => Err(e),
         }
@@ -240,10 +246,22 @@ impl Storage for RealFs {
     }
 
     fn create_dir_private(&self, path: &Path) -> io::Result<()> {
+        let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(path)
+            .create(path)?;
+        // Outermost first, so that each sees whether its parent was just made shared. The
+        // umask may have cleared group bits of the mode asked for: set them explicitly.
+        for dir in missing.into_iter().rev() {
+            if dir.parent().is_some_and(super::shared::is_shared) {
+                fs::set_permissions(
+                    dir,
+                    fs::Permissions::from_mode(super::shared::SHARED_DIR_MODE),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
@@ -268,6 +286,22 @@ impl Storage for RealFs {
             modified: m.modified().ok(),
         })
     }
+}
+
+/// A file just created in a shared journal's directory gets the group's read and write
+/// permissions, whatever the umask left of them.
+fn share_if_shared(f: &File, path: &Path) -> io::Result<()> {
+    let shared = path.parent().is_some_and(|d| {
+        super::shared::is_shared(if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        })
+    });
+    if shared && f.metadata()?.permissions().mode() & 0o777 != super::shared::SHARED_FILE_MODE {
+        f.set_permissions(fs::Permissions::from_mode(super::shared::SHARED_FILE_MODE))?;
+    }
+    Ok(())
 }
 
 impl StorageFile for RealFile {
