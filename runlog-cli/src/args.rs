@@ -217,6 +217,11 @@ pub(crate) struct ListJobsArgs {
     /// Only the N most recently active jobs; 0 shows every job.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOB_LIMIT)]
     pub(crate) limit: usize,
+
+    /// Show job names whole on a terminal too (there, longer than 48 columns they are cut
+    /// with `…`). In a pipe they are always whole, with control characters escaped.
+    #[arg(long)]
+    pub(crate) wide: bool,
 }
 
 /// `runlog list-runs`.
@@ -246,6 +251,11 @@ pub(crate) struct ListRunsArgs {
     /// every run, as for `list-jobs`.
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<usize>,
+
+    /// Show hosts and labels whole on a terminal too (there, longer than 48 columns they are
+    /// cut with `…`). In a pipe they are always whole, with control characters escaped.
+    #[arg(long)]
+    pub(crate) wide: bool,
 }
 
 /// `runlog logs`.

@@ -75,6 +75,8 @@ pub(crate) struct Ctx {
     pub(crate) journal_dir: Option<PathBuf>,
     /// `--source`.
     pub(crate) source: SourceArg,
+    /// Stdout is a terminal: tables cap their job-text columns (unless `--wide`).
+    pub(crate) tty: bool,
 }
 
 /// Print a warning on stderr. Failing to write to stderr is not worth failing for.
@@ -92,12 +94,13 @@ fn no_color_env() -> bool {
 }
 
 /// Run the command; `Ok` carries the exit status (0 but for `exec`).
-fn run(args: Args, out: &mut Out) -> Result<u8, Error> {
+fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
     let ctx = Ctx {
         json: args.json,
         config: args.config,
         journal_dir: args.journal_dir,
         source: args.source,
+        tty,
     };
     match args.command {
         Command::ListJobs(a) => cmd::list_jobs::run(&ctx, out, &a),
@@ -124,7 +127,7 @@ fn main() -> ExitCode {
         },
     };
     let mut out = Out::new(style);
-    let result = run(args, &mut out);
+    let result = run(args, &mut out, tty);
     // What was printed so far reaches the pipe before any error message.
     let result = match (result, out.flush()) {
         (Ok(_), Err(e)) => Err(Error::Output(e)),

@@ -561,10 +561,12 @@ fn control_characters_reach_a_pipe_raw() {
         "{out:?}"
     );
     assert!(!out.contains("\\x1b"), "{out:?}");
+    // Tables escape job text in a pipe too, so that one row stays one line.
     let out = ok(d, &["list-runs", job]);
-    assert!(out.contains("note=\x1b]0;pwned\x07"), "{out:?}");
+    assert!(out.contains("note=\\x1b]0;pwned\\x07"), "{out:?}");
     let out = ok(d, &["list-jobs"]);
-    assert!(out.contains(job), "{out:?}");
+    assert!(out.contains("evil\\x1b[2Jjob"), "{out:?}");
+    assert!(!out.contains('\x1b'), "{out:?}");
     // --color=always colours even into a pipe; nothing else changes.
     let out = ok(d, &["logs", job, "last", "--color=always"]);
     assert!(out.contains(" \x1b[1;31mERROR\x1b[0m "), "{out:?}");
@@ -615,6 +617,84 @@ fn on_a_terminal_control_characters_are_escaped_and_levels_coloured_unless_no_co
     let o = on_a_terminal(d, &["list-jobs"], true);
     assert!(o.stdout.contains("evil\\x1b[2Jjob"), "{:?}", o.stdout);
     assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
+}
+
+/// The display width of a table row's first cell and the spaces after it: where the second
+/// column starts, in terminal columns (CJK characters take two).
+fn second_column_at(line: &str) -> usize {
+    let first = line.split("  ").next().unwrap();
+    let spaces = line[first.len()..].len() - line[first.len()..].trim_start().len();
+    let width: usize = first
+        .chars()
+        .map(|c| {
+            if ('\u{4e00}'..='\u{9fff}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum();
+    width + spaces
+}
+
+// A 10,000-character job name padded every row of `list-jobs` to 10,000 columns, a CJK name
+// misaligned the columns, and a name with a newline split its row in two in a pipe.
+#[test]
+fn long_wide_and_multi_line_names_keep_one_aligned_row_per_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rl = logger(d);
+    let long = "x".repeat(10_000);
+    for job in [long.as_str(), "数据备份任务", "new\nline", "short"] {
+        let run = rl.runlog(job).unwrap();
+        run.label("note", "two\nlines");
+        log::info!("hello");
+        pause();
+    }
+
+    // A pipe: every name whole, control characters escaped, one line per job.
+    let piped = ok(d, &["list-jobs"]);
+    let lines: Vec<&str> = piped.lines().collect();
+    assert_eq!(lines.len(), 5, "{piped:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("new\\nline  ")),
+        "{piped:?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{long}  "))));
+    let at: Vec<usize> = lines.iter().map(|l| second_column_at(l)).collect();
+    assert!(at.iter().all(|&a| a == 10_002), "{at:?}");
+    let runs = ok(d, &["list-runs", "new\nline"]);
+    assert_eq!(runs.lines().count(), 2, "{runs:?}");
+    assert!(runs.contains("note=two\\nlines"), "{runs:?}");
+
+    // A terminal: the long name cut to 48 columns with `…`, the columns aligned.
+    let t = on_a_terminal(d, &["list-jobs"], true);
+    assert_eq!(t.code, 0, "{t:?}");
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{:?}", t.stdout);
+    assert!(
+        lines.contains(&format!("{}…", "x".repeat(47)).as_str())
+            || lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{}…  ", "x".repeat(47)))),
+        "{:?}",
+        t.stdout
+    );
+    assert!(
+        lines.iter().all(|l| l.chars().count() < 120),
+        "{:?}",
+        t.stdout
+    );
+    let at: Vec<usize> = lines.iter().map(|l| second_column_at(l)).collect();
+    assert!(at.iter().all(|&a| a == 50), "{at:?}\n{}", t.stdout);
+    assert!(t.stdout.contains("数据备份任务"), "{:?}", t.stdout);
+    assert!(t.stdout.contains("new\\nline"), "{:?}", t.stdout);
+
+    // --wide (or --json) shows the whole name on a terminal too.
+    let t = on_a_terminal(d, &["list-jobs", "--wide"], true);
+    assert!(t.stdout.contains(&long), "--wide cut the name");
+    let j = ok(d, &["list-jobs", "--json"]);
+    assert!(j.contains(&long));
 }
 
 #[test]

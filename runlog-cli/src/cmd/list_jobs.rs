@@ -1,7 +1,9 @@
 //! `runlog list-jobs`.
 
 use crate::args::ListJobsArgs;
-use crate::render::{format_start, format_table, status_color, Cell, JsonObject, Out};
+use crate::render::{
+    format_start, format_table, status_color, Cell, JsonObject, Out, MAX_CELL_WIDTH,
+};
 use crate::source::Store;
 use crate::{note, warn, Ctx, Error};
 
@@ -31,7 +33,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
             .iter()
             .map(|job| {
                 vec![
-                    Cell::job_text(style, &job.name),
+                    Cell::job_text(&job.name),
                     Cell::new(job.last_start_ns.map_or_else(|| "-".into(), format_start)),
                     match job.last_status {
                         Some(s) => Cell::colored(s.as_str(), status_color(s)),
@@ -45,6 +47,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
             &["JOB", "LAST START", "STATUS", "RUNS"],
             &rows,
             style,
+            (ctx.tty && !a.wide).then_some(MAX_CELL_WIDTH),
         ))?;
     }
     if more {

@@ -7,7 +7,7 @@ use crate::args::{LabelArg, ListRunsArgs, StatusArg};
 use crate::redis_store::Window;
 use crate::render::{
     format_duration, format_labels, format_start, format_table, json_array, status_color, Cell,
-    JsonObject, Out,
+    JsonObject, Out, MAX_CELL_WIDTH,
 };
 use crate::source::{Run, Store};
 use crate::when::Range;
@@ -178,8 +178,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
                     Cell::new(format_start(r.start_ns)),
                     Cell::new(format_duration(duration_ns(r, now))),
                     Cell::new(r.records.to_string()),
-                    Cell::job_text(style, if r.host.is_empty() { "-" } else { &r.host }),
-                    Cell::job_text(style, &format_labels(&r.labels)),
+                    Cell::job_text(if r.host.is_empty() { "-" } else { &r.host }),
+                    Cell::job_text(&format_labels(&r.labels)),
                 ]
             })
             .collect();
@@ -189,6 +189,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
             ],
             &rows,
             style,
+            (ctx.tty && !a.wide).then_some(MAX_CELL_WIDTH),
         ))?;
     }
     if runs

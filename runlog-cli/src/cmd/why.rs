@@ -6,7 +6,7 @@ use super::shell_quote;
 use crate::args::WhyArgs;
 use crate::cmd::list_runs::{duration_ns, job_runs, run_json, warn_problems};
 use crate::cmd::logs::Printer;
-use crate::render::{format_duration, format_labels, status_color, Out};
+use crate::render::{format_duration, format_labels, status_color, term_escape, Out};
 use crate::source::Store;
 use crate::when::Range;
 use crate::{Ctx, Error};
@@ -99,7 +99,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
         _ => "",
     };
     let now = runlog::time::now_ns();
-    out.line(&format!("job:      {}", style.text(&a.job)))?;
+    // Escaped in a pipe too: the header stays one line per field.
+    out.line(&format!("job:      {}", term_escape(&a.job)))?;
     out.line(&format!("run:      {}", info.id))?;
     out.line(&format!("status:   {status}{what}"))?;
     out.line(&format!(
