@@ -57,7 +57,8 @@ pub(crate) struct Args {
     )]
     pub(crate) source: SourceArg,
 
-    /// Print JSON lines (one object per job, run or record) instead of text.
+    /// Print JSON lines (one object per job, run or record) instead of text; every object
+    /// ends with its shape version, `"v":1` (spec/json.md).
     #[arg(long, global = true)]
     pub(crate) json: bool,
 

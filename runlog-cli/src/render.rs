@@ -437,6 +437,11 @@ pub(crate) fn json_string(s: &str) -> String {
     out
 }
 
+/// The version of the JSON output's shape (`spec/json.md`), the `v` field of every object:
+/// raised when a field is removed or renamed or changes its type or meaning, not when one is
+/// added.
+pub(crate) const JSON_VERSION: u64 = 1;
+
 /// Builds one JSON object, fields in insertion order.
 #[derive(Debug, Default)]
 pub(crate) struct JsonObject {
@@ -475,6 +480,19 @@ impl JsonObject {
         let v = v.into();
         let _ = write!(self.key(k), "{v}");
         self
+    }
+
+    /// A number field, `null` when absent.
+    pub(crate) fn opt_num(self, k: &str, v: Option<impl Into<i128>>) -> Self {
+        match v {
+            Some(v) => self.num(k, v),
+            None => self.raw(k, "null"),
+        }
+    }
+
+    /// The version field, `"v":`[`JSON_VERSION`]; the last field of every object printed.
+    pub(crate) fn version(self) -> Self {
+        self.num("v", JSON_VERSION)
     }
 
     /// A boolean field.

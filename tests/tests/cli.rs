@@ -370,6 +370,111 @@ fn json_prints_one_valid_object_per_job_run_and_record() {
     assert!(recs[3]["line"].is_u64() && recs[3]["file"].is_string());
 }
 
+/// The value of a JSON field as text shows it: strings bare, numbers in decimal, labels as
+/// `k=v,...`.
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", json_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        v => v.to_string(),
+    }
+}
+
+// `list-runs --json` and `why --json` carried no error text or exit status although text
+// `why` printed them.
+#[test]
+fn every_text_field_of_list_jobs_list_runs_and_why_is_in_their_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = runlog(
+        d,
+        &[
+            "exec",
+            JOB,
+            "--label",
+            "user=bar",
+            "--",
+            "sh",
+            "-c",
+            "echo working; exit 3",
+        ],
+    );
+    assert_eq!(o.code, 3, "{o:?}");
+
+    // list-jobs: JOB, LAST START, STATUS, RUNS (times are compared by their second).
+    let text = ok(d, &["list-jobs"]);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let j = &json_lines(&ok(d, &["list-jobs", "--json"]))[0];
+    assert_eq!(row[0], json_text(&j["job"]));
+    assert_eq!(row[2], json_text(&j["last_status"]));
+    assert_eq!(row[3], json_text(&j["runs"]));
+    assert_eq!(j["v"], 1);
+
+    // list-runs: RUN, STATUS, START, DURATION, RECORDS, HOST, LABELS.
+    let text = ok(d, &["list-runs", JOB]);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let r = &json_lines(&ok(d, &["list-runs", JOB, "--json"]))[0];
+    for (col, field) in [
+        (0, "id"),
+        (1, "status"),
+        (4, "records"),
+        (5, "host"),
+        (6, "labels"),
+    ] {
+        assert_eq!(row[col], json_text(&r[field]), "{field}: {text}");
+    }
+    assert!(r["duration_ms"].is_u64() && r["start"].is_string(), "{r}");
+    assert_eq!(r["v"], 1);
+
+    // why: every header line's value, the error text and the command's exit status.
+    let o = runlog(d, &["why", JOB]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let field = |name: &str| {
+        o.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name}: line in {}", o.stdout))
+            .trim()
+            .to_owned()
+    };
+    let lines = json_lines(&ok(d, &["why", JOB, "--json"]));
+    let w = &lines[0];
+    assert_eq!(field("job"), json_text(&w["job"]));
+    assert_eq!(field("run"), json_text(&w["id"]));
+    assert_eq!(field("status"), json_text(&w["status"]));
+    assert_eq!(field("labels"), json_text(&w["labels"]));
+    assert_eq!(field("error"), "command exited with status 3");
+    assert_eq!(field("error"), json_text(&w["error"]));
+    assert_eq!(w["exit_status"], 3, "{w}");
+    assert_eq!(w["signal"], serde_json::Value::Null, "{w}");
+    let started = field("started");
+    for f in ["records", "host", "pid"] {
+        assert!(
+            started.contains(&json_text(&w[f])),
+            "{f} of {w} not in {started:?}"
+        );
+    }
+    let before: usize = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("-- "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(w["records_before"], before, "{w}");
+    // Then the records shown: the ones before the failure and the failure.
+    assert_eq!(lines.len(), before + 2, "{lines:?}");
+    assert!(lines[1..]
+        .iter()
+        .all(|r| r["v"] == 1 && r["run"] == w["id"]));
+    assert!(o.stdout.contains("stdout: working"), "{}", o.stdout);
+    assert!(lines.iter().any(|r| r["message"] == "working"));
+}
+
 #[test]
 fn verify_of_a_healthy_journal_exits_0() {
     let f = fixture();

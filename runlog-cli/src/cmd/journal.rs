@@ -383,6 +383,7 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error>
                 .num("skipped_tmp", tmp as u64)
                 .num("strays", strays.len() as u64)
                 .bool("ok", corrupt_segments == 0)
+                .version()
                 .finish(),
         )?;
     } else {
@@ -442,6 +443,7 @@ fn write_finding(ctx: &Ctx, out: &mut Out, f: &Finding) -> io::Result<()> {
                     },
                 )
                 .str("what", &f.what)
+                .version()
                 .finish(),
         )
     } else {

@@ -24,7 +24,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
                         .map(runlog::time::format_micros)
                         .as_deref(),
                 )
-                .opt_str("last_status", job.last_status.map(|s| s.as_str()));
+                .opt_str("last_status", job.last_status.map(|s| s.as_str()))
+                .version();
             out.line(&o.finish())?;
         }
     } else {

@@ -40,6 +40,11 @@ pub(crate) fn warn_problems(r: &RunInfo) {
 
 /// The JSON form of a run.
 pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
+    run_object(run, now_ns).version().finish()
+}
+
+/// The fields of a run's JSON form, without the version (`why` adds its own after them).
+pub(crate) fn run_object(run: &Run, now_ns: i64) -> JsonObject {
     let r = &run.info;
     let fmt = runlog::time::format_micros;
     let problems = json_array(r.problems.iter().map(|p| {
@@ -64,7 +69,6 @@ pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
         .str_map("labels", &r.labels)
         .raw("problems", &problems)
         .str("source", run.origin.as_str())
-        .finish()
 }
 
 /// Runs that pass the label filters (every `key=value` must be a label of the run).
@@ -290,7 +294,7 @@ mod tests {
         );
         assert!(j.starts_with(r#"{"job":"j","id":"2026-11-28T12:10:55.123456Z-0123456789ab","status":"ok","start":"1970-01-01T00:00:01.000000Z","end":"1970-01-01T00:00:02.000000Z""#), "{j}");
         assert!(
-            j.ends_with(r#""labels":{"user":"bar"},"problems":[],"source":"local"}"#),
+            j.ends_with(r#""labels":{"user":"bar"},"problems":[],"source":"local","v":1}"#),
             "{j}"
         );
     }

@@ -168,7 +168,7 @@ pub(crate) fn record_json(job: &str, run: &str, r: &RecordRef<'_>) -> String {
         Some(l) => o.num("line", l),
         None => o.raw("line", "null"),
     };
-    o.bool("truncated", r.truncated).finish()
+    o.bool("truncated", r.truncated).version().finish()
 }
 
 /// Writes records of one job as text or JSON lines, each line starting with its run id
@@ -420,7 +420,7 @@ mod tests {
     fn records_have_a_json_form() {
         assert_eq!(
             record_json("j", "r", &rec(log::Level::Info, "a \"b\"\n").borrowed()),
-            r#"{"timestamp":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","fields":{"user":"bar"},"run":"r","job":"j","module_path":null,"file":"src/main.rs","line":7,"truncated":false}"#
+            r#"{"timestamp":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","fields":{"user":"bar"},"run":"r","job":"j","module_path":null,"file":"src/main.rs","line":7,"truncated":false,"v":1}"#
         );
     }
 }
