@@ -347,15 +347,17 @@ fn parse_level(s: &str) -> Result<log::Level, String> {
 /// `runlog journal ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum JournalCommand {
-    /// Check every segment under PATH (a journal dir, a job dir or one segment file).
+    /// Check every segment under PATH (a journal dir, a job dir or one segment file; without
+    /// PATH, the journal the config file or `--journal-dir` names).
     ///
     /// Prints one line per finding, `FILE: offset N: what`, and a summary. A torn tail left
     /// by a crash is not corruption (recovery cuts it). Exits 1 if anything is corrupt: a bad
     /// frame with valid frames after it, a bad header, an unsupported version, a malformed
     /// payload.
     Verify {
-        /// A journal directory, a job directory or a segment file.
-        path: PathBuf,
+        /// A journal directory, a job directory or a segment file (default: the configured
+        /// journal).
+        path: Option<PathBuf>,
     },
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,

@@ -109,7 +109,9 @@ fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
         Command::Why(a) => cmd::why::run(&ctx, out, &a),
         Command::Exec(a) => return cmd::exec::run(&ctx, &a),
         Command::Completions { shell } => cmd::completions::run(out, shell),
-        Command::Journal(JournalCommand::Verify { path }) => cmd::journal::verify(&ctx, out, &path),
+        Command::Journal(JournalCommand::Verify { path }) => {
+            cmd::journal::verify(&ctx, out, path.as_deref())
+        }
         Command::Journal(JournalCommand::Dump { path }) => cmd::journal::dump(&ctx, out, &path),
     }
     .map(|()| 0)

@@ -85,6 +85,11 @@ fn load_config(ctx: &Ctx) -> Result<(PathBuf, Option<runlog::RedisConfig>), Erro
     Ok((dir, config.redis))
 }
 
+/// The journal directory the command line, environment or config file names.
+pub(crate) fn journal_dir(ctx: &Ctx) -> Result<PathBuf, Error> {
+    load_config(ctx).map(|(dir, _)| dir)
+}
+
 /// A library read error as a command error: a missing job or run is "not found" (exit 3),
 /// anything else a failure (exit 1).
 pub(crate) fn read_error(e: ReadError) -> Error {

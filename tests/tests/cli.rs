@@ -475,6 +475,31 @@ fn every_text_field_of_list_jobs_list_runs_and_why_is_in_their_json() {
     assert!(lines.iter().any(|r| r["message"] == "working"));
 }
 
+// `runlog journal verify` without a path was a usage error; it checks the configured journal.
+#[test]
+fn verify_without_a_path_checks_the_configured_journal() {
+    let f = fixture();
+    let d = f.dir.path();
+    let o = output(cmd().env("RUNLOG_JOURNAL_DIR", d).args(["journal", "verify"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout
+            .contains(&format!("{}: checked 3 segments", d.display())),
+        "{o:?}"
+    );
+    let o = runlog(d, &["journal", "verify"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains(&format!("{}: checked", d.display())));
+    // The configured journal is checked as a path would be: corruption exits 1.
+    let seg = segment_of(d, JOB, &f.failed);
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&seg, bytes).unwrap();
+    let o = runlog(d, &["journal", "verify"]);
+    assert_eq!(o.code, 1, "{o:?}");
+}
+
 #[test]
 fn verify_of_a_healthy_journal_exits_0() {
     let f = fixture();
