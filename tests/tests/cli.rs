@@ -500,6 +500,27 @@ fn verify_without_a_path_checks_the_configured_journal() {
     assert_eq!(o.code, 1, "{o:?}");
 }
 
+// `--since` later than `--until` listed nothing and exited 0, as if no run matched.
+#[test]
+fn since_later_than_until_is_a_usage_error() {
+    let f = fixture();
+    let d = f.dir.path();
+    for args in [
+        &["list-runs", JOB, "--since", "1h", "--until", "2h"][..],
+        &["logs", JOB, "last", "--since", "2026-11-29", "--until", "2026-11-28"],
+    ] {
+        let o = runlog(d, args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(
+            o.stderr.contains("is later than --until") && o.stderr.contains("swap them"),
+            "{o:?}"
+        );
+    }
+    // An equal pair is no mistake.
+    let o = runlog(d, &["list-runs", JOB, "--since", "@5", "--until", "@5"]);
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
 #[test]
 fn verify_of_a_healthy_journal_exits_0() {
     let f = fixture();
