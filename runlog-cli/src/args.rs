@@ -191,6 +191,23 @@ pub(crate) struct LabelArg {
     pub(crate) value: String,
 }
 
+/// A job name: 1 to [`runlog::MAX_JOB_NAME`] bytes, as the library takes them.
+fn parse_job(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(
+            "the job name is empty: give a job's name (`runlog list-jobs` lists them)".to_owned(),
+        );
+    }
+    if s.len() > runlog::MAX_JOB_NAME {
+        return Err(format!(
+            "the job name is {} bytes long; job names are at most {} bytes",
+            s.len(),
+            runlog::MAX_JOB_NAME
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_label(s: &str) -> Result<LabelArg, String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok(LabelArg {
@@ -229,6 +246,7 @@ pub(crate) struct ListJobsArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListRunsArgs {
     /// The job name, exactly as the job gave it.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
 
     /// Only runs with this status (repeat, or separate with commas).
@@ -263,6 +281,7 @@ pub(crate) struct ListRunsArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogsArgs {
     /// The job name.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
 
     /// The runs to print, in this order (default: `last`).
@@ -314,6 +333,7 @@ pub(crate) struct RecordFilterArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct WhyArgs {
     /// The job name.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
 
     #[command(flatten)]
@@ -328,6 +348,7 @@ pub(crate) struct WhyArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExecArgs {
     /// The job name the run is recorded under.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
 
     /// Label the run (repeatable).
@@ -451,5 +472,21 @@ mod tests {
         assert_eq!(e.labels.len(), 1);
         assert!(!a.json);
         assert!(Args::try_parse_from(["runlog", "exec", "j"]).is_err());
+    }
+
+    #[test]
+    fn an_empty_or_oversized_job_name_is_a_usage_error_for_every_subcommand() {
+        let huge = "j".repeat(runlog::MAX_JOB_NAME + 1);
+        for job in ["", huge.as_str()] {
+            for args in [
+                vec!["runlog", "list-runs", job],
+                vec!["runlog", "logs", job],
+                vec!["runlog", "why", job],
+                vec!["runlog", "exec", job, "--", "true"],
+            ] {
+                let e = Args::try_parse_from(&args).unwrap_err();
+                assert_eq!(e.exit_code(), 2, "{:?}", &args[..2]);
+            }
+        }
     }
 }

@@ -480,7 +480,11 @@ fn every_text_field_of_list_jobs_list_runs_and_why_is_in_their_json() {
 fn verify_without_a_path_checks_the_configured_journal() {
     let f = fixture();
     let d = f.dir.path();
-    let o = output(cmd().env("RUNLOG_JOURNAL_DIR", d).args(["journal", "verify"]));
+    let o = output(
+        cmd()
+            .env("RUNLOG_JOURNAL_DIR", d)
+            .args(["journal", "verify"]),
+    );
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.stdout
@@ -507,7 +511,15 @@ fn since_later_than_until_is_a_usage_error() {
     let d = f.dir.path();
     for args in [
         &["list-runs", JOB, "--since", "1h", "--until", "2h"][..],
-        &["logs", JOB, "last", "--since", "2026-11-29", "--until", "2026-11-28"],
+        &[
+            "logs",
+            JOB,
+            "last",
+            "--since",
+            "2026-11-29",
+            "--until",
+            "2026-11-28",
+        ],
     ] {
         let o = runlog(d, args);
         assert_eq!(o.code, 2, "{args:?}: {o:?}");
@@ -519,6 +531,24 @@ fn since_later_than_until_is_a_usage_error() {
     // An equal pair is no mistake.
     let o = runlog(d, &["list-runs", JOB, "--since", "@5", "--until", "@5"]);
     assert_eq!(o.code, 0, "{o:?}");
+}
+
+// An empty job name was "not found" (exit 3) for `logs`, a failure of runlog (125) for `exec`.
+#[test]
+fn an_empty_job_name_is_a_usage_error_everywhere() {
+    let f = fixture();
+    let d = f.dir.path();
+    for args in [
+        &["list-runs", ""][..],
+        &["logs", ""],
+        &["logs", "", "last"],
+        &["why", ""],
+        &["exec", "", "--", "true"],
+    ] {
+        let o = runlog(d, args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(o.stderr.contains("the job name is empty"), "{o:?}");
+    }
 }
 
 #[test]
