@@ -27,6 +27,7 @@ Exit status:
   2  usage error: a bad option, time, regular expression or config file
   3  not found: no such job, run, or matching run
   4  store unreachable: Redis could not be reached (--source redis) or failed mid-read
+  5  logs --exit-status: a run printed ended failed or crashed
   exec passes on the command's exit status (128+N when killed by signal N); 125 when
   runlog itself fails, 126 when the command cannot be run, 127 when it is not found.";
 
@@ -303,9 +304,15 @@ pub(crate) struct LogsArgs {
     pub(crate) tail: Option<usize>,
 
     /// Follow a run in progress: print its records as they are written, and end when the run
-    /// ends (at once for a run that already ended). One run only.
+    /// ends (at once for a run that already ended) with `-- run ended: STATUS --` on stderr.
+    /// One run only.
     #[arg(short, long, conflicts_with = "head")]
     pub(crate) follow: bool,
+
+    /// Exit with status 5 if a run printed ended failed or crashed (with -f: when the
+    /// followed run ends so), as `gh run watch --exit-status` does.
+    #[arg(long)]
+    pub(crate) exit_status: bool,
 }
 
 /// Filters that pick records.

@@ -3,8 +3,8 @@
 //! `main` parses the command line, resolves it into [`Ctx`] once, runs the subcommand and
 //! turns its result into an exit status: 0 ok, 1 corruption found or an error while reading,
 //! 2 usage error (including an ambiguous run reference), 3 a job or run that does not exist,
-//! 4 the store (Redis) unreachable; `exec` passes on its command's status. A closed stdout
-//! (a `| head`) is success, silently.
+//! 4 the store (Redis) unreachable, 5 a failed or crashed run for `logs --exit-status`; `exec`
+//! passes on its command's status. A closed stdout (a `| head`) is success, silently.
 
 mod args;
 mod cmd;
@@ -105,7 +105,7 @@ fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
     match args.command {
         Command::ListJobs(a) => cmd::list_jobs::run(&ctx, out, &a),
         Command::ListRuns(a) => cmd::list_runs::run(&ctx, out, &a),
-        Command::Logs(a) => cmd::logs::run(&ctx, out, &a),
+        Command::Logs(a) => return cmd::logs::run(&ctx, out, &a),
         Command::Why(a) => cmd::why::run(&ctx, out, &a),
         Command::Exec(a) => return cmd::exec::run(&ctx, &a),
         Command::Completions { shell } => cmd::completions::run(out, shell),

@@ -1003,24 +1003,28 @@ fn verify_tells_corruption_from_crashes_in_the_golden_vectors() {
 /// `runlog ARGS...` started with stdout piped, its lines sent to a channel as they come.
 struct Follower {
     child: std::process::Child,
+    /// Where its stderr goes.
+    err: tempfile::NamedTempFile,
     rx: std::sync::mpsc::Receiver<String>,
     lines: Vec<String>,
 }
 
 impl Follower {
     fn start(dir: &Path, args: &[&str]) -> Follower {
+        let err = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd()
             .arg("--journal-dir")
             .arg(dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(err.reopen().unwrap())
             .spawn()
             .expect("start runlog");
         let rx = line_channel(child.stdout.take().unwrap());
         Follower {
             child,
+            err,
             rx,
             lines: Vec::new(),
         }
@@ -1058,6 +1062,11 @@ impl Follower {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.err.path()).unwrap()
     }
 
     /// It is still running after `d`.
@@ -1105,21 +1114,32 @@ fn follow_prints_a_run_another_process_is_writing_as_it_grows_and_ends_with_it()
     kid.release();
     let st = f.wait_exit();
     assert!(st.success(), "{st}");
+    assert_eq!(f.stderr(), "-- run ended: ok --\n");
     assert_eq!(f.lines.len(), 4, "{:?}", f.lines);
     assert!(f.lines[3].ends_with("released"), "{:?}", f.lines);
     let o = ok(dir.path(), &["--json", "list-runs", "held"]);
     assert!(o.contains(&id) && o.contains(r#""status":"ok""#), "{o}");
 }
 
+// `logs -f` ended silently when the run crashed, with exit 0: a script following a run could
+// not tell how it ended.
 #[test]
 fn follow_ends_when_the_writer_is_killed_and_its_run_becomes_crashed() {
     let (dir, mut kid, _) = held_run(2);
-    let mut f = Follower::start(dir.path(), &["logs", "held", "last", "--follow"]);
+    let mut f = Follower::start(
+        dir.path(),
+        &["logs", "held", "last", "--follow", "--exit-status"],
+    );
     f.wait_lines(2);
     kid.kill();
     let st = f.wait_exit();
-    assert!(st.success(), "{st}");
+    assert_eq!(st.code(), Some(5), "--exit-status of a crashed run: {st}");
+    assert_eq!(f.stderr(), "-- run ended: crashed --\n");
     assert_eq!(f.lines.len(), 2, "{:?}", f.lines);
+    // Without --exit-status, success; the status line all the same.
+    let o = runlog(dir.path(), &["logs", "held", "last", "-f"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stderr, "-- run ended: crashed --\n");
     let o = ok(dir.path(), &["list-runs", "held", "--status", "crashed"]);
     assert_eq!(o.lines().count(), 2, "header and the crashed run: {o}");
 }
