@@ -62,5 +62,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
         out.flush()?;
         warn(&format!("no runs in {} yet", store.describe()));
     }
+    out.flush()?;
+    store.note_waiting();
     Ok(())
 }

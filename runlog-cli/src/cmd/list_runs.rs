@@ -203,6 +203,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
         out.flush()?;
         runs.iter().for_each(|r| warn_problems(&r.info));
     }
+    out.flush()?;
+    store.note_waiting();
     Ok(())
 }
 
