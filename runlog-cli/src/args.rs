@@ -38,49 +38,126 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "runlog", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
-    /// Read this config file instead of searching `$RUNLOG_CONFIG`, `./.runlog.toml`,
-    /// `$XDG_CONFIG_HOME/runlog/config.toml` and `/etc/runlog/config.toml`.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-
-    /// Read the journal in DIR (wins over the config file and `RUNLOG_JOURNAL_DIR`).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) journal_dir: Option<PathBuf>,
-
-    /// Where runs are read from: `auto` merges Redis (when configured and reachable) and the
-    /// local journal; `redis` or `local` reads only that one.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_name = "SOURCE",
-        default_value_t = SourceArg::Auto
-    )]
-    pub(crate) source: SourceArg,
-
-    /// Print JSON lines (one object per job, run or record) instead of text; every object
-    /// ends with its shape version, `"v":1` (spec/json.md).
-    #[arg(long, global = true)]
-    pub(crate) json: bool,
-
-    /// Colour level and status names: `auto` colours only when stdout is a terminal and
-    /// `NO_COLOR` is not set.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_name = "WHEN",
-        default_value_t = ColorWhen::Auto
-    )]
-    pub(crate) color: ColorWhen,
-
-    /// Write text from jobs as it is, even on a terminal (by default control characters and
-    /// escape sequences are shown escaped there, so a log cannot rewrite your screen).
-    #[arg(long, global = true)]
-    pub(crate) raw: bool,
+    /// Options given before the subcommand (`runlog --json list-jobs`): any of the ones below
+    /// is taken there; after the subcommand, each takes only the ones that apply to it.
+    #[command(flatten)]
+    pub(crate) before: Before,
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Options before the subcommand, as `runlog --json list-jobs` has always taken them. Each
+/// subcommand's `--help` lists the ones that apply to it; these are taken for any.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct Before {
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
+}
+
+/// `--config` and `--journal-dir`: where the config and the journal are.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ConfigOpts {
+    /// Read this config file instead of searching `$RUNLOG_CONFIG`, `./.runlog.toml`,
+    /// `$XDG_CONFIG_HOME/runlog/config.toml` and `/etc/runlog/config.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Read the journal in DIR (wins over the config file and `RUNLOG_JOURNAL_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) journal_dir: Option<PathBuf>,
+}
+
+/// `--source`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct SourceOpt {
+    /// Where runs are read from: `auto` (the default) merges Redis (when configured and
+    /// reachable) and the local journal; `redis` or `local` reads only that one.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub(crate) source: Option<SourceArg>,
+}
+
+/// `--json`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct JsonOpt {
+    /// Print JSON lines (one object per job, run or record) instead of text; every object
+    /// ends with its shape version, `"v":1` (spec/json.md).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--color`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ColorOpt {
+    /// Colour level and status names: `auto` (the default) colours only when stdout is a
+    /// terminal and `NO_COLOR` is not set.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub(crate) color: Option<ColorWhen>,
+}
+
+/// `--raw`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RawOpt {
+    /// Write text from jobs as it is, even on a terminal (by default control characters and
+    /// escape sequences are shown escaped there, so a log cannot rewrite your screen).
+    #[arg(long)]
+    pub(crate) raw: bool,
+}
+
+/// The options that every subcommand may take, resolved: what was given after the
+/// subcommand wins over what was given before it.
+#[derive(Debug)]
+pub(crate) struct Common {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) journal_dir: Option<PathBuf>,
+    pub(crate) source: SourceArg,
+    pub(crate) json: bool,
+    pub(crate) color: ColorWhen,
+    pub(crate) raw: bool,
+}
+
+impl Args {
+    /// The common options, from before and after the subcommand.
+    pub(crate) fn common(&self) -> Common {
+        let b = &self.before;
+        let none = Before::default();
+        let (config, source, json, color, raw) = match &self.command {
+            Command::ListJobs(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw),
+            Command::ListRuns(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw),
+            Command::Logs(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw),
+            Command::Why(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw),
+            Command::Exec(a) => (&a.config, &none.source, &none.json, &none.color, &none.raw),
+            Command::Journal(JournalCommand::Verify { config, json, .. }) => {
+                (config, &none.source, json, &none.color, &none.raw)
+            }
+            Command::Completions { .. } | Command::Journal(JournalCommand::Dump { .. }) => (
+                &none.config,
+                &none.source,
+                &none.json,
+                &none.color,
+                &none.raw,
+            ),
+        };
+        Common {
+            config: config.config.clone().or_else(|| b.config.config.clone()),
+            journal_dir: config
+                .journal_dir
+                .clone()
+                .or_else(|| b.config.journal_dir.clone()),
+            source: source.source.or(b.source.source).unwrap_or(SourceArg::Auto),
+            json: json.json || b.json.json,
+            color: color.color.or(b.color.color).unwrap_or(ColorWhen::Auto),
+            raw: raw.raw || b.raw.raw,
+        }
+    }
 }
 
 /// When to colour output.
@@ -233,6 +310,15 @@ pub(crate) const DEFAULT_JOB_LIMIT: usize = 100;
 /// `runlog list-jobs`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListJobsArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+
     /// Only the N most recently active jobs; 0 shows every job.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOB_LIMIT)]
     pub(crate) limit: usize,
@@ -249,6 +335,15 @@ pub(crate) struct ListRunsArgs {
     /// The job name, exactly as the job gave it.
     #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
 
     /// Only runs with this status (repeat, or separate with commas).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "STATUS")]
@@ -284,6 +379,17 @@ pub(crate) struct LogsArgs {
     /// The job name.
     #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
 
     /// The runs to print, in this order (default: `last`).
     #[arg(value_name = "RUN", allow_negative_numbers = true)]
@@ -344,6 +450,17 @@ pub(crate) struct WhyArgs {
     pub(crate) job: String,
 
     #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
+
+    #[command(flatten)]
     pub(crate) filter: RunFilterArgs,
 
     /// How many records before the error to show.
@@ -357,6 +474,9 @@ pub(crate) struct ExecArgs {
     /// The job name the run is recorded under.
     #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
 
     /// Label the run (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
@@ -386,6 +506,11 @@ pub(crate) enum JournalCommand {
         /// A journal directory, a job directory or a segment file (default: the configured
         /// journal).
         path: Option<PathBuf>,
+
+        #[command(flatten)]
+        config: ConfigOpts,
+        #[command(flatten)]
+        json: JsonOpt,
     },
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
@@ -416,15 +541,64 @@ mod tests {
     }
 
     #[test]
-    fn global_options_go_before_or_after_the_subcommand() {
+    fn common_options_go_before_or_after_the_subcommand_and_after_wins() {
         let a = Args::try_parse_from(["runlog", "list-runs", "j", "--json", "--journal-dir", "/x"])
             .unwrap();
-        assert!(a.json);
-        assert_eq!(a.journal_dir.as_deref(), Some(std::path::Path::new("/x")));
+        let c = a.common();
+        assert!(c.json);
+        assert_eq!(c.journal_dir.as_deref(), Some(std::path::Path::new("/x")));
         let a =
             Args::try_parse_from(["runlog", "--json", "--source", "local", "list-jobs"]).unwrap();
-        assert!(a.json);
-        assert_eq!(a.source, SourceArg::Local);
+        let c = a.common();
+        assert!(c.json);
+        assert_eq!(c.source, SourceArg::Local);
+        assert_eq!(c.color, ColorWhen::Auto);
+        let a = Args::try_parse_from([
+            "runlog", "--source", "local", "--color", "never", "logs", "j", "--source", "redis",
+        ])
+        .unwrap();
+        let c = a.common();
+        assert_eq!((c.source, c.color), (SourceArg::Redis, ColorWhen::Never));
+    }
+
+    #[test]
+    fn each_subcommand_takes_only_the_options_that_apply_to_it() {
+        for bad in [
+            &["runlog", "exec", "j", "--json", "--", "true"][..],
+            &["runlog", "exec", "j", "--source", "local", "--", "true"],
+            &["runlog", "list-jobs", "--raw"],
+            &["runlog", "journal", "dump", "/x", "--json"],
+            &["runlog", "journal", "verify", "--source", "redis"],
+            &["runlog", "completions", "bash", "--config", "x"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            &[
+                "runlog",
+                "exec",
+                "j",
+                "--config",
+                "c",
+                "--journal-dir",
+                "d",
+                "--",
+                "true",
+            ][..],
+            &[
+                "runlog",
+                "journal",
+                "verify",
+                "--json",
+                "--journal-dir",
+                "d",
+            ],
+            &[
+                "runlog", "why", "j", "--raw", "--color", "always", "--source", "local",
+            ],
+        ] {
+            assert!(Args::try_parse_from(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
@@ -472,12 +646,12 @@ mod tests {
             "runlog", "exec", "j", "--label", "k=v", "--", "sh", "-c", "exit 3", "--json",
         ])
         .unwrap();
+        assert!(!a.common().json);
         let Command::Exec(e) = a.command else {
             panic!("not exec")
         };
         assert_eq!(e.command, ["sh", "-c", "exit 3", "--json"]);
         assert_eq!(e.labels.len(), 1);
-        assert!(!a.json);
         assert!(Args::try_parse_from(["runlog", "exec", "j"]).is_err());
     }
 

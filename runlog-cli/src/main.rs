@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Args, ColorWhen, Command, JournalCommand, SourceArg};
+use crate::args::{Args, ColorWhen, Command, Common, JournalCommand, SourceArg};
 use crate::render::{Out, Style};
 
 /// Why a command did not succeed.
@@ -94,12 +94,12 @@ fn no_color_env() -> bool {
 }
 
 /// Run the command; `Ok` carries the exit status (0 but for `exec`).
-fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
+fn run(args: Args, common: Common, out: &mut Out, tty: bool) -> Result<u8, Error> {
     let ctx = Ctx {
-        json: args.json,
-        config: args.config,
-        journal_dir: args.journal_dir,
-        source: args.source,
+        json: common.json,
+        config: common.config,
+        journal_dir: common.journal_dir,
+        source: common.source,
         tty,
     };
     match args.command {
@@ -109,7 +109,7 @@ fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
         Command::Why(a) => cmd::why::run(&ctx, out, &a),
         Command::Exec(a) => return cmd::exec::run(&ctx, &a),
         Command::Completions { shell } => cmd::completions::run(out, shell),
-        Command::Journal(JournalCommand::Verify { path }) => {
+        Command::Journal(JournalCommand::Verify { path, .. }) => {
             cmd::journal::verify(&ctx, out, path.as_deref())
         }
         Command::Journal(JournalCommand::Dump { path }) => cmd::journal::dump(&ctx, out, &path),
@@ -119,17 +119,18 @@ fn run(args: Args, out: &mut Out, tty: bool) -> Result<u8, Error> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let common = args.common();
     let tty = io::stdout().is_terminal();
     let style = Style {
-        escape: tty && !args.raw,
-        color: match args.color {
+        escape: tty && !common.raw,
+        color: match common.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
             ColorWhen::Auto => tty && !no_color_env(),
         },
     };
     let mut out = Out::new(style);
-    let result = run(args, &mut out, tty);
+    let result = run(args, common, &mut out, tty);
     // What was printed so far reaches the pipe before any error message.
     let result = match (result, out.flush()) {
         (Ok(_), Err(e)) => Err(Error::Output(e)),

@@ -551,6 +551,79 @@ fn an_empty_job_name_is_a_usage_error_everywhere() {
     }
 }
 
+/// The long options a `--help` lists.
+fn help_options(help: &str) -> Vec<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .flat_map(|l| l.split([' ', ',', '=']).take(3))
+        .filter(|t| t.starts_with("--"))
+        .map(|t| t.split('<').next().unwrap().trim().to_owned())
+        .collect()
+}
+
+// Every common option was `global`, so `runlog exec --help` listed --json, --source, --color
+// and --raw, which exec never used, and `journal dump --help` listed --source.
+#[test]
+fn each_subcommands_help_lists_only_the_options_that_apply_to_it() {
+    let common = [
+        "--config",
+        "--journal-dir",
+        "--source",
+        "--json",
+        "--color",
+        "--raw",
+    ];
+    let cases: [(&[&str], &[&str]); 8] = [
+        (
+            &["list-jobs"],
+            &["--config", "--journal-dir", "--source", "--json", "--color"],
+        ),
+        (
+            &["list-runs"],
+            &["--config", "--journal-dir", "--source", "--json", "--color"],
+        ),
+        (&["logs"], &common),
+        (&["why"], &common),
+        (&["exec"], &["--config", "--journal-dir"]),
+        (
+            &["journal", "verify"],
+            &["--config", "--journal-dir", "--json"],
+        ),
+        (&["journal", "dump"], &[]),
+        (&["completions"], &[]),
+    ];
+    for (sub, takes) in cases {
+        let o = output(cmd().args(sub).arg("--help"));
+        assert_eq!(o.code, 0, "{sub:?}: {o:?}");
+        let listed = help_options(&o.stdout);
+        for opt in common {
+            assert_eq!(
+                listed.iter().any(|l| l == opt),
+                takes.contains(&opt),
+                "runlog {sub:?} --help and {opt}: {listed:?}"
+            );
+        }
+        // What help leaves out is refused there, a usage error.
+        for opt in common.iter().filter(|o| !takes.contains(o)) {
+            let mut args: Vec<&str> = sub.to_vec();
+            args.push(opt);
+            let o = output(cmd().args(&args));
+            assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        }
+    }
+    // Before the subcommand, as always, each is taken.
+    let f = fixture();
+    let o = output(
+        cmd()
+            .args(["--json", "--journal-dir"])
+            .arg(f.dir.path())
+            .args(["--color", "never", "list-runs", JOB]),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(json_lines(&o.stdout).len(), 3, "{}", o.stdout);
+}
+
 #[test]
 fn verify_of_a_healthy_journal_exits_0() {
     let f = fixture();
