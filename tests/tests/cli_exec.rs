@@ -575,13 +575,15 @@ fn a_broken_config_file_is_reported_and_the_command_runs_unrecorded() {
     assert!(!j.dir().join("jobs").exists(), "nothing recorded");
 }
 
+// An empty job name was a failure of runlog itself (125); it is a usage error (2), as for
+// every other subcommand.
 #[test]
-fn an_invalid_job_name_fails_with_125_before_the_command_runs() {
+fn an_empty_job_name_is_a_usage_error_before_the_command_runs() {
     let j = Journal::new();
     let o = j.exec("", &[], &["sh", "-c", "echo ran"]);
-    assert_eq!(o.code, 125, "{o:?}");
+    assert_eq!(o.code, 2, "{o:?}");
     assert_eq!(o.stdout(), "", "the command did not run");
-    assert!(o.stderr().starts_with("runlog: the job name"), "{o:?}");
+    assert!(o.stderr().contains("the job name is empty"), "{o:?}");
 }
 
 #[test]
