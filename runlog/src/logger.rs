@@ -52,7 +52,8 @@ impl Shared {
                     run::say(format_args!(
                         "runlog: job {job:?} keeps {held} runs beyond max-logs/max-failed-logs \
                          in {} because they are not shipped yet (runs are never deleted before \
-                         they are shipped): is runlog-shipper running? (said once per process)",
+                         they are shipped): is runlog-shipper running and keeping up? (said once \
+                         per process)",
                         dir.display()
                     ));
                 }

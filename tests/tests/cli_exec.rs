@@ -645,7 +645,8 @@ fn unshipped_runs_are_kept_and_said_to_wait_for_the_shipper() {
             assert!(
                 o.stderr()
                     .contains(&format!("keeps {} runs beyond max-logs", n - 2))
-                    && o.stderr().contains("is runlog-shipper running?"),
+                    && o.stderr()
+                        .contains("is runlog-shipper running and keeping up?"),
                 "{}",
                 o.stderr()
             );
