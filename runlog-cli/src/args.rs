@@ -32,6 +32,7 @@ Exit status:
   4  store unusable: Redis could not be reached, refused runlog (a password, an ACL rule,
      TLS, not Redis, too old: the message says what to change) (--source redis), or failed
      mid-read
+  5  logs --exit-status: a run printed ended failed or crashed
   exec passes on the command's exit status (128+N when killed by signal N); 125 when
   runlog itself fails, 126 when the command cannot be run, 127 when it is not found.";
 
@@ -42,54 +43,153 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "runlog", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
-    /// Read this config file (TOML; INI if it ends in `.conf` or `.ini`) instead of searching
-    /// `$RUNLOG_CONFIG`, `./.runlog.toml`, `./.runlog.conf`,
-    /// `$XDG_CONFIG_HOME/runlog/config.toml`, `~/.runlog.conf` and `/etc/runlog/config.toml`.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-
-    /// Read the journal in DIR (wins over the config file and `RUNLOG_JOURNAL_DIR`).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) journal_dir: Option<PathBuf>,
-
-    /// Where runs are read from: `auto` merges Redis (when configured and reachable) and the
-    /// local journal; `redis` or `local` reads only that one.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_name = "SOURCE",
-        default_value_t = SourceArg::Auto
-    )]
-    pub(crate) source: SourceArg,
-
-    /// Print JSON lines (one object per job, run or record) instead of text.
-    #[arg(long, global = true)]
-    pub(crate) json: bool,
-
-    /// Colour level and status names: `auto` colours only when stdout is a terminal and
-    /// `NO_COLOR` is not set.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_name = "WHEN",
-        default_value_t = ColorWhen::Auto
-    )]
-    pub(crate) color: ColorWhen,
-
-    /// Show times in UTC, and read times typed without an offset as UTC (by default both are
-    /// local time: `TZ`, else /etc/localtime). JSON is always UTC.
-    #[arg(long, global = true)]
-    pub(crate) utc: bool,
-
-    /// Write text from jobs as it is, even on a terminal (by default control characters and
-    /// escape sequences are shown escaped there, so a log cannot rewrite your screen).
-    #[arg(long, global = true)]
-    pub(crate) raw: bool,
+    /// Options given before the subcommand (`runlog --json list-jobs`): any of the ones below
+    /// is taken there; after the subcommand, each takes only the ones that apply to it.
+    #[command(flatten)]
+    pub(crate) before: Before,
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Options before the subcommand, as `runlog --json list-jobs` has always taken them. Each
+/// subcommand's `--help` lists the ones that apply to it; these are taken for any.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct Before {
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
+    #[command(flatten)]
+    pub(crate) utc: UtcOpt,
+}
+
+/// `--config` and `--journal-dir`: where the config and the journal are.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ConfigOpts {
+    /// Read this config file (TOML; INI if it ends in `.conf` or `.ini`) instead of searching
+    /// `$RUNLOG_CONFIG`, `./.runlog.toml`, `./.runlog.conf`,
+    /// `$XDG_CONFIG_HOME/runlog/config.toml`, `~/.runlog.conf` and `/etc/runlog/config.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Read the journal in DIR (wins over the config file and `RUNLOG_JOURNAL_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) journal_dir: Option<PathBuf>,
+}
+
+/// `--source`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct SourceOpt {
+    /// Where runs are read from: `auto` (the default) merges Redis (when configured and
+    /// reachable) and the local journal; `redis` or `local` reads only that one.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub(crate) source: Option<SourceArg>,
+}
+
+/// `--json`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct JsonOpt {
+    /// Print JSON lines (one object per job, run or record) instead of text; every object
+    /// ends with its shape version, `"v":1` (spec/json.md).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--color`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ColorOpt {
+    /// Colour level and status names: `auto` (the default) colours only when stdout is a
+    /// terminal and `NO_COLOR` is not set.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub(crate) color: Option<ColorWhen>,
+}
+
+/// `--raw`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RawOpt {
+    /// Write text from jobs as it is, even on a terminal (by default control characters and
+    /// escape sequences are shown escaped there, so a log cannot rewrite your screen).
+    #[arg(long)]
+    pub(crate) raw: bool,
+}
+
+/// `--utc`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct UtcOpt {
+    /// Show times in UTC, and read times typed without an offset as UTC (by default both are
+    /// local time: `TZ`, else /etc/localtime). JSON is always UTC.
+    #[arg(long)]
+    pub(crate) utc: bool,
+}
+
+/// The options that every subcommand may take, resolved: what was given after the
+/// subcommand wins over what was given before it.
+#[derive(Debug)]
+pub(crate) struct Common {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) journal_dir: Option<PathBuf>,
+    pub(crate) source: SourceArg,
+    pub(crate) json: bool,
+    pub(crate) color: ColorWhen,
+    pub(crate) raw: bool,
+    pub(crate) utc: bool,
+}
+
+impl Args {
+    /// The common options, from before and after the subcommand.
+    pub(crate) fn common(&self) -> Common {
+        let b = &self.before;
+        let none = Before::default();
+        let (config, source, json, color, raw, utc) = match &self.command {
+            Command::ListJobs(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw, &a.utc),
+            Command::ListRuns(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw, &a.utc),
+            Command::Logs(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw, &a.utc),
+            Command::Why(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw, &a.utc),
+            Command::Exec(a) => (
+                &a.config,
+                &none.source,
+                &none.json,
+                &none.color,
+                &none.raw,
+                &none.utc,
+            ),
+            Command::Journal(JournalCommand::Verify { config, json, .. }) => (
+                config,
+                &none.source,
+                json,
+                &none.color,
+                &none.raw,
+                &none.utc,
+            ),
+            Command::Completions { .. } | Command::Journal(JournalCommand::Dump { .. }) => (
+                &none.config,
+                &none.source,
+                &none.json,
+                &none.color,
+                &none.raw,
+                &none.utc,
+            ),
+        };
+        Common {
+            config: config.config.clone().or_else(|| b.config.config.clone()),
+            journal_dir: config
+                .journal_dir
+                .clone()
+                .or_else(|| b.config.journal_dir.clone()),
+            source: source.source.or(b.source.source).unwrap_or(SourceArg::Auto),
+            json: json.json || b.json.json,
+            color: color.color.or(b.color.color).unwrap_or(ColorWhen::Auto),
+            raw: raw.raw || b.raw.raw,
+            utc: utc.utc || b.utc.utc,
+        }
+    }
 }
 
 /// When to colour output.
@@ -206,6 +306,23 @@ pub(crate) struct LabelArg {
     pub(crate) value: String,
 }
 
+/// A job name: 1 to [`runlog::MAX_JOB_NAME`] bytes, as the library takes them.
+fn parse_job(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(
+            "the job name is empty: give a job's name (`runlog list-jobs` lists them)".to_owned(),
+        );
+    }
+    if s.len() > runlog::MAX_JOB_NAME {
+        return Err(format!(
+            "the job name is {} bytes long; job names are at most {} bytes",
+            s.len(),
+            runlog::MAX_JOB_NAME
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_label(s: &str) -> Result<LabelArg, String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok(LabelArg {
@@ -230,16 +347,44 @@ pub(crate) const DEFAULT_JOB_LIMIT: usize = 100;
 /// `runlog list-jobs`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListJobsArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) utc: UtcOpt,
+
     /// Only the N most recently active jobs; 0 shows every job.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOB_LIMIT)]
     pub(crate) limit: usize,
+
+    /// Show job names whole on a terminal too (there, longer than 48 columns they are cut
+    /// with `…`). In a pipe they are always whole, with control characters escaped.
+    #[arg(long)]
+    pub(crate) wide: bool,
 }
 
 /// `runlog list-runs`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListRunsArgs {
     /// The job name, exactly as the job gave it.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) utc: UtcOpt,
 
     /// Only runs with this status (repeat, or separate with commas).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "STATUS")]
@@ -264,13 +409,32 @@ pub(crate) struct ListRunsArgs {
     /// every run, as for `list-jobs`.
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<usize>,
+
+    /// Show hosts and labels whole on a terminal too (there, longer than 48 columns they are
+    /// cut with `…`). In a pipe they are always whole, with control characters escaped.
+    #[arg(long)]
+    pub(crate) wide: bool,
 }
 
 /// `runlog logs`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogsArgs {
     /// The job name.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) utc: UtcOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
 
     /// The runs to print, in this order (default: `last`).
     #[arg(value_name = "RUN", allow_negative_numbers = true)]
@@ -291,9 +455,15 @@ pub(crate) struct LogsArgs {
     pub(crate) tail: Option<usize>,
 
     /// Follow a run in progress: print its records as they are written, and end when the run
-    /// ends (at once for a run that already ended). One run only.
+    /// ends (at once for a run that already ended) with `-- run ended: STATUS --` on stderr.
+    /// One run only.
     #[arg(short, long, conflicts_with = "head")]
     pub(crate) follow: bool,
+
+    /// Exit with status 5 if a run printed ended failed or crashed (with -f: when the
+    /// followed run ends so), as `gh run watch --exit-status` does.
+    #[arg(long)]
+    pub(crate) exit_status: bool,
 }
 
 /// Filters that pick records.
@@ -321,7 +491,21 @@ pub(crate) struct RecordFilterArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct WhyArgs {
     /// The job name.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
+    #[command(flatten)]
+    pub(crate) source: SourceOpt,
+    #[command(flatten)]
+    pub(crate) json: JsonOpt,
+    #[command(flatten)]
+    pub(crate) color: ColorOpt,
+    #[command(flatten)]
+    pub(crate) utc: UtcOpt,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
 
     #[command(flatten)]
     pub(crate) filter: RunFilterArgs,
@@ -335,7 +519,11 @@ pub(crate) struct WhyArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExecArgs {
     /// The job name the run is recorded under.
+    #[arg(value_parser = parse_job)]
     pub(crate) job: String,
+
+    #[command(flatten)]
+    pub(crate) config: ConfigOpts,
 
     /// Label the run (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
@@ -354,15 +542,22 @@ fn parse_level(s: &str) -> Result<log::Level, String> {
 /// `runlog journal ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum JournalCommand {
-    /// Check every segment under PATH (a journal dir, a job dir or one segment file).
+    /// Check every segment under PATH (a journal dir, a job dir or one segment file; without
+    /// PATH, the journal the config file or `--journal-dir` names).
     ///
     /// Prints one line per finding, `FILE: offset N: what`, and a summary. A torn tail left
     /// by a crash is not corruption (recovery cuts it). Exits 1 if anything is corrupt: a bad
     /// frame with valid frames after it, a bad header, an unsupported version, a malformed
     /// payload.
     Verify {
-        /// A journal directory, a job directory or a segment file.
-        path: PathBuf,
+        /// A journal directory, a job directory or a segment file (default: the configured
+        /// journal).
+        path: Option<PathBuf>,
+
+        #[command(flatten)]
+        config: ConfigOpts,
+        #[command(flatten)]
+        json: JsonOpt,
     },
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
@@ -393,15 +588,64 @@ mod tests {
     }
 
     #[test]
-    fn global_options_go_before_or_after_the_subcommand() {
+    fn common_options_go_before_or_after_the_subcommand_and_after_wins() {
         let a = Args::try_parse_from(["runlog", "list-runs", "j", "--json", "--journal-dir", "/x"])
             .unwrap();
-        assert!(a.json);
-        assert_eq!(a.journal_dir.as_deref(), Some(std::path::Path::new("/x")));
+        let c = a.common();
+        assert!(c.json);
+        assert_eq!(c.journal_dir.as_deref(), Some(std::path::Path::new("/x")));
         let a =
             Args::try_parse_from(["runlog", "--json", "--source", "local", "list-jobs"]).unwrap();
-        assert!(a.json);
-        assert_eq!(a.source, SourceArg::Local);
+        let c = a.common();
+        assert!(c.json);
+        assert_eq!(c.source, SourceArg::Local);
+        assert_eq!(c.color, ColorWhen::Auto);
+        let a = Args::try_parse_from([
+            "runlog", "--source", "local", "--color", "never", "logs", "j", "--source", "redis",
+        ])
+        .unwrap();
+        let c = a.common();
+        assert_eq!((c.source, c.color), (SourceArg::Redis, ColorWhen::Never));
+    }
+
+    #[test]
+    fn each_subcommand_takes_only_the_options_that_apply_to_it() {
+        for bad in [
+            &["runlog", "exec", "j", "--json", "--", "true"][..],
+            &["runlog", "exec", "j", "--source", "local", "--", "true"],
+            &["runlog", "list-jobs", "--raw"],
+            &["runlog", "journal", "dump", "/x", "--json"],
+            &["runlog", "journal", "verify", "--source", "redis"],
+            &["runlog", "completions", "bash", "--config", "x"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            &[
+                "runlog",
+                "exec",
+                "j",
+                "--config",
+                "c",
+                "--journal-dir",
+                "d",
+                "--",
+                "true",
+            ][..],
+            &[
+                "runlog",
+                "journal",
+                "verify",
+                "--json",
+                "--journal-dir",
+                "d",
+            ],
+            &[
+                "runlog", "why", "j", "--raw", "--color", "always", "--source", "local",
+            ],
+        ] {
+            assert!(Args::try_parse_from(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
@@ -449,12 +693,28 @@ mod tests {
             "runlog", "exec", "j", "--label", "k=v", "--", "sh", "-c", "exit 3", "--json",
         ])
         .unwrap();
+        assert!(!a.common().json);
         let Command::Exec(e) = a.command else {
             panic!("not exec")
         };
         assert_eq!(e.command, ["sh", "-c", "exit 3", "--json"]);
         assert_eq!(e.labels.len(), 1);
-        assert!(!a.json);
         assert!(Args::try_parse_from(["runlog", "exec", "j"]).is_err());
+    }
+
+    #[test]
+    fn an_empty_or_oversized_job_name_is_a_usage_error_for_every_subcommand() {
+        let huge = "j".repeat(runlog::MAX_JOB_NAME + 1);
+        for job in ["", huge.as_str()] {
+            for args in [
+                vec!["runlog", "list-runs", job],
+                vec!["runlog", "logs", job],
+                vec!["runlog", "why", job],
+                vec!["runlog", "exec", job, "--", "true"],
+            ] {
+                let e = Args::try_parse_from(&args).unwrap_err();
+                assert_eq!(e.exit_code(), 2, "{:?}", &args[..2]);
+            }
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! `main` parses the command line, resolves it into [`Ctx`] once, runs the subcommand and
 //! turns its result into an exit status: 0 ok, 1 corruption found or an error while reading,
 //! 2 usage error (including an ambiguous run reference), 3 a job or run that does not exist,
-//! 4 the store (Redis) unreachable or refusing runlog; `exec` passes on its command's status.
-//! A closed stdout (a `| head`) is success, silently.
+//! 4 the store (Redis) unreachable or refusing runlog, 5 a failed or crashed run for
+//! `logs --exit-status`; `exec` passes on its command's status. A closed stdout (a `| head`)
+//! is success, silently.
 
 mod args;
 mod cmd;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Args, ColorWhen, Command, JournalCommand, SourceArg};
+use crate::args::{Args, ColorWhen, Command, Common, JournalCommand, SourceArg};
 use crate::render::{Out, Style};
 use crate::zone::Zone;
 
@@ -79,6 +80,8 @@ pub(crate) struct Ctx {
     pub(crate) source: SourceArg,
     /// Where times are shown and read: local time, or UTC with `--utc`.
     pub(crate) zone: Zone,
+    /// Stdout is a terminal: tables cap their job-text columns (unless `--wide`).
+    pub(crate) tty: bool,
 }
 
 /// Print a warning on stderr. Failing to write to stderr is not worth failing for.
@@ -96,22 +99,25 @@ fn no_color_env() -> bool {
 }
 
 /// Run the command; `Ok` carries the exit status (0 but for `exec`).
-fn run(args: Args, zone: Zone, out: &mut Out) -> Result<u8, Error> {
+fn run(args: Args, common: Common, zone: Zone, out: &mut Out, tty: bool) -> Result<u8, Error> {
     let ctx = Ctx {
-        json: args.json,
-        config: args.config,
-        journal_dir: args.journal_dir,
-        source: args.source,
+        json: common.json,
+        config: common.config,
+        journal_dir: common.journal_dir,
+        source: common.source,
         zone,
+        tty,
     };
     match args.command {
         Command::ListJobs(a) => cmd::list_jobs::run(&ctx, out, &a),
         Command::ListRuns(a) => cmd::list_runs::run(&ctx, out, &a),
-        Command::Logs(a) => cmd::logs::run(&ctx, out, &a),
+        Command::Logs(a) => return cmd::logs::run(&ctx, out, &a),
         Command::Why(a) => cmd::why::run(&ctx, out, &a),
         Command::Exec(a) => return cmd::exec::run(&ctx, &a),
         Command::Completions { shell } => cmd::completions::run(out, shell),
-        Command::Journal(JournalCommand::Verify { path }) => cmd::journal::verify(&ctx, out, &path),
+        Command::Journal(JournalCommand::Verify { path, .. }) => {
+            cmd::journal::verify(&ctx, out, path.as_deref())
+        }
         Command::Journal(JournalCommand::Dump { path }) => cmd::journal::dump(&ctx, out, &path),
     }
     .map(|()| 0)
@@ -119,16 +125,17 @@ fn run(args: Args, zone: Zone, out: &mut Out) -> Result<u8, Error> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let common = args.common();
     let tty = io::stdout().is_terminal();
     let style = Style {
-        escape: tty && !args.raw,
-        color: match args.color {
+        escape: tty && !common.raw,
+        color: match common.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
             ColorWhen::Auto => tty && !no_color_env(),
         },
     };
-    let zone = if args.utc {
+    let zone = if common.utc {
         Zone::utc()
     } else {
         let (zone, why) = Zone::local();
@@ -138,7 +145,7 @@ fn main() -> ExitCode {
         zone
     };
     let mut out = Out::new(style, zone.clone());
-    let result = run(args, zone, &mut out);
+    let result = run(args, common, zone, &mut out, tty);
     // What was printed so far reaches the pipe before any error message.
     let result = match (result, out.flush()) {
         (Ok(_), Err(e)) => Err(Error::Output(e)),

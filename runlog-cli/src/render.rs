@@ -296,11 +296,46 @@ pub(crate) fn format_labels(labels: &[(String, String)]) -> String {
     s
 }
 
-/// A table cell: its text and an optional ANSI colour.
+/// The widest a cell of text from a job (a job name, host, labels) is shown on a terminal,
+/// in terminal columns: longer text is cut and ends with `…` (`--wide` or `--json` show it
+/// whole). One long name must not push every other column off the screen.
+pub(crate) const MAX_CELL_WIDTH: usize = 48;
+
+/// How many terminal columns `s` takes: 2 for a wide (CJK) character, 0 for a combining one.
+pub(crate) fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to at most `max` terminal columns, ending with `…` when something was cut.
+pub(crate) fn cut_to_width(s: &str, max: usize) -> Cow<'_, str> {
+    if display_width(s) <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    // Room for the `…`, one column.
+    let room = max.saturating_sub(1);
+    for c in s.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    Cow::Owned(out)
+}
+
+/// A table cell: its text, an optional ANSI colour, and whether it may be cut on a terminal.
 #[derive(Clone, Debug)]
 pub(crate) struct Cell {
     text: String,
     color: &'static str,
+    /// Text from a job: cut to [`MAX_CELL_WIDTH`] when the table is capped.
+    cut: bool,
 }
 
 impl Cell {
@@ -309,12 +344,19 @@ impl Cell {
         Cell {
             text: text.into(),
             color: "",
+            cut: false,
         }
     }
 
-    /// A cell with text from a job (escaped on a terminal).
-    pub(crate) fn job_text(style: Style, text: &str) -> Cell {
-        Cell::new(style.text(text).into_owned())
+    /// A cell with text from a job. Its control characters are escaped whatever the output
+    /// (a pipe too), so that a name with a newline cannot split a row; it may be cut on a
+    /// terminal.
+    pub(crate) fn job_text(text: &str) -> Cell {
+        Cell {
+            text: term_escape(text).into_owned(),
+            color: "",
+            cut: true,
+        }
     }
 
     /// A coloured cell.
@@ -322,19 +364,39 @@ impl Cell {
         Cell {
             text: text.into(),
             color,
+            cut: false,
         }
     }
 }
 
 /// Columns separated by at least two spaces, like `kubectl get`; a header line always; no
-/// trailing spaces.
-pub(crate) fn format_table(header: &[&str], rows: &[Vec<Cell>], style: Style) -> String {
-    let width = |s: &str| s.chars().count();
-    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
-    for row in rows {
+/// trailing spaces. Widths are terminal columns (a CJK character takes two). With `cap`
+/// (a terminal without `--wide`), cells of job text wider than `cap` are cut with `…`.
+pub(crate) fn format_table(
+    header: &[&str],
+    rows: &[Vec<Cell>],
+    style: Style,
+    cap: Option<usize>,
+) -> String {
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| match cap {
+                    Some(max) if c.cut => Cell {
+                        text: cut_to_width(&c.text, max).into_owned(),
+                        ..c.clone()
+                    },
+                    _ => c.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
+    for row in &rows {
         for (i, c) in row.iter().enumerate() {
             if i < widths.len() {
-                widths[i] = widths[i].max(width(&c.text));
+                widths[i] = widths[i].max(display_width(&c.text));
             }
         }
     }
@@ -344,7 +406,7 @@ pub(crate) fn format_table(header: &[&str], rows: &[Vec<Cell>], style: Style) ->
         for (i, (text, color)) in cells.iter().enumerate() {
             style.paint(&mut out, color, text);
             if i + 1 < cells.len() {
-                for _ in width(text)..widths[i] + 2 {
+                for _ in display_width(text)..widths[i] + 2 {
                     out.push(' ');
                 }
             }
@@ -352,7 +414,7 @@ pub(crate) fn format_table(header: &[&str], rows: &[Vec<Cell>], style: Style) ->
         out.push('\n');
     };
     line(&mut header.iter().map(|h| (*h, "")));
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(|c| (c.text.as_str(), c.color)));
     }
     out
@@ -380,6 +442,11 @@ pub(crate) fn json_string(s: &str) -> String {
     out.push('"');
     out
 }
+
+/// The version of the JSON output's shape (`spec/json.md`), the `v` field of every object:
+/// raised when a field is removed or renamed or changes its type or meaning, not when one is
+/// added.
+pub(crate) const JSON_VERSION: u64 = 1;
 
 /// Builds one JSON object, fields in insertion order.
 #[derive(Debug, Default)]
@@ -419,6 +486,19 @@ impl JsonObject {
         let v = v.into();
         let _ = write!(self.key(k), "{v}");
         self
+    }
+
+    /// A number field, `null` when absent.
+    pub(crate) fn opt_num(self, k: &str, v: Option<impl Into<i128>>) -> Self {
+        match v {
+            Some(v) => self.num(k, v),
+            None => self.raw(k, "null"),
+        }
+    }
+
+    /// The version field, `"v":`[`JSON_VERSION`]; the last field of every object printed.
+    pub(crate) fn version(self) -> Self {
+        self.num("v", JSON_VERSION)
     }
 
     /// A boolean field.
@@ -711,8 +791,32 @@ mod tests {
                 vec![Cell::new("b"), Cell::colored("12", "32")],
             ],
             Style::PLAIN,
+            None,
         );
         assert_eq!(t, "JOB         RUNS\na-long-job  3\nb           12\n");
+    }
+
+    #[test]
+    fn table_columns_are_measured_in_terminal_columns_and_job_text_is_cut_when_capped() {
+        let rows = vec![
+            vec![Cell::job_text("数据备份"), Cell::new("1")],
+            vec![Cell::job_text("a\nb"), Cell::new("2")],
+            vec![Cell::job_text(&"x".repeat(60)), Cell::new("3")],
+        ];
+        let t = format_table(&["JOB", "RUNS"], &rows, Style::PLAIN, Some(10));
+        assert_eq!(
+            t,
+            "JOB         RUNS\n数据备份    1\na\\nb        2\nxxxxxxxxx…  3\n"
+        );
+        let whole = format_table(&["JOB", "RUNS"], &rows, Style::PLAIN, None);
+        assert!(
+            whole.contains(&format!("{}  3\n", "x".repeat(60))),
+            "{whole}"
+        );
+        assert_eq!(whole.lines().count(), 4);
+        // A wide character that does not fit whole is left out, not split.
+        assert_eq!(cut_to_width("数据备份", 4), "数…");
+        assert_eq!(cut_to_width("短", 4), "短");
     }
 
     #[test]

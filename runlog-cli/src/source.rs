@@ -85,6 +85,11 @@ fn load_config(ctx: &Ctx) -> Result<(PathBuf, Option<runlog::RedisConfig>), Erro
     Ok((dir, config.redis))
 }
 
+/// The journal directory the command line, environment or config file names.
+pub(crate) fn journal_dir(ctx: &Ctx) -> Result<PathBuf, Error> {
+    load_config(ctx).map(|(dir, _)| dir)
+}
+
 /// A library read error as a command error: a missing job or run is "not found" (exit 3),
 /// anything else a failure (exit 1).
 pub(crate) fn read_error(e: ReadError) -> Error {
@@ -125,6 +130,11 @@ pub(crate) struct Store {
     journal: Option<Journal>,
     journal_dir: PathBuf,
     redis: Option<RedisStore>,
+    /// `[runlog-redis]` is configured (reachable or not): ended runs are meant to be shipped.
+    shipping: bool,
+    /// Ended runs of the local journal that the last `jobs` or `runs_in` found not shipped
+    /// yet (with `shipping` only).
+    pub(crate) waiting: usize,
 }
 
 impl Store {
@@ -133,6 +143,7 @@ impl Store {
     /// means no local runs.
     pub(crate) fn open(ctx: &Ctx) -> Result<Store, Error> {
         let (journal_dir, rc) = load_config(ctx)?;
+        let shipping = rc.is_some();
         let redis = match (ctx.source, rc) {
             (SourceArg::Local, _) => None,
             (SourceArg::Redis, None) => {
@@ -173,7 +184,48 @@ impl Store {
             journal,
             journal_dir,
             redis,
+            shipping,
+            waiting: 0,
         })
+    }
+
+    /// How many of `runs` (of `job`, in the local journal) ended but are not listed in the
+    /// job's `.shipped` file: runs that wait for runlog-shipper. 0 when no Redis is
+    /// configured (nothing is meant to ship).
+    fn count_waiting(&self, job: &str, runs: &[RunInfo]) -> usize {
+        if !self.shipping {
+            return 0;
+        }
+        let dir = runlog::journal::layout::job_dir(&self.journal_dir, job);
+        // Unreadable or malformed: retention counts nothing as shipped, and so does this.
+        let shipped = match runlog::journal::shipped::read_shipped(&dir) {
+            Ok(Some(s)) => s.runs,
+            Ok(None) | Err(_) => Default::default(),
+        };
+        runs.iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed
+                ) && !shipped.contains(&r.id)
+            })
+            .count()
+    }
+
+    /// Say on stderr how many runs wait for runlog-shipper, if any do.
+    pub(crate) fn note_waiting(&self) {
+        match self.waiting {
+            0 => {}
+            1 => crate::note(
+                "1 run waits for runlog-shipper: [runlog-redis] is configured but the run is \
+                 not shipped yet (the journal keeps it until it is); is runlog-shipper running?",
+            ),
+            n => crate::note(&format!(
+                "{n} runs wait for runlog-shipper: [runlog-redis] is configured but they are \
+                 not shipped yet (the journal keeps them until they are, beyond max-logs); is \
+                 runlog-shipper running?"
+            )),
+        }
     }
 
     /// What is read, for messages: `journal /x and Redis at redis://h:6379/0`.
@@ -207,7 +259,13 @@ impl Store {
         // name -> id -> (status, start)
         let mut all: BTreeMap<String, BTreeMap<String, (RunStatus, i64)>> = BTreeMap::new();
         if let Some(j) = &self.journal {
-            for (name, runs) in j.all_runs().map_err(read_error)? {
+            let mut waiting = 0;
+            let all_runs = j.all_runs().map_err(read_error)?;
+            for (name, runs) in &all_runs {
+                waiting += self.count_waiting(name, runs);
+            }
+            self.waiting = waiting;
+            for (name, runs) in all_runs {
                 let e = all.entry(name).or_default();
                 for r in runs {
                     e.insert(r.id, (r.status, r.start_ns));
@@ -335,7 +393,9 @@ impl Store {
             }
         }
         if let Some(j) = &self.journal {
-            for info in j.runs(job).map_err(read_error)? {
+            let local = j.runs(job).map_err(read_error)?;
+            self.waiting = self.count_waiting(job, &local);
+            for info in local {
                 match by_id.get_mut(&info.id) {
                     Some(run) => {
                         run.info = info;

@@ -335,14 +335,27 @@ impl Range {
         now_ns: i64,
         zone: &Zone,
     ) -> Result<Range, String> {
-        Ok(Range {
+        let r = Range {
             since: since
                 .map(|s| parse_time("--since", s, now_ns, zone))
                 .transpose()?,
             until: until
                 .map(|s| parse_time("--until", s, now_ns, zone))
                 .transpose()?,
-        })
+        };
+        // An empty range is a mistake (the two swapped, or a duration read as a time ago),
+        // not a question with no answer.
+        if let (Some(s), Some(u), Some(st), Some(ut)) = (r.since, r.until, since, until) {
+            if s > u {
+                return Err(format!(
+                    "--since {st:?} ({}) is later than --until {ut:?} ({}): nothing can be in \
+                     between; swap them",
+                    runlog::time::format_micros(s),
+                    runlog::time::format_micros(u)
+                ));
+            }
+        }
+        Ok(r)
     }
 
     /// Is `ns` in the range?

@@ -124,12 +124,7 @@ fn run(args: &Args) -> Result<(), String> {
         while again {
             again = false;
             match journal.ship(&mut redis, &dirs, &|| false) {
-                Ok(p) => log::info!(
-                    "uploaded {} runs ({} records, {} bytes) to {where_}",
-                    p.runs,
-                    p.records,
-                    p.bytes
-                ),
+                Ok(p) => log::info!("uploaded {p} to {where_}"),
                 Err(UploadError::EpochChanged { epoch }) => {
                     lost_data(&where_, &epoch);
                     again = true;
@@ -195,9 +190,10 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     log::info!(
-        "shipping journal {} to {where_} (prefix {:?}), rescan every {rescan:?}, disk budget {budget} bytes",
+        "shipping journal {} to {where_} (prefix {:?}), rescan every {rescan:?}, disk budget {}",
         journal.dir().display(),
-        keys.prefix()
+        keys.prefix(),
+        runlog_shipper::ship::human_bytes(budget)
     );
 
     let stopping = || stop.load(Ordering::Relaxed);
@@ -265,12 +261,7 @@ fn run(args: &Args) -> Result<(), String> {
         match journal.ship(r, &dirs, &stopping) {
             Ok(p) => {
                 if p.runs > 0 {
-                    log::info!(
-                        "uploaded {} runs ({} records, {} bytes)",
-                        p.runs,
-                        p.records,
-                        p.bytes
-                    );
+                    log::info!("uploaded {p}");
                 }
                 if is_full {
                     // The rescan also notices a Redis that restarted empty while idle.

@@ -56,6 +56,40 @@ pub struct Pass {
     pub bytes: u64,
 }
 
+impl std::fmt::Display for Pass {
+    /// `1 run (4 records, 1.2 KiB)`, for the shipper's log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |n: u64| if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} run{} ({} record{}, {})",
+            self.runs,
+            s(self.runs),
+            self.records,
+            s(self.records),
+            human_bytes(self.bytes)
+        )
+    }
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`, `3.2 GiB` (binary units, one
+/// decimal, truncated).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut unit = 0;
+    let mut scaled = n;
+    while scaled >= 1024 * 1024 && unit + 2 < UNITS.len() {
+        scaled /= 1024;
+        unit += 1;
+    }
+    // `scaled` is below 1024 * 1024 (but for PiB, below 2^24): its tenths fit a u64 easily.
+    let tenths = scaled * 10 / 1024;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit + 1])
+}
+
 /// An ended run in the journal that Redis does not have (under the current epoch).
 #[derive(Clone, Debug)]
 struct Candidate {
@@ -673,4 +707,32 @@ fn prepare_all(batch: &[Candidate], budget: usize) -> Vec<Result<PreparedRun, Pr
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{human_bytes, Pass};
+
+    #[test]
+    fn passes_and_byte_counts_read_as_a_person_would_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1023.9 KiB");
+        assert_eq!(human_bytes(12 << 20), "12.0 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16383.9 PiB");
+        let p = |runs, records, bytes| {
+            Pass {
+                runs,
+                records,
+                bytes,
+            }
+            .to_string()
+        };
+        assert_eq!(p(1, 1, 10), "1 run (1 record, 10 B)");
+        assert_eq!(p(2, 40, 5000), "2 runs (40 records, 4.8 KiB)");
+        assert_eq!(p(0, 0, 0), "0 runs (0 records, 0 B)");
+    }
 }

@@ -41,5 +41,5 @@ pub use journal::payload::Record;
 pub use journal::reader::{
     JobInfo, Journal, Problem, ReadError, RunInfo, RunLog, RunStatus, Writer,
 };
-pub use logger::{BoxedError, Builder, RunLogger, MAX_JOB_NAME};
+pub use logger::{BoxedError, Builder, RunLogger, MAX_JOB_NAME, UNSHIPPED_WARN_AT};
 pub use run::{Entered, Instrumented, Run, RunHandle, RunScope};

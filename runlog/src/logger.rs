@@ -2,7 +2,7 @@
 //! the application's own logger.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -40,19 +40,39 @@ impl Shared {
         let protect_unshipped = self.config.redis.is_some()
             || crate::journal::storage::metadata(&journal.join(layout::SHIPPER_DIR))
                 .is_ok_and(|m| m.is_dir);
-        if let Err(e) = retention::sweep_job(
+        match retention::sweep_job_held(
             &dir,
             self.config.max_logs_for(job),
             self.config.max_failed_logs_for(job),
             protect_unshipped,
         ) {
-            run::say(format_args!(
+            Ok(held) if held > UNSHIPPED_WARN_AT => {
+                // Once per process: a job that runs every minute must not repeat it each time.
+                if !UNSHIPPED_WARNED.swap(true, Ordering::Relaxed) {
+                    run::say(format_args!(
+                        "runlog: job {job:?} keeps {held} runs beyond max-logs/max-failed-logs \
+                         in {} because they are not shipped yet (runs are never deleted before \
+                         they are shipped): is runlog-shipper running and keeping up? (said once \
+                         per process)",
+                        dir.display()
+                    ));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => run::say(format_args!(
                 "runlog: retention for job {job:?} in {}: {e}",
                 dir.display()
-            ));
+            )),
         }
     }
 }
+
+/// How many runs of a job may wait beyond its retention limits for a shipper before the end
+/// of a run says so on stderr (once per process).
+pub const UNSHIPPED_WARN_AT: usize = 10;
+
+/// The unshipped backlog was reported by this process.
+static UNSHIPPED_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The most verbose level anything in the process wants; `log::max_level` follows it.
 static GLOBAL_MAX: AtomicUsize = AtomicUsize::new(0);

@@ -10,7 +10,7 @@ use std::sync::Once;
 use runlog::journal::frame::{encode_frame, encode_header, FrameType};
 use runlog::journal::layout::{job_dir, segment_name, SHIPPED_FILE, SHIPPER_DIR};
 use runlog::journal::payload::{encode_begin, encode_end, Begin, End, Outcome};
-use runlog::journal::retention::sweep_job;
+use runlog::journal::retention::{sweep_job, sweep_job_held};
 use runlog::journal::shipped::{write_shipped, Shipped};
 use runlog::{Journal, RunLogger, RunStatus};
 
@@ -253,7 +253,7 @@ fn without_shipping_retention_trims_to_the_limits_and_deletes_cancelled_runs() {
     let (_tmp, dir) = job_with_runs();
     // A `.shipped` file changes nothing when shipping is off.
     ship(&dir, &[]);
-    sweep_job(&dir, 2, 2, false).unwrap();
+    assert_eq!(sweep_job_held(&dir, 2, 2, false).unwrap(), 0);
     assert_eq!(left(&dir), ids(&[4, 5, 22, 23]));
     assert!(
         dir.join(SHIPPED_FILE).exists(),
@@ -264,14 +264,18 @@ fn without_shipping_retention_trims_to_the_limits_and_deletes_cancelled_runs() {
 #[test]
 fn with_shipping_unshipped_runs_beyond_the_limits_stay_until_they_are_listed() {
     let (_tmp, dir) = job_with_runs();
-    // Nothing shipped yet: only cancelled runs go.
-    sweep_job(&dir, 2, 2, true).unwrap();
+    // Nothing shipped yet: only cancelled runs go; 7 runs beyond the limits wait for a shipper.
+    assert_eq!(sweep_job_held(&dir, 2, 2, true).unwrap(), 7);
     let all_but_cancelled = [1, 2, 3, 4, 5, 11, 12, 13, 21, 22, 23];
     assert_eq!(left(&dir), ids(&all_but_cancelled));
 
     // Some shipped, under any epoch; the newest runs stay even when shipped.
     ship(&dir, &[1, 3, 5, 12, 21, 23]);
-    sweep_job(&dir, 2, 2, true).unwrap();
+    assert_eq!(
+        sweep_job_held(&dir, 2, 2, true).unwrap(),
+        3,
+        "2, 11 and 13 still wait"
+    );
     assert_eq!(left(&dir), ids(&[2, 4, 5, 11, 13, 22, 23]));
 
     // A new epoch listing the rest: trimmed to the limits.
@@ -283,7 +287,7 @@ fn with_shipping_unshipped_runs_beyond_the_limits_stay_until_they_are_listed() {
         },
     )
     .unwrap();
-    sweep_job(&dir, 2, 2, true).unwrap();
+    assert_eq!(sweep_job_held(&dir, 2, 2, true).unwrap(), 0);
     assert_eq!(left(&dir), ids(&[4, 5, 22, 23]));
 }
 

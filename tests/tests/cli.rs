@@ -370,6 +370,260 @@ fn json_prints_one_valid_object_per_job_run_and_record() {
     assert!(recs[3]["line"].is_u64() && recs[3]["file"].is_string());
 }
 
+/// The value of a JSON field as text shows it: strings bare, numbers in decimal, labels as
+/// `k=v,...`.
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", json_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        v => v.to_string(),
+    }
+}
+
+// `list-runs --json` and `why --json` carried no error text or exit status although text
+// `why` printed them.
+#[test]
+fn every_text_field_of_list_jobs_list_runs_and_why_is_in_their_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = runlog(
+        d,
+        &[
+            "exec",
+            JOB,
+            "--label",
+            "user=bar",
+            "--",
+            "sh",
+            "-c",
+            "echo working; exit 3",
+        ],
+    );
+    assert_eq!(o.code, 3, "{o:?}");
+
+    // list-jobs: JOB, LAST START, STATUS, RUNS (times are compared by their second).
+    let text = ok(d, &["list-jobs"]);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let j = &json_lines(&ok(d, &["list-jobs", "--json"]))[0];
+    assert_eq!(row[0], json_text(&j["job"]));
+    assert_eq!(row[2], json_text(&j["last_status"]));
+    assert_eq!(row[3], json_text(&j["runs"]));
+    assert_eq!(j["v"], 1);
+
+    // list-runs: RUN, STATUS, START, DURATION, RECORDS, HOST, LABELS.
+    let text = ok(d, &["list-runs", JOB]);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let r = &json_lines(&ok(d, &["list-runs", JOB, "--json"]))[0];
+    for (col, field) in [
+        (0, "id"),
+        (1, "status"),
+        (4, "records"),
+        (5, "host"),
+        (6, "labels"),
+    ] {
+        assert_eq!(row[col], json_text(&r[field]), "{field}: {text}");
+    }
+    assert!(r["duration_ms"].is_u64() && r["start"].is_string(), "{r}");
+    assert_eq!(r["v"], 1);
+
+    // why: every header line's value, the error text and the command's exit status.
+    let o = runlog(d, &["why", JOB]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let field = |name: &str| {
+        o.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name}: line in {}", o.stdout))
+            .trim()
+            .to_owned()
+    };
+    let lines = json_lines(&ok(d, &["why", JOB, "--json"]));
+    let w = &lines[0];
+    assert_eq!(field("job"), json_text(&w["job"]));
+    assert_eq!(field("run"), json_text(&w["id"]));
+    assert_eq!(field("status"), json_text(&w["status"]));
+    assert_eq!(field("labels"), json_text(&w["labels"]));
+    assert_eq!(field("error"), "command exited with status 3");
+    assert_eq!(field("error"), json_text(&w["error"]));
+    assert_eq!(w["exit_status"], 3, "{w}");
+    assert_eq!(w["signal"], serde_json::Value::Null, "{w}");
+    let started = field("started");
+    for f in ["records", "host", "pid"] {
+        assert!(
+            started.contains(&json_text(&w[f])),
+            "{f} of {w} not in {started:?}"
+        );
+    }
+    let before: usize = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("-- "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(w["records_before"], before, "{w}");
+    // Then the records shown: the ones before the failure and the failure.
+    assert_eq!(lines.len(), before + 2, "{lines:?}");
+    assert!(lines[1..]
+        .iter()
+        .all(|r| r["v"] == 1 && r["run"] == w["id"]));
+    assert!(o.stdout.contains("stdout: working"), "{}", o.stdout);
+    assert!(lines.iter().any(|r| r["message"] == "working"));
+}
+
+// `runlog journal verify` without a path was a usage error; it checks the configured journal.
+#[test]
+fn verify_without_a_path_checks_the_configured_journal() {
+    let f = fixture();
+    let d = f.dir.path();
+    let o = output(
+        cmd()
+            .env("RUNLOG_JOURNAL_DIR", d)
+            .args(["journal", "verify"]),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout
+            .contains(&format!("{}: checked 3 segments", d.display())),
+        "{o:?}"
+    );
+    let o = runlog(d, &["journal", "verify"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains(&format!("{}: checked", d.display())));
+    // The configured journal is checked as a path would be: corruption exits 1.
+    let seg = segment_of(d, JOB, &f.failed);
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&seg, bytes).unwrap();
+    let o = runlog(d, &["journal", "verify"]);
+    assert_eq!(o.code, 1, "{o:?}");
+}
+
+// `--since` later than `--until` listed nothing and exited 0, as if no run matched.
+#[test]
+fn since_later_than_until_is_a_usage_error() {
+    let f = fixture();
+    let d = f.dir.path();
+    for args in [
+        &["list-runs", JOB, "--since", "1h", "--until", "2h"][..],
+        &[
+            "logs",
+            JOB,
+            "last",
+            "--since",
+            "2026-11-29",
+            "--until",
+            "2026-11-28",
+        ],
+    ] {
+        let o = runlog(d, args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(
+            o.stderr.contains("is later than --until") && o.stderr.contains("swap them"),
+            "{o:?}"
+        );
+    }
+    // An equal pair is no mistake.
+    let o = runlog(d, &["list-runs", JOB, "--since", "@5", "--until", "@5"]);
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
+// An empty job name was "not found" (exit 3) for `logs`, a failure of runlog (125) for `exec`.
+#[test]
+fn an_empty_job_name_is_a_usage_error_everywhere() {
+    let f = fixture();
+    let d = f.dir.path();
+    for args in [
+        &["list-runs", ""][..],
+        &["logs", ""],
+        &["logs", "", "last"],
+        &["why", ""],
+        &["exec", "", "--", "true"],
+    ] {
+        let o = runlog(d, args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(o.stderr.contains("the job name is empty"), "{o:?}");
+    }
+}
+
+/// The long options a `--help` lists.
+fn help_options(help: &str) -> Vec<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .flat_map(|l| l.split([' ', ',', '=']).take(3))
+        .filter(|t| t.starts_with("--"))
+        .map(|t| t.split('<').next().unwrap().trim().to_owned())
+        .collect()
+}
+
+// Every common option was `global`, so `runlog exec --help` listed --json, --source, --color
+// and --raw, which exec never used, and `journal dump --help` listed --source.
+#[test]
+fn each_subcommands_help_lists_only_the_options_that_apply_to_it() {
+    let common = [
+        "--config",
+        "--journal-dir",
+        "--source",
+        "--json",
+        "--color",
+        "--raw",
+    ];
+    let cases: [(&[&str], &[&str]); 8] = [
+        (
+            &["list-jobs"],
+            &["--config", "--journal-dir", "--source", "--json", "--color"],
+        ),
+        (
+            &["list-runs"],
+            &["--config", "--journal-dir", "--source", "--json", "--color"],
+        ),
+        (&["logs"], &common),
+        (&["why"], &common),
+        (&["exec"], &["--config", "--journal-dir"]),
+        (
+            &["journal", "verify"],
+            &["--config", "--journal-dir", "--json"],
+        ),
+        (&["journal", "dump"], &[]),
+        (&["completions"], &[]),
+    ];
+    for (sub, takes) in cases {
+        let o = output(cmd().args(sub).arg("--help"));
+        assert_eq!(o.code, 0, "{sub:?}: {o:?}");
+        let listed = help_options(&o.stdout);
+        for opt in common {
+            assert_eq!(
+                listed.iter().any(|l| l == opt),
+                takes.contains(&opt),
+                "runlog {sub:?} --help and {opt}: {listed:?}"
+            );
+        }
+        // What help leaves out is refused there, a usage error.
+        for opt in common.iter().filter(|o| !takes.contains(o)) {
+            let mut args: Vec<&str> = sub.to_vec();
+            args.push(opt);
+            let o = output(cmd().args(&args));
+            assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        }
+    }
+    // Before the subcommand, as always, each is taken.
+    let f = fixture();
+    let o = output(
+        cmd()
+            .args(["--json", "--journal-dir"])
+            .arg(f.dir.path())
+            .args(["--color", "never", "list-runs", JOB]),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(json_lines(&o.stdout).len(), 3, "{}", o.stdout);
+}
+
 #[test]
 fn verify_of_a_healthy_journal_exits_0() {
     let f = fixture();
@@ -561,10 +815,12 @@ fn control_characters_reach_a_pipe_raw() {
         "{out:?}"
     );
     assert!(!out.contains("\\x1b"), "{out:?}");
+    // Tables escape job text in a pipe too, so that one row stays one line.
     let out = ok(d, &["list-runs", job]);
-    assert!(out.contains("note=\x1b]0;pwned\x07"), "{out:?}");
+    assert!(out.contains("note=\\x1b]0;pwned\\x07"), "{out:?}");
     let out = ok(d, &["list-jobs"]);
-    assert!(out.contains(job), "{out:?}");
+    assert!(out.contains("evil\\x1b[2Jjob"), "{out:?}");
+    assert!(!out.contains('\x1b'), "{out:?}");
     // --color=always colours even into a pipe; nothing else changes.
     let out = ok(d, &["logs", job, "last", "--color=always"]);
     assert!(out.contains(" \x1b[1;31mERROR\x1b[0m "), "{out:?}");
@@ -615,6 +871,84 @@ fn on_a_terminal_control_characters_are_escaped_and_levels_coloured_unless_no_co
     let o = on_a_terminal(d, &["list-jobs"], true);
     assert!(o.stdout.contains("evil\\x1b[2Jjob"), "{:?}", o.stdout);
     assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
+}
+
+/// The display width of a table row's first cell and the spaces after it: where the second
+/// column starts, in terminal columns (CJK characters take two).
+fn second_column_at(line: &str) -> usize {
+    let first = line.split("  ").next().unwrap();
+    let spaces = line[first.len()..].len() - line[first.len()..].trim_start().len();
+    let width: usize = first
+        .chars()
+        .map(|c| {
+            if ('\u{4e00}'..='\u{9fff}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum();
+    width + spaces
+}
+
+// A 10,000-character job name padded every row of `list-jobs` to 10,000 columns, a CJK name
+// misaligned the columns, and a name with a newline split its row in two in a pipe.
+#[test]
+fn long_wide_and_multi_line_names_keep_one_aligned_row_per_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rl = logger(d);
+    let long = "x".repeat(10_000);
+    for job in [long.as_str(), "数据备份任务", "new\nline", "short"] {
+        let run = rl.runlog(job).unwrap();
+        run.label("note", "two\nlines");
+        log::info!("hello");
+        pause();
+    }
+
+    // A pipe: every name whole, control characters escaped, one line per job.
+    let piped = ok(d, &["list-jobs"]);
+    let lines: Vec<&str> = piped.lines().collect();
+    assert_eq!(lines.len(), 5, "{piped:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("new\\nline  ")),
+        "{piped:?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{long}  "))));
+    let at: Vec<usize> = lines.iter().map(|l| second_column_at(l)).collect();
+    assert!(at.iter().all(|&a| a == 10_002), "{at:?}");
+    let runs = ok(d, &["list-runs", "new\nline"]);
+    assert_eq!(runs.lines().count(), 2, "{runs:?}");
+    assert!(runs.contains("note=two\\nlines"), "{runs:?}");
+
+    // A terminal: the long name cut to 48 columns with `…`, the columns aligned.
+    let t = on_a_terminal(d, &["list-jobs"], true);
+    assert_eq!(t.code, 0, "{t:?}");
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{:?}", t.stdout);
+    assert!(
+        lines.contains(&format!("{}…", "x".repeat(47)).as_str())
+            || lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{}…  ", "x".repeat(47)))),
+        "{:?}",
+        t.stdout
+    );
+    assert!(
+        lines.iter().all(|l| l.chars().count() < 120),
+        "{:?}",
+        t.stdout
+    );
+    let at: Vec<usize> = lines.iter().map(|l| second_column_at(l)).collect();
+    assert!(at.iter().all(|&a| a == 50), "{at:?}\n{}", t.stdout);
+    assert!(t.stdout.contains("数据备份任务"), "{:?}", t.stdout);
+    assert!(t.stdout.contains("new\\nline"), "{:?}", t.stdout);
+
+    // --wide (or --json) shows the whole name on a terminal too.
+    let t = on_a_terminal(d, &["list-jobs", "--wide"], true);
+    assert!(t.stdout.contains(&long), "--wide cut the name");
+    let j = ok(d, &["list-jobs", "--json"]);
+    assert!(j.contains(&long));
 }
 
 #[test]
@@ -742,24 +1076,28 @@ fn verify_tells_corruption_from_crashes_in_the_golden_vectors() {
 /// `runlog ARGS...` started with stdout piped, its lines sent to a channel as they come.
 struct Follower {
     child: std::process::Child,
+    /// Where its stderr goes.
+    err: tempfile::NamedTempFile,
     rx: std::sync::mpsc::Receiver<String>,
     lines: Vec<String>,
 }
 
 impl Follower {
     fn start(dir: &Path, args: &[&str]) -> Follower {
+        let err = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd()
             .arg("--journal-dir")
             .arg(dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(err.reopen().unwrap())
             .spawn()
             .expect("start runlog");
         let rx = line_channel(child.stdout.take().unwrap());
         Follower {
             child,
+            err,
             rx,
             lines: Vec::new(),
         }
@@ -797,6 +1135,11 @@ impl Follower {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.err.path()).unwrap()
     }
 
     /// It is still running after `d`.
@@ -844,21 +1187,32 @@ fn follow_prints_a_run_another_process_is_writing_as_it_grows_and_ends_with_it()
     kid.release();
     let st = f.wait_exit();
     assert!(st.success(), "{st}");
+    assert_eq!(f.stderr(), "-- run ended: ok --\n");
     assert_eq!(f.lines.len(), 4, "{:?}", f.lines);
     assert!(f.lines[3].ends_with("released"), "{:?}", f.lines);
     let o = ok(dir.path(), &["--json", "list-runs", "held"]);
     assert!(o.contains(&id) && o.contains(r#""status":"ok""#), "{o}");
 }
 
+// `logs -f` ended silently when the run crashed, with exit 0: a script following a run could
+// not tell how it ended.
 #[test]
 fn follow_ends_when_the_writer_is_killed_and_its_run_becomes_crashed() {
     let (dir, mut kid, _) = held_run(2);
-    let mut f = Follower::start(dir.path(), &["logs", "held", "last", "--follow"]);
+    let mut f = Follower::start(
+        dir.path(),
+        &["logs", "held", "last", "--follow", "--exit-status"],
+    );
     f.wait_lines(2);
     kid.kill();
     let st = f.wait_exit();
-    assert!(st.success(), "{st}");
+    assert_eq!(st.code(), Some(5), "--exit-status of a crashed run: {st}");
+    assert_eq!(f.stderr(), "-- run ended: crashed --\n");
     assert_eq!(f.lines.len(), 2, "{:?}", f.lines);
+    // Without --exit-status, success; the status line all the same.
+    let o = runlog(dir.path(), &["logs", "held", "last", "-f"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stderr, "-- run ended: crashed --\n");
     let o = ok(dir.path(), &["list-runs", "held", "--status", "crashed"]);
     assert_eq!(o.lines().count(), 2, "header and the crashed run: {o}");
 }
@@ -1326,6 +1680,8 @@ fn every_example_of_runlog_help_runs_and_prints_what_it_says() {
             got.stdout
         );
     }
+}
+
 thread_local! {
     /// The wall clock of the runs a test makes at chosen times (see [`run_at`]); per thread,
     /// so tests running at once do not move each other's clocks.
@@ -1674,6 +2030,7 @@ fn on_a_host_without_a_tz_database_the_bundled_one_gives_local_time() {
     );
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
     assert_eq!(starts(&out.stdout), ["2026-11-28T07:10:55-05:00"]);
+}
 
 /// A user of the original Python runlog keeps its INI `.runlog.conf`; runlog read no such file
 /// and kept 10 runs per job whatever it said.

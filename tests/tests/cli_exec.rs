@@ -575,13 +575,15 @@ fn a_broken_config_file_is_reported_and_the_command_runs_unrecorded() {
     assert!(!j.dir().join("jobs").exists(), "nothing recorded");
 }
 
+// An empty job name was a failure of runlog itself (125); it is a usage error (2), as for
+// every other subcommand.
 #[test]
-fn an_invalid_job_name_fails_with_125_before_the_command_runs() {
+fn an_empty_job_name_is_a_usage_error_before_the_command_runs() {
     let j = Journal::new();
     let o = j.exec("", &[], &["sh", "-c", "echo ran"]);
-    assert_eq!(o.code, 125, "{o:?}");
+    assert_eq!(o.code, 2, "{o:?}");
     assert_eq!(o.stdout(), "", "the command did not run");
-    assert!(o.stderr().starts_with("runlog: the job name"), "{o:?}");
+    assert!(o.stderr().contains("the job name is empty"), "{o:?}");
 }
 
 #[test]
@@ -609,4 +611,74 @@ fn journal_dir_on_the_command_line_wins_over_the_environment_which_the_command_k
     );
     assert!(!other.exists(), "nothing written to the variable's journal");
     assert_eq!(j.only_run("envjob")["status"], "ok");
+}
+
+// With [runlog-redis] configured and no shipper running, a job kept all 15 of its runs with
+// max-logs = 2 and nothing said so.
+#[test]
+fn unshipped_runs_are_kept_and_said_to_wait_for_the_shipper() {
+    let j = Journal::new();
+    let port = runlog_e2e::redis::free_port();
+    let config = j.path("shipping.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runlog]\nmax-logs = 2\njournal-dir = {:?}\n\n[runlog-redis]\nurl = \"redis://127.0.0.1:{port}\"\n",
+            j.dir()
+        ),
+    )
+    .unwrap();
+    let runlog = || {
+        let mut c = bare_runlog();
+        c.arg("--config").arg(&config).stdin(Stdio::null());
+        c
+    };
+    let bound = runlog::UNSHIPPED_WARN_AT;
+    let runs = bound + 5;
+    for n in 1..=runs {
+        let o = output(runlog().args(["exec", "backlog", "--", "true"]));
+        assert_eq!(o.code, 0, "{o:?}");
+        // Runs beyond max-logs, all kept because none is shipped: n - 2.
+        let told = o.stderr().contains("not shipped yet");
+        assert_eq!(told, n.saturating_sub(2) > bound, "run {n}: {}", o.stderr());
+        if told {
+            assert!(
+                o.stderr()
+                    .contains(&format!("keeps {} runs beyond max-logs", n - 2))
+                    && o.stderr()
+                        .contains("is runlog-shipper running and keeping up?"),
+                "{}",
+                o.stderr()
+            );
+        }
+    }
+    // Never deleted unshipped, and the listings say how many wait.
+    let o = output(runlog().args(["--source", "local", "list-runs", "backlog"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout().lines().count(), runs + 1, "{}", o.stdout());
+    assert!(
+        o.stderr()
+            .contains(&format!("{runs} runs wait for runlog-shipper")),
+        "{}",
+        o.stderr()
+    );
+    let o = output(runlog().args(["--source", "local", "list-jobs"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr()
+            .contains(&format!("{runs} runs wait for runlog-shipper")),
+        "{}",
+        o.stderr()
+    );
+    // Without Redis configured nothing waits: no note.
+    let o = output(
+        bare_runlog()
+            .arg("--config")
+            .arg(j.path("empty.toml"))
+            .arg("--journal-dir")
+            .arg(j.dir())
+            .args(["list-runs", "backlog"])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!((o.code, o.stderr()), (0, String::new()), "{o:?}");
 }

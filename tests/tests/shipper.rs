@@ -430,7 +430,12 @@ fn ship_once_uploads_ended_runs_exactly() {
         .expect("job")
         .insert(held.clone(), held_log);
     let out2 = ship_once_ok(&cfg, &log);
-    assert!(out2.contains("uploaded 1 runs"), "{out2}");
+    // It said "uploaded 1 runs (3 records, 211 bytes)".
+    assert!(out2.contains("uploaded 1 run ("), "{out2}");
+    assert!(
+        out2.contains(" B)") || out2.contains(" KiB)") || out2.contains(" MiB)"),
+        "byte sizes in human units: {out2}"
+    );
     check(&logs2, true);
 }
 

@@ -743,7 +743,12 @@ fn run_prockids(args: &[ProcArgs]) -> Vec<Made> {
     let mut made = Vec::new();
     for (p, child) in children {
         let out = child.wait_with_output().expect("wait for prockid");
-        let err = String::from_utf8_lossy(&out.stderr);
+        // 32 threads end runs faster than the shipper uploads them on a small machine: the
+        // run end may say, once, that unshipped runs pile up. Nothing else may be said.
+        let err: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !(l.starts_with("runlog: job ") && l.contains("not shipped yet")))
+            .collect();
         assert!(
             out.status.success() && err.is_empty(),
             "prockid {p} failed ({}): {err}",

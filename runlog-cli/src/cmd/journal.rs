@@ -231,7 +231,15 @@ fn check_segment(file: &Path, scan: &SegmentScan, last: bool, alive: bool) -> Se
 }
 
 /// Check every segment under `path`; exit 1 (after the report) if anything is corrupt.
-pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
+pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: Option<&Path>) -> Result<(), Error> {
+    let configured;
+    let path = match path {
+        Some(p) => p,
+        None => {
+            configured = crate::source::journal_dir(ctx)?;
+            configured.as_path()
+        }
+    };
     let Found { files, tmp, strays } = segment_files(path)?;
     for stray in &strays {
         let f = Finding {
@@ -383,6 +391,7 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error>
                 .num("skipped_tmp", tmp as u64)
                 .num("strays", strays.len() as u64)
                 .bool("ok", corrupt_segments == 0)
+                .version()
                 .finish(),
         )?;
     } else {
@@ -442,6 +451,7 @@ fn write_finding(ctx: &Ctx, out: &mut Out, f: &Finding) -> io::Result<()> {
                     },
                 )
                 .str("what", &f.what)
+                .version()
                 .finish(),
         )
     } else {

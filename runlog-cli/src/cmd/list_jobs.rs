@@ -1,7 +1,7 @@
 //! `runlog list-jobs`.
 
 use crate::args::ListJobsArgs;
-use crate::render::{format_table, status_color, Cell, JsonObject, Out};
+use crate::render::{format_table, status_color, Cell, JsonObject, Out, MAX_CELL_WIDTH};
 use crate::source::Store;
 use crate::{note, warn, Ctx, Error};
 
@@ -22,7 +22,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
                         .map(runlog::time::format_micros)
                         .as_deref(),
                 )
-                .opt_str("last_status", job.last_status.map(|s| s.as_str()));
+                .opt_str("last_status", job.last_status.map(|s| s.as_str()))
+                .version();
             out.line(&o.finish())?;
         }
     } else {
@@ -31,7 +32,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
             .iter()
             .map(|job| {
                 vec![
-                    Cell::job_text(style, &job.name),
+                    Cell::job_text(&job.name),
                     Cell::new(
                         job.last_start_ns
                             .map_or_else(|| "-".into(), |ns| ctx.zone.format_seconds(ns)),
@@ -48,6 +49,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
             &["JOB", "LAST START", "STATUS", "RUNS"],
             &rows,
             style,
+            (ctx.tty && !a.wide).then_some(MAX_CELL_WIDTH),
         ))?;
     }
     if more {
@@ -61,5 +63,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListJobsArgs) -> Result<(), Erro
         out.flush()?;
         warn(&format!("no runs in {} yet", store.describe()));
     }
+    out.flush()?;
+    store.note_waiting();
     Ok(())
 }

@@ -7,6 +7,7 @@ use crate::args::{LabelArg, ListRunsArgs, StatusArg};
 use crate::redis_store::Window;
 use crate::render::{
     format_duration, format_labels, format_table, json_array, status_color, Cell, JsonObject, Out,
+    MAX_CELL_WIDTH,
 };
 use crate::source::{Run, Store};
 use crate::when::Range;
@@ -39,6 +40,11 @@ pub(crate) fn warn_problems(r: &RunInfo) {
 
 /// The JSON form of a run.
 pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
+    run_object(run, now_ns).version().finish()
+}
+
+/// The fields of a run's JSON form, without the version (`why` adds its own after them).
+pub(crate) fn run_object(run: &Run, now_ns: i64) -> JsonObject {
     let r = &run.info;
     let fmt = runlog::time::format_micros;
     let problems = json_array(r.problems.iter().map(|p| {
@@ -63,7 +69,6 @@ pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
         .str_map("labels", &r.labels)
         .raw("problems", &problems)
         .str("source", run.origin.as_str())
-        .finish()
 }
 
 /// Runs that pass the label filters (every `key=value` must be a label of the run).
@@ -178,8 +183,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
                     Cell::new(ctx.zone.format_seconds(r.start_ns)),
                     Cell::new(format_duration(duration_ns(r, now))),
                     Cell::new(r.records.to_string()),
-                    Cell::job_text(style, if r.host.is_empty() { "-" } else { &r.host }),
-                    Cell::job_text(style, &format_labels(&r.labels)),
+                    Cell::job_text(if r.host.is_empty() { "-" } else { &r.host }),
+                    Cell::job_text(&format_labels(&r.labels)),
                 ]
             })
             .collect();
@@ -189,6 +194,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
             ],
             &rows,
             style,
+            (ctx.tty && !a.wide).then_some(MAX_CELL_WIDTH),
         ))?;
     }
     if runs
@@ -198,6 +204,8 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
         out.flush()?;
         runs.iter().for_each(|r| warn_problems(&r.info));
     }
+    out.flush()?;
+    store.note_waiting();
     Ok(())
 }
 
@@ -289,7 +297,7 @@ mod tests {
         );
         assert!(j.starts_with(r#"{"job":"j","id":"2026-11-28T12:10:55.123456Z-0123456789ab","status":"ok","start":"1970-01-01T00:00:01.000000Z","end":"1970-01-01T00:00:02.000000Z""#), "{j}");
         assert!(
-            j.ends_with(r#""labels":{"user":"bar"},"problems":[],"source":"local"}"#),
+            j.ends_with(r#""labels":{"user":"bar"},"problems":[],"source":"local","v":1}"#),
             "{j}"
         );
     }

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use regex::Regex;
@@ -202,7 +203,7 @@ pub(crate) fn record_json(job: &str, run: &str, r: &RecordRef<'_>) -> String {
         Some(l) => o.num("line", l),
         None => o.raw("line", "null"),
     };
-    o.bool("truncated", r.truncated).finish()
+    o.bool("truncated", r.truncated).version().finish()
 }
 
 /// Writes records of one job as text or JSON lines, each line starting with its run id
@@ -281,7 +282,11 @@ pub(crate) fn print_run(
     })
 }
 
-/// `--follow`: print what the run has, then what it adds, until it ends.
+/// `logs --exit-status`: a run printed ended failed or crashed.
+pub(crate) const EXIT_RUN_FAILED: u8 = 5;
+
+/// `--follow`: print what the run has, then what it adds, until it ends; the status it ended
+/// with (`None` if it was cancelled or removed meanwhile).
 fn follow(
     store: &mut Store,
     out: &mut Out,
@@ -289,7 +294,7 @@ fn follow(
     run: &Run,
     filter: &Filter,
     tail: Option<usize>,
-) -> Result<(), Error> {
+) -> Result<Option<RunStatus>, Error> {
     let (job, id) = (run.info.job.as_str(), run.info.id.as_str());
     let mut log = store.reread_local(job, id)?;
     let kept: Vec<RecordRef<'_>> = log
@@ -314,7 +319,7 @@ fn follow(
                     "run {id} of job {job:?} is gone: it was cancelled (or removed) while \
                      being followed"
                 ));
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => return Err(e),
         };
@@ -325,11 +330,12 @@ fn follow(
         }
         seen = seen.max(log.records.len());
     }
-    Ok(())
+    Ok(Some(log.info.status))
 }
 
-/// Print the records of each run named, in the order named.
-pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<(), Error> {
+/// Print the records of each run named, in the order named; the exit status (0, or
+/// [`EXIT_RUN_FAILED`] with `--exit-status`).
+pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<u8, Error> {
     let filter = Filter::parse(&a.records, &ctx.zone)?;
     let refs = if a.runs.is_empty() {
         vec!["last".to_owned()]
@@ -347,23 +353,37 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &LogsArgs) -> Result<(), Error> {
         json: ctx.json,
         prefix: picked.len() > 1,
     };
+    let mut failed = false;
     for &i in &picked {
         let run = &runs[i];
         if !run.info.problems.is_empty() || run.info.dropped > 0 {
             out.flush()?;
             warn_problems(&run.info);
         }
-        if a.follow && run.info.status == RunStatus::Running {
-            follow(&mut store, out, &p, run, &filter, a.tail)?;
+        let ended = if a.follow && run.info.status == RunStatus::Running {
+            follow(&mut store, out, &p, run, &filter, a.tail)?
         } else {
             let limit = Limit {
                 head: a.head,
                 tail: a.tail,
             };
             print_run(&mut store, out, &p, run, &filter, limit)?;
+            Some(run.info.status)
+        };
+        if a.follow {
+            if let Some(status) = ended {
+                // After the records, out of the way of a pipe: how the followed run ended.
+                out.flush()?;
+                let _ = writeln!(std::io::stderr().lock(), "-- run ended: {status} --");
+            }
         }
+        failed |= matches!(ended, Some(RunStatus::Failed | RunStatus::Crashed));
     }
-    Ok(())
+    Ok(if a.exit_status && failed {
+        EXIT_RUN_FAILED
+    } else {
+        0
+    })
 }
 
 #[cfg(test)]
@@ -454,7 +474,7 @@ mod tests {
     fn records_have_a_json_form() {
         assert_eq!(
             record_json("j", "r", &rec(log::Level::Info, "a \"b\"\n").borrowed()),
-            r#"{"timestamp":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","fields":{"user":"bar"},"run":"r","job":"j","module_path":null,"file":"src/main.rs","line":7,"truncated":false}"#
+            r#"{"timestamp":"1970-01-01T00:00:00.000000Z","level":"INFO","target":"app","message":"a \"b\"\n","fields":{"user":"bar"},"run":"r","job":"j","module_path":null,"file":"src/main.rs","line":7,"truncated":false,"v":1}"#
         );
     }
 }

@@ -4,9 +4,9 @@ use runlog::{Record, RunStatus};
 
 use super::shell_quote;
 use crate::args::WhyArgs;
-use crate::cmd::list_runs::{duration_ns, job_runs, run_json, warn_problems};
+use crate::cmd::list_runs::{duration_ns, job_runs, run_object, warn_problems};
 use crate::cmd::logs::Printer;
-use crate::render::{format_duration, format_labels, status_color, Out};
+use crate::render::{format_duration, format_labels, status_color, term_escape, Out};
 use crate::source::Store;
 use crate::when::Range;
 use crate::{Ctx, Error};
@@ -82,8 +82,32 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     // From the records, not the shipper's `error` field, so that a run reads the same
     // whichever source holds it.
     let error = summary(&records, at);
+    let what = match info.status {
+        RunStatus::Crashed => {
+            Some("the process died without ending the run: killed, or its host went down")
+        }
+        _ => None,
+    };
+    let before = at.unwrap_or(records.len()) - from;
     if ctx.json {
-        out.line(&run_json(run, runlog::time::now_ns()))?;
+        // What `runlog exec` recorded of how the command ended.
+        let kv = |k: &str| {
+            at.and_then(|i| {
+                records[i]
+                    .kvs
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .and_then(|(_, v)| v.parse::<i64>().ok())
+            })
+        };
+        let o = run_object(run, runlog::time::now_ns())
+            .opt_str("error", error.as_deref())
+            .opt_num("exit_status", kv("exit_status"))
+            .opt_num("signal", kv("signal"))
+            .opt_str("status_note", what)
+            .num("records_before", before as u64)
+            .version();
+        out.line(&o.finish())?;
         for r in shown {
             p.print(out, &info.id, &r.borrowed())?;
         }
@@ -92,14 +116,10 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     let style = out.style;
     let mut status = String::new();
     style.paint(&mut status, status_color(info.status), info.status.as_str());
-    let what = match info.status {
-        RunStatus::Crashed => {
-            " (the process died without ending the run: killed, or its host went down)"
-        }
-        _ => "",
-    };
+    let what = what.map_or_else(String::new, |w| format!(" ({w})"));
     let now = runlog::time::now_ns();
-    out.line(&format!("job:      {}", style.text(&a.job)))?;
+    // Escaped in a pipe too: the header stays one line per field.
+    out.line(&format!("job:      {}", term_escape(&a.job)))?;
     out.line(&format!("run:      {}", info.id))?;
     out.line(&format!("status:   {status}{what}"))?;
     out.line(&format!(
@@ -124,7 +144,6 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
         Some(e) => out.line(&format!("error:    {}", style.text(e)))?,
         None => out.line("error:    none recorded")?,
     }
-    let before = at.unwrap_or(records.len()) - from;
     out.line("")?;
     match at {
         Some(_) => out.line(&format!(

@@ -144,6 +144,21 @@ pub fn sweep_job(
     max_failed: usize,
     protect_unshipped: bool,
 ) -> io::Result<()> {
+    sweep_job_held(dir, max_ok, max_failed, protect_unshipped).map(|_| ())
+}
+
+/// [`sweep_job`], returning how many runs beyond the limits it kept only because they are not
+/// shipped yet (0 without `protect_unshipped`): the backlog a shipper that is not running
+/// leaves.
+///
+/// # Errors
+/// As [`sweep_job`].
+pub fn sweep_job_held(
+    dir: &Path,
+    max_ok: usize,
+    max_failed: usize,
+    protect_unshipped: bool,
+) -> io::Result<usize> {
     let mut runs = list_run_segments(dir).map_err(to_io)?;
     // Segment files left half-created by a writer that died.
     if let Ok(names) = storage::read_dir(dir) {
@@ -228,6 +243,7 @@ pub fn sweep_job(
     }
     // Read only when something is to be trimmed: most sweeps trim nothing.
     let mut shipped: Option<BTreeSet<String>> = None;
+    let mut held = 0;
     // Ids sort by start time: the oldest come first.
     for (list, keep) in [(ok, max_ok), (failed, max_failed)] {
         let excess = list.len().saturating_sub(keep);
@@ -239,6 +255,7 @@ pub fn sweep_job(
                     Ok(None) | Err(_) => BTreeSet::new(),
                 });
                 if !listed.contains(id) {
+                    held += 1;
                     continue;
                 }
             }
@@ -247,5 +264,5 @@ pub fn sweep_job(
             }
         }
     }
-    Ok(())
+    Ok(held)
 }
