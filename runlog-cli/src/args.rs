@@ -136,8 +136,10 @@ pub(crate) enum Command {
 
     /// Run a command as a run of JOB: its stdout lines become INFO records, its stderr lines
     /// WARN records, and its exit status the run's status. The output still reaches your
-    /// stdout and stderr; the exit status is passed on; SIGINT, SIGTERM and SIGHUP are
-    /// forwarded to it.
+    /// stdout and stderr; the exit status is passed on; SIGINT, SIGTERM, SIGHUP and SIGQUIT
+    /// are forwarded to it. If runlog is killed (by any signal, SIGKILL too), the command and
+    /// every process it started are killed with it (SIGTERM, then SIGKILL half a second
+    /// later).
     Exec(ExecArgs),
 
     /// Print a shell completion script: `runlog completions bash > /etc/bash_completion.d/runlog`,

@@ -113,6 +113,10 @@ fn run(args: Args, out: &mut Out) -> Result<u8, Error> {
 }
 
 fn main() -> ExitCode {
+    // `runlog exec` starts itself again as the supervisor of its command.
+    if let Some(code) = cmd::exec::supervise::main_if_supervisor() {
+        return code;
+    }
     let args = Args::parse();
     let tty = io::stdout().is_terminal();
     let style = Style {

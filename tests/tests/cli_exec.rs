@@ -610,3 +610,159 @@ fn journal_dir_on_the_command_line_wins_over_the_environment_which_the_command_k
     assert!(!other.exists(), "nothing written to the variable's journal");
     assert_eq!(j.only_run("envjob")["status"], "ok");
 }
+
+/// A name and value no other process has in its environment: every process of a tree started
+/// with it inherits it, so the tree can be found in /proc after its root died.
+fn tree_marker(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{test}-{}-{nanos}", std::process::id())
+}
+
+/// The live processes (zombies are dead) whose environment holds `EXEC_TEST_TREE=marker`:
+/// `(pid, command line)`.
+fn tree_processes(marker: &str) -> Vec<(i32, String)> {
+    let want = format!("EXEC_TEST_TREE={marker}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?");
+        if state == "Z" {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push((pid, cmdline.trim_end().to_owned()));
+    }
+    found
+}
+
+#[test]
+fn killing_runlog_with_sigkill_kills_the_command_and_every_process_it_started() {
+    // The bug: `runlog exec j -- sh -c 'sleep 41 | cat'` killed with SIGKILL left sh, sleep and
+    // cat running, orphaned, while the run was listed crashed.
+    let j = Journal::new();
+    let marker = tree_marker("sigkill");
+    // A duration no other process uses, to see the pipeline's sleep start.
+    let sleep = format!("41.{}", std::process::id() % 1000);
+    let mut c = j.runlog();
+    c.env("EXEC_TEST_TREE", &marker)
+        .args(["exec", "killed-runlog", "--", "sh", "-c"])
+        .arg(format!("echo ready; sleep {sleep} | cat"));
+    let mut r = Running::start(c);
+    r.wait_for_line("ready");
+    let started = std::time::Instant::now();
+    while !tree_processes(&marker)
+        .iter()
+        .any(|(_, cmd)| cmd == &format!("sleep {sleep}"))
+    {
+        assert!(started.elapsed() < PATIENCE, "the pipeline never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    r.signal(libc::SIGKILL);
+    let status = r.child.wait().expect("wait for runlog");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let killed = std::time::Instant::now();
+    let mut left = tree_processes(&marker);
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+        left = tree_processes(&marker);
+    }
+    for (pid, _) in &left {
+        // SAFETY: kill has no memory-safety preconditions; these are this test's processes.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(
+        left.is_empty(),
+        "1 s after runlog was killed, processes it started still run: {left:?}"
+    );
+    assert_eq!(j.only_run("killed-runlog")["status"], "crashed");
+}
+
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_command_which_keeps_reading_the_terminal() {
+    // `script` gives runlog a terminal (a pseudo-terminal) whose input is this test's pipe:
+    // a line typed there must reach the command, and so must Ctrl-C.
+    let j = Journal::new();
+    let q = |p: PathBuf| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let line = format!(
+        "{} --config {} --journal-dir {} exec interactive -- sh -c \
+         'echo ready; read answer; echo \"got $answer\"; sleep 30'",
+        q(bin()),
+        q(j.path("empty.toml")),
+        q(j.dir()),
+    );
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &line, "/dev/null"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNLOG_") {
+            c.env_remove(k);
+        }
+    }
+    let mut child = match c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!("cannot run `script` ({e}): install util-linux (Debian: bsdutils)"),
+    };
+    let lines = line_channel(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    let mut wait_for = |want: &str| loop {
+        match lines.recv_timeout(PATIENCE) {
+            Ok(l) if l.trim_end_matches('\r') == want => return,
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = Command::new("kill").arg(child.id().to_string()).status();
+                panic!("no line {want:?} on the terminal within {PATIENCE:?}: {seen:?}");
+            }
+        }
+    };
+    wait_for("ready");
+    stdin.write_all(b"hello\n").unwrap();
+    wait_for("got hello");
+    stdin.write_all(b"\x03").unwrap();
+    let status = child.wait().expect("wait for script");
+    drop(stdin);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "runlog passed on the command's death by SIGINT"
+    );
+
+    assert_eq!(j.only_run("interactive")["status"], "failed");
+    let recs = j.records("interactive");
+    assert_eq!(messages(&recs, "stdout"), ["ready", "got hello"]);
+    assert_eq!(
+        outcome(&recs),
+        (
+            "ERROR".into(),
+            "command was killed by signal 2 (SIGINT)".into()
+        )
+    );
+}
