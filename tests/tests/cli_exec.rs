@@ -766,3 +766,72 @@ fn ctrl_c_on_a_terminal_reaches_the_command_which_keeps_reading_the_terminal() {
         )
     );
 }
+
+#[test]
+fn with_pty_interleaved_stdout_and_stderr_are_recorded_in_the_order_written_on_a_terminal() {
+    // The bug: stdout and stderr are two pipes read side by side, so their lines were
+    // recorded in the order runlog read them, not the order the command wrote them.
+    let j = Journal::new();
+    let o = j.exec(
+        "ordered",
+        &["--pty"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo \"out $i\"; echo \"err $i\" >&2; i=$((i+1)); done; \
+             [ -t 1 ] && echo 'stdout is a terminal'; [ -t 2 ] && echo 'stderr is a terminal' >&2; \
+             printf 'dos\\r\\n'; exit 3",
+        ],
+    );
+    let mut want: Vec<String> = (0..300)
+        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+        .collect();
+    want.push("stdout is a terminal".into());
+    want.push("stderr is a terminal".into());
+    assert_eq!(o.code, 3, "the command's exit status: {:?}", o.stderr());
+    assert_eq!(o.stderr(), "", "both streams pass through to stdout");
+    let mut passed = want.join("\n");
+    passed.push_str("\ndos\r\n");
+    assert_eq!(
+        o.stdout(),
+        passed,
+        "passed through byte for byte, in order, no \\r added"
+    );
+
+    let recs = j.records("ordered");
+    want.push("dos".into());
+    assert_eq!(
+        messages(&recs, "pty"),
+        want,
+        "recorded in the order written"
+    );
+    assert!(messages(&recs, "stdout").is_empty() && messages(&recs, "stderr").is_empty());
+    for r in recs.iter().filter(|r| r["target"] == "pty") {
+        assert_eq!(r["level"], "INFO", "{r}");
+    }
+    assert_eq!(j.only_run("ordered")["status"], "failed");
+    assert_eq!(
+        outcome(&recs),
+        ("ERROR".into(), "command exited with status 3".into())
+    );
+}
+
+#[test]
+fn with_pty_a_python_command_line_buffers_and_is_recorded_in_order() {
+    // Python buffers stdout in blocks when it is not a terminal: without --pty (and without
+    // PYTHONUNBUFFERED=1) its stdout lines all come after its stderr lines.
+    let script = "import sys\nfor i in range(50):\n    print('out', i)\n    print('err', i, file=sys.stderr)\n";
+    let j = Journal::new();
+    let o = j.exec("py", &["--pty"], &["python3", "-c", script]);
+    assert_ne!(
+        o.code,
+        127,
+        "python3 is needed for this test: install python3 ({})",
+        o.stderr()
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let want: Vec<String> = (0..50)
+        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+        .collect();
+    assert_eq!(messages(&j.records("py"), "pty"), want);
+}

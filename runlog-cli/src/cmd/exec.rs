@@ -22,11 +22,21 @@
 //! The command is started by a supervisor, runlog itself started again ([`supervise`]): when
 //! runlog dies, by SIGKILL too, the supervisor kills the command and every process it
 //! started.
+//!
+//! Order: each stream's lines are recorded in order, but the two pipes are read side by side,
+//! so lines written close together to stdout and stderr can be recorded the other way round,
+//! and a command that buffers its stdout (C stdio and Python do when it is not a terminal)
+//! has its stdout lines recorded when it flushes them. `--pty` ([`pty`]) gives the command a
+//! terminal for both: one stream, line-buffered, recorded exactly in the order written.
+//!
+//! Like cron and a shell pipe, runlog reads the command's output until the end of it: a
+//! process the command left behind holding its stdout or stderr keeps the run open. A signal
+//! received after the command exited ends that wait.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -45,6 +55,7 @@ use super::shell_quote;
 use crate::args::ExecArgs;
 use crate::{warn, Ctx, Error};
 
+mod pty;
 pub(crate) mod supervise;
 
 /// runlog failed before the command started (as `env`, `timeout` and `docker run` say it).
@@ -114,7 +125,7 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
         }
     }
     let rec = Recorder(run.as_ref().map(Run::handle));
-    let code = exec(&rec, program, args);
+    let code = exec(&rec, program, args, a.pty);
     if code != 0 {
         rec.fail();
     }
@@ -199,10 +210,10 @@ fn signal_name(sig: c_int) -> String {
 }
 
 /// Set up, run the command and record its outcome; the exit status for runlog.
-fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
+fn exec(rec: &Recorder, program: &OsString, args: &[OsString], pty: bool) -> u8 {
     let cmdline = command_line(program, args);
     rec.info(format_args!("running {cmdline}"));
-    let io = match Plumbing::set_up(rec, program, args) {
+    let io = match Plumbing::set_up(rec, program, args, pty) {
         Ok(p) => p,
         Err(e) => {
             crate::note(&format!("cannot start {cmdline}: {e}"));
@@ -387,7 +398,12 @@ struct Plumbing {
 }
 
 impl Plumbing {
-    fn set_up(rec: &Recorder, program: &OsString, args: &[OsString]) -> Result<Plumbing, String> {
+    fn set_up(
+        rec: &Recorder,
+        program: &OsString,
+        args: &[OsString],
+        pty: bool,
+    ) -> Result<Plumbing, String> {
         let (tx, events) = mpsc::channel();
         let (sock, theirs) =
             UnixStream::pair().map_err(|e| format!("cannot create a socket: {e}"))?;
@@ -395,7 +411,22 @@ impl Plumbing {
             s.try_clone()
                 .map_err(|e| format!("cannot duplicate a socket: {e}"))
         };
-        let (stdout, stderr, sources) = {
+        let (stdout, stderr, sources, master) = if pty {
+            let p = pty::Pty::open()
+                .map_err(|e| format!("cannot open a pseudo-terminal for --pty: {e}"))?;
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone()
+                    .map_err(|e| format!("cannot duplicate the pseudo-terminal: {e}"))
+            };
+            let source = Source {
+                from: Box::new(File::from(dup(&p.master)?)),
+                target: "pty",
+                level: Level::Info,
+                to_stdout: true,
+            };
+            let out = Stdio::from(dup(&p.slave)?);
+            (out, Stdio::from(p.slave), vec![source], Some(p.master))
+        } else {
             let pipe = || io::pipe().map_err(|e| format!("cannot create a pipe: {e}"));
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
@@ -413,9 +444,9 @@ impl Plumbing {
                     to_stdout: false,
                 },
             ];
-            (Stdio::from(out_w), Stdio::from(err_w), sources)
+            (Stdio::from(out_w), Stdio::from(err_w), sources, None)
         };
-        let forwarder = Forwarder::start(rec.clone(), tx.clone(), clone(&sock)?)?;
+        let forwarder = Forwarder::start(rec.clone(), tx.clone(), clone(&sock)?, master)?;
         let mut readers = Vec::with_capacity(sources.len() + 1);
         for source in sources {
             let (rec, tx) = (rec.clone(), tx.clone());
@@ -536,7 +567,8 @@ fn pump(source: Source, recording: bool) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Not seen on a pipe; ending here still logs what was read.
+            // A pseudo-terminal ends so (EIO) when the last process holding it closed it;
+            // not seen on a pipe. Ending here still logs what was read.
             Err(_) => break,
         };
         let chunk = &buf[..n];
@@ -602,7 +634,8 @@ fn lock(m: &Mutex<ChildState>) -> MutexGuard<'_, ChildState> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The thread that forwards signals to the command, through the supervisor.
+/// The thread that forwards signals to the command, through the supervisor (and, with
+/// `--pty`, follows the terminal's size).
 struct Forwarder {
     state: Arc<Mutex<ChildState>>,
     signals: Handle,
@@ -614,10 +647,14 @@ impl Forwarder {
         rec: Recorder,
         tx: mpsc::Sender<Event>,
         sock: UnixStream,
+        pty_master: Option<OwnedFd>,
     ) -> Result<Forwarder, String> {
         // A signal runlog was started with ignored (`nohup`, a service manager's choice) is
         // left ignored: caught here it would reach the command, which inherits the ignoring.
-        let sigs: Vec<c_int> = FORWARDED.into_iter().filter(|&s| !ignored(s)).collect();
+        let mut sigs: Vec<c_int> = FORWARDED.into_iter().filter(|&s| !ignored(s)).collect();
+        if pty_master.is_some() {
+            sigs.push(libc::SIGWINCH);
+        }
         let mut signals = SignalsInfo::<WithRawSiginfo>::new(&sigs)
             .map_err(|e| format!("cannot catch signals to forward them: {e}"))?;
         let handle = signals.handle();
@@ -627,7 +664,10 @@ impl Forwarder {
             .name("exec-signals".into())
             .spawn(move || {
                 for info in signals.forever() {
-                    forward(&rec, &st, &tx, &sock, &info);
+                    match &pty_master {
+                        Some(m) if info.si_signo == libc::SIGWINCH => pty::follow_size(m),
+                        _ => forward(&rec, &st, &tx, &sock, &info),
+                    }
                 }
             })
             .map_err(|e| format!("cannot start a thread to forward signals: {e}"))?;
