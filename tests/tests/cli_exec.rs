@@ -661,20 +661,29 @@ fn killing_runlog_with_sigkill_kills_the_command_and_every_process_it_started() 
     // cat running, orphaned, while the run was listed crashed.
     let j = Journal::new();
     let marker = tree_marker("sigkill");
-    // A duration no other process uses, to see the pipeline's sleep start.
+    // Durations no other process uses, to see the sleeps start: the pipeline's, and one in a
+    // session of its own (a daemon, which no process group signal reaches).
     let sleep = format!("41.{}", std::process::id() % 1000);
+    let daemon = format!("43.{}", std::process::id() % 1000);
     let mut c = j.runlog();
     c.env("EXEC_TEST_TREE", &marker)
         .args(["exec", "killed-runlog", "--", "sh", "-c"])
-        .arg(format!("echo ready; sleep {sleep} | cat"));
+        .arg(format!(
+            "(setsid sleep {daemon} &); echo ready; sleep {sleep} | cat"
+        ));
     let mut r = Running::start(c);
     r.wait_for_line("ready");
     let started = std::time::Instant::now();
-    while !tree_processes(&marker)
-        .iter()
-        .any(|(_, cmd)| cmd == &format!("sleep {sleep}"))
-    {
-        assert!(started.elapsed() < PATIENCE, "the pipeline never started");
+    loop {
+        let running = tree_processes(&marker);
+        let has = |cmd: &str| running.iter().any(|(_, c)| c == cmd);
+        if has(&format!("sleep {sleep}")) && has(&format!("sleep {daemon}")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the pipeline and the daemon never started (setsid is in util-linux): {running:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 
