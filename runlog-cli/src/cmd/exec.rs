@@ -224,7 +224,7 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString], pty: bool) -> u8 
     let mut open = io.readers.len();
     let started = loop {
         match io.events.recv() {
-            Ok(Event::Started(pid)) => break Ok(pid),
+            Ok(Event::Started) => break Ok(()),
             Ok(Event::StartFailed(e)) => break Err(e),
             Ok(Event::StreamEnded) => open -= 1,
             Ok(Event::Gone) | Err(_) => {
@@ -235,30 +235,30 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString], pty: bool) -> u8 
             Ok(Event::Exited(_) | Event::Interrupted(_)) => {}
         }
     };
-    let pid = match started {
-        Ok(pid) => pid,
-        Err(StartFailure::Spawn(e)) => {
-            let (code, hint) = spawn_failure(program, &e);
-            let name = shell_quote(&program.to_string_lossy());
-            crate::note(&format!("cannot run {name}: {e}{hint}"));
-            rec.error(&[], format_args!("cannot run {name}: {e}{hint}"));
-            io.finish(true);
-            return code;
-        }
-        Err(StartFailure::Other(e)) => {
-            crate::note(&format!("cannot start {cmdline}: {e}"));
-            rec.error(&[], format_args!("runlog could not start the command: {e}"));
-            io.finish(true);
-            return EXIT_RUNLOG_FAILED;
-        }
-    };
-    io.forwarder.started(pid);
+    if let Err(failure) = started {
+        let code = match failure {
+            StartFailure::Spawn(e) => {
+                let (code, hint) = spawn_failure(program, &e);
+                let name = shell_quote(&program.to_string_lossy());
+                crate::note(&format!("cannot run {name}: {e}{hint}"));
+                rec.error(&[], format_args!("cannot run {name}: {e}{hint}"));
+                code
+            }
+            StartFailure::Other(e) => {
+                crate::note(&format!("cannot start {cmdline}: {e}"));
+                rec.error(&[], format_args!("runlog could not start the command: {e}"));
+                EXIT_RUNLOG_FAILED
+            }
+        };
+        io.finish(true);
+        return code;
+    }
     let status = loop {
         match io.events.recv() {
             Ok(Event::Exited(status)) => break Ok(status),
             Ok(Event::StreamEnded) => open -= 1,
             Ok(Event::Gone) | Err(_) => break Err("runlog's supervisor of the command ended"),
-            Ok(Event::Started(_) | Event::StartFailed(_) | Event::Interrupted(_)) => {}
+            Ok(Event::Started | Event::StartFailed(_) | Event::Interrupted(_)) => {}
         }
     };
     io.forwarder.exited();
@@ -357,8 +357,8 @@ enum Event {
     StreamEnded,
     /// A signal arrived after the command exited.
     Interrupted(c_int),
-    /// The command started, with this pid.
-    Started(libc::pid_t),
+    /// The command started (its pid is in the forwarder's state).
+    Started,
     /// The command could not be started.
     StartFailed(StartFailure),
     /// The command ended so.
@@ -464,9 +464,10 @@ impl Plumbing {
             }
         }
         let listening = clone(&sock)?;
+        let state = forwarder.state.clone();
         std::thread::Builder::new()
             .name("exec-supervisor".into())
-            .spawn(move || listen(listening, &tx))
+            .spawn(move || listen(listening, &state, &tx))
             .map_err(|e| format!("cannot start a thread to hear from the supervisor: {e}"))?;
 
         // runlog itself, started again as the supervisor (see `supervise`).
@@ -527,14 +528,18 @@ impl Plumbing {
     }
 }
 
-/// Turn the supervisor's messages into events, until its socket ends.
-fn listen(sock: UnixStream, tx: &mpsc::Sender<Event>) {
+/// Turn the supervisor's messages into events, until its socket ends. The command's pid goes
+/// to the forwarder's state at once, for its records.
+fn listen(sock: UnixStream, state: &Mutex<ChildState>, tx: &mpsc::Sender<Event>) {
     for line in BufReader::new(sock).lines() {
         let Ok(line) = line else { break };
         let (word, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         let number = arg.parse::<i32>();
         let event = match (word, number) {
-            ("started", Ok(pid)) => Event::Started(pid),
+            ("started", Ok(pid)) => {
+                lock(state).pid = Some(pid);
+                Event::Started
+            }
             ("failed", Ok(errno)) => {
                 Event::StartFailed(StartFailure::Spawn(io::Error::from_raw_os_error(errno)))
             }
@@ -678,11 +683,6 @@ impl Forwarder {
         })
     }
 
-    /// The command started.
-    fn started(&self, pid: libc::pid_t) {
-        lock(&self.state).pid = Some(pid);
-    }
-
     /// The command exited: a signal from now on ends the wait for the rest of its output.
     fn exited(&self) {
         lock(&self.state).exited = true;
@@ -748,9 +748,10 @@ fn forward(
         (true, Some(pid)) => rec.warn(format_args!(
             "runlog received {name} {from} and forwarded it to the command (pid {pid})"
         )),
+        // The supervisor has not said yet that the command started: it delivers the signal
+        // once the command has.
         (true, None) => rec.warn(format_args!(
-            "runlog received {name} {from} before the command started; it is forwarded to \
-             the command when it starts"
+            "runlog received {name} {from} and forwarded it to the command"
         )),
         (false, _) => rec.warn(format_args!(
             "runlog received {name} {from} and could not forward it: the command's \
