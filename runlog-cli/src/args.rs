@@ -252,8 +252,18 @@ pub(crate) enum Command {
 
     /// Run a command as a run of JOB: its stdout lines become INFO records, its stderr lines
     /// WARN records, and its exit status the run's status. The output still reaches your
-    /// stdout and stderr; the exit status is passed on; SIGINT, SIGTERM and SIGHUP are
-    /// forwarded to it.
+    /// stdout and stderr; the exit status is passed on; SIGINT, SIGTERM, SIGHUP and SIGQUIT
+    /// are forwarded to it. If runlog is killed (by any signal, SIGKILL too), the command and
+    /// every process it started are killed with it (SIGTERM, then SIGKILL half a second
+    /// later).
+    ///
+    /// Order: each stream's lines are recorded in order, but stdout and stderr are two pipes
+    /// read side by side, so a line written to one can be recorded before lines written
+    /// earlier to the other; and a program that buffers its stdout when it is not a terminal
+    /// (C stdio, Python) writes it in blocks, so its stdout lines can land far from the
+    /// stderr lines written between them. For Python commands set `PYTHONUNBUFFERED=1`;
+    /// for C programs try `stdbuf -oL`; or use `--pty`, which records both streams as one, in
+    /// exactly the order they were written.
     Exec(ExecArgs),
 
     /// Print a shell completion script: `runlog completions bash > /etc/bash_completion.d/runlog`,
@@ -528,6 +538,17 @@ pub(crate) struct ExecArgs {
     /// Label the run (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub(crate) labels: Vec<LabelArg>,
+
+    /// Give the command a terminal (a pseudo-terminal, as `script` does) as its stdout and
+    /// stderr: it line-buffers its output, and both streams are recorded as one, in exactly
+    /// the order it wrote them, as INFO records of target `pty`; they pass through to your
+    /// stdout. stdin stays runlog's. The terminal has the size of yours (0x0, "unknown",
+    /// when there is none; set COLUMNS for programs that cut lines to the width) and no
+    /// output processing, so the output passes through byte for byte; a `\r` before a
+    /// newline is left out of the record. Programs may colour their output on a terminal:
+    /// records keep it, and runlog shows escapes escaped.
+    #[arg(long)]
+    pub(crate) pty: bool,
 
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]

@@ -124,6 +124,10 @@ fn run(args: Args, common: Common, zone: Zone, out: &mut Out, tty: bool) -> Resu
 }
 
 fn main() -> ExitCode {
+    // `runlog exec` starts itself again as the supervisor of its command.
+    if let Some(code) = cmd::exec::supervise::main_if_supervisor() {
+        return code;
+    }
     let args = Args::parse();
     let common = args.common();
     let tty = io::stdout().is_terminal();

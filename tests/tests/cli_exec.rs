@@ -682,3 +682,237 @@ fn unshipped_runs_are_kept_and_said_to_wait_for_the_shipper() {
     );
     assert_eq!((o.code, o.stderr()), (0, String::new()), "{o:?}");
 }
+
+/// A name and value no other process has in its environment: every process of a tree started
+/// with it inherits it, so the tree can be found in /proc after its root died.
+fn tree_marker(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{test}-{}-{nanos}", std::process::id())
+}
+
+/// The live processes (zombies are dead) whose environment holds `EXEC_TEST_TREE=marker`:
+/// `(pid, command line)`.
+fn tree_processes(marker: &str) -> Vec<(i32, String)> {
+    let want = format!("EXEC_TEST_TREE={marker}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?");
+        if state == "Z" {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push((pid, cmdline.trim_end().to_owned()));
+    }
+    found
+}
+
+#[test]
+fn killing_runlog_with_sigkill_kills_the_command_and_every_process_it_started() {
+    // The bug: `runlog exec j -- sh -c 'sleep 41 | cat'` killed with SIGKILL left sh, sleep and
+    // cat running, orphaned, while the run was listed crashed.
+    let j = Journal::new();
+    let marker = tree_marker("sigkill");
+    // Durations no other process uses, to see the sleeps start: the pipeline's, and one in a
+    // session of its own (a daemon, which no process group signal reaches).
+    let sleep = format!("41.{}", std::process::id() % 1000);
+    let daemon = format!("43.{}", std::process::id() % 1000);
+    let mut c = j.runlog();
+    c.env("EXEC_TEST_TREE", &marker)
+        .args(["exec", "killed-runlog", "--", "sh", "-c"])
+        .arg(format!(
+            "(setsid sleep {daemon} &); echo ready; sleep {sleep} | cat"
+        ));
+    let mut r = Running::start(c);
+    r.wait_for_line("ready");
+    let started = std::time::Instant::now();
+    loop {
+        let running = tree_processes(&marker);
+        let has = |cmd: &str| running.iter().any(|(_, c)| c == cmd);
+        if has(&format!("sleep {sleep}")) && has(&format!("sleep {daemon}")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the pipeline and the daemon never started (setsid is in util-linux): {running:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    r.signal(libc::SIGKILL);
+    let status = r.child.wait().expect("wait for runlog");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let killed = std::time::Instant::now();
+    let mut left = tree_processes(&marker);
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+        left = tree_processes(&marker);
+    }
+    for (pid, _) in &left {
+        // SAFETY: kill has no memory-safety preconditions; these are this test's processes.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(
+        left.is_empty(),
+        "1 s after runlog was killed, processes it started still run: {left:?}"
+    );
+    assert_eq!(j.only_run("killed-runlog")["status"], "crashed");
+}
+
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_command_which_keeps_reading_the_terminal() {
+    // `script` gives runlog a terminal (a pseudo-terminal) whose input is this test's pipe:
+    // a line typed there must reach the command, and so must Ctrl-C.
+    let j = Journal::new();
+    let q = |p: PathBuf| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let line = format!(
+        "{} --config {} --journal-dir {} exec interactive -- sh -c \
+         'echo ready; read answer; echo \"got $answer\"; sleep 30'",
+        q(bin()),
+        q(j.path("empty.toml")),
+        q(j.dir()),
+    );
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &line, "/dev/null"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNLOG_") {
+            c.env_remove(k);
+        }
+    }
+    let mut child = match c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!("cannot run `script` ({e}): install util-linux (Debian: bsdutils)"),
+    };
+    let lines = line_channel(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    let mut wait_for = |want: &str| loop {
+        match lines.recv_timeout(PATIENCE) {
+            Ok(l) if l.trim_end_matches('\r') == want => return,
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = Command::new("kill").arg(child.id().to_string()).status();
+                panic!("no line {want:?} on the terminal within {PATIENCE:?}: {seen:?}");
+            }
+        }
+    };
+    wait_for("ready");
+    stdin.write_all(b"hello\n").unwrap();
+    wait_for("got hello");
+    stdin.write_all(b"\x03").unwrap();
+    let status = child.wait().expect("wait for script");
+    drop(stdin);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "runlog passed on the command's death by SIGINT"
+    );
+
+    assert_eq!(j.only_run("interactive")["status"], "failed");
+    let recs = j.records("interactive");
+    assert_eq!(messages(&recs, "stdout"), ["ready", "got hello"]);
+    assert_eq!(
+        outcome(&recs),
+        (
+            "ERROR".into(),
+            "command was killed by signal 2 (SIGINT)".into()
+        )
+    );
+}
+
+#[test]
+fn with_pty_interleaved_stdout_and_stderr_are_recorded_in_the_order_written_on_a_terminal() {
+    // The bug: stdout and stderr are two pipes read side by side, so their lines were
+    // recorded in the order runlog read them, not the order the command wrote them.
+    let j = Journal::new();
+    let o = j.exec(
+        "ordered",
+        &["--pty"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo \"out $i\"; echo \"err $i\" >&2; i=$((i+1)); done; \
+             [ -t 1 ] && echo 'stdout is a terminal'; [ -t 2 ] && echo 'stderr is a terminal' >&2; \
+             printf 'dos\\r\\n'; exit 3",
+        ],
+    );
+    let mut want: Vec<String> = (0..300)
+        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+        .collect();
+    want.push("stdout is a terminal".into());
+    want.push("stderr is a terminal".into());
+    assert_eq!(o.code, 3, "the command's exit status: {:?}", o.stderr());
+    assert_eq!(o.stderr(), "", "both streams pass through to stdout");
+    let mut passed = want.join("\n");
+    passed.push_str("\ndos\r\n");
+    assert_eq!(
+        o.stdout(),
+        passed,
+        "passed through byte for byte, in order, no \\r added"
+    );
+
+    let recs = j.records("ordered");
+    want.push("dos".into());
+    assert_eq!(
+        messages(&recs, "pty"),
+        want,
+        "recorded in the order written"
+    );
+    assert!(messages(&recs, "stdout").is_empty() && messages(&recs, "stderr").is_empty());
+    for r in recs.iter().filter(|r| r["target"] == "pty") {
+        assert_eq!(r["level"], "INFO", "{r}");
+    }
+    assert_eq!(j.only_run("ordered")["status"], "failed");
+    assert_eq!(
+        outcome(&recs),
+        ("ERROR".into(), "command exited with status 3".into())
+    );
+}
+
+#[test]
+fn with_pty_a_python_command_line_buffers_and_is_recorded_in_order() {
+    // Python buffers stdout in blocks when it is not a terminal: without --pty (and without
+    // PYTHONUNBUFFERED=1) its stdout lines all come after its stderr lines.
+    let script = "import sys\nfor i in range(50):\n    print('out', i)\n    print('err', i, file=sys.stderr)\n";
+    let j = Journal::new();
+    let o = j.exec("py", &["--pty"], &["python3", "-c", script]);
+    assert_ne!(
+        o.code,
+        127,
+        "python3 is needed for this test: install python3 ({})",
+        o.stderr()
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let want: Vec<String> = (0..50)
+        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+        .collect();
+    assert_eq!(messages(&j.records("py"), "pty"), want);
+}

@@ -19,14 +19,26 @@
 //! the command, which shares runlog's process group, so they are not sent a second time.
 //! Signals runlog was started with ignored (`nohup`) stay ignored, also by the command.
 //!
+//! The command is started by a supervisor, runlog itself started again ([`supervise`]): when
+//! runlog dies, by SIGKILL too, the supervisor kills the command and every process it
+//! started.
+//!
+//! Order: each stream's lines are recorded in order, but the two pipes are read side by side,
+//! so lines written close together to stdout and stderr can be recorded the other way round,
+//! and a command that buffers its stdout (C stdio and Python do when it is not a terminal)
+//! has its stdout lines recorded when it flushes them. `--pty` ([`pty`]) gives the command a
+//! terminal for both: one stream, line-buffered, recorded exactly in the order written.
+//!
 //! Like cron and a shell pipe, runlog reads the command's output until the end of it: a
 //! process the command left behind holding its stdout or stderr keeps the run open. A signal
 //! received after the command exited ends that wait.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::process::ExitStatusExt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,12 +47,16 @@ use std::thread::JoinHandle;
 use libc::c_int;
 use log::{Level, LevelFilter};
 use runlog::{Run, RunHandle, RunLogger};
+use rustix::io::FdFlags;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 use signal_hook::iterator::{Handle, SignalsInfo};
 
 use super::shell_quote;
 use crate::args::ExecArgs;
 use crate::{warn, Ctx, Error};
+
+mod pty;
+pub(crate) mod supervise;
 
 /// runlog failed before the command started (as `env`, `timeout` and `docker run` say it).
 const EXIT_RUNLOG_FAILED: u8 = 125;
@@ -109,7 +125,7 @@ pub(crate) fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8, Error> {
         }
     }
     let rec = Recorder(run.as_ref().map(Run::handle));
-    let code = exec(&rec, program, args);
+    let code = exec(&rec, program, args, a.pty);
     if code != 0 {
         rec.fail();
     }
@@ -194,10 +210,10 @@ fn signal_name(sig: c_int) -> String {
 }
 
 /// Set up, run the command and record its outcome; the exit status for runlog.
-fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
+fn exec(rec: &Recorder, program: &OsString, args: &[OsString], pty: bool) -> u8 {
     let cmdline = command_line(program, args);
     rec.info(format_args!("running {cmdline}"));
-    let io = match Plumbing::set_up(rec) {
+    let io = match Plumbing::set_up(rec, program, args, pty) {
         Ok(p) => p,
         Err(e) => {
             crate::note(&format!("cannot start {cmdline}: {e}"));
@@ -205,41 +221,49 @@ fn exec(rec: &Recorder, program: &OsString, args: &[OsString]) -> u8 {
             return EXIT_RUNLOG_FAILED;
         }
     };
-    let Plumbing {
-        out_w,
-        err_w,
-        readers,
-        events,
-        forwarder,
-    } = io;
-    let spawned = Command::new(program)
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w))
-        .spawn();
-    // The `Command` (and with it runlog's copy of the pipes' write ends) is gone here, so the
-    // readers see the end of the output when the command and its children close theirs.
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let (code, hint) = spawn_failure(program, &e);
-            let name = shell_quote(&program.to_string_lossy());
-            crate::note(&format!("cannot run {name}: {e}{hint}"));
-            rec.error(&[], format_args!("cannot run {name}: {e}{hint}"));
-            drop(forwarder);
-            return code;
+    let mut open = io.readers.len();
+    let started = loop {
+        match io.events.recv() {
+            Ok(Event::Started) => break Ok(()),
+            Ok(Event::StartFailed(e)) => break Err(e),
+            Ok(Event::StreamEnded) => open -= 1,
+            Ok(Event::Gone) | Err(_) => {
+                break Err(StartFailure::Other(
+                    "runlog's supervisor ended before it started the command".into(),
+                ))
+            }
+            Ok(Event::Exited(_) | Event::Interrupted(_)) => {}
         }
     };
-    forwarder.started(child.id());
-    let status = wait_for_exit(&mut child, &forwarder.state);
-    let all_output = wait_for_output(rec, &events, 2);
-    if all_output {
-        for r in readers {
-            let _ = r.join();
-        }
+    if let Err(failure) = started {
+        let code = match failure {
+            StartFailure::Spawn(e) => {
+                let (code, hint) = spawn_failure(program, &e);
+                let name = shell_quote(&program.to_string_lossy());
+                crate::note(&format!("cannot run {name}: {e}{hint}"));
+                rec.error(&[], format_args!("cannot run {name}: {e}{hint}"));
+                code
+            }
+            StartFailure::Other(e) => {
+                crate::note(&format!("cannot start {cmdline}: {e}"));
+                rec.error(&[], format_args!("runlog could not start the command: {e}"));
+                EXIT_RUNLOG_FAILED
+            }
+        };
+        io.finish(true);
+        return code;
     }
-    drop(forwarder);
+    let status = loop {
+        match io.events.recv() {
+            Ok(Event::Exited(status)) => break Ok(status),
+            Ok(Event::StreamEnded) => open -= 1,
+            Ok(Event::Gone) | Err(_) => break Err("runlog's supervisor of the command ended"),
+            Ok(Event::Started | Event::StartFailed(_) | Event::Interrupted(_)) => {}
+        }
+    };
+    io.forwarder.exited();
+    let all_output = status.is_ok() && wait_for_output(rec, &io.events, open);
+    io.finish(all_output);
     match status {
         Ok(status) => outcome(rec, status),
         Err(e) => {
@@ -319,12 +343,28 @@ fn spawn_failure(program: &OsString, e: &io::Error) -> (u8, &'static str) {
     }
 }
 
-/// What the readers and the forwarder tell the main thread.
+/// Why the command did not start.
+enum StartFailure {
+    /// Starting it failed, as the system said.
+    Spawn(io::Error),
+    /// Something else went wrong.
+    Other(String),
+}
+
+/// What the readers, the forwarder and the supervisor tell the main thread.
 enum Event {
     /// A reader reached the end of its stream (and has logged its last record).
     StreamEnded,
     /// A signal arrived after the command exited.
     Interrupted(c_int),
+    /// The command started (its pid is in the forwarder's state).
+    Started,
+    /// The command could not be started.
+    StartFailed(StartFailure),
+    /// The command ended so.
+    Exited(ExitStatus),
+    /// The supervisor's socket ended.
+    Gone,
 }
 
 /// Sends [`Event::StreamEnded`] when dropped, so that a reader that panics counts too.
@@ -336,63 +376,204 @@ impl Drop for EndGuard {
     }
 }
 
-/// Everything set up before the command starts, so that nothing can fail after it did: the
-/// pipes, their reader threads and the signal forwarder.
+/// One stream of the command's output as runlog reads it.
+struct Source {
+    from: Box<dyn Read + Send>,
+    /// The target of its records.
+    target: &'static str,
+    level: Level,
+    /// Passed through to runlog's stdout (else its stderr).
+    to_stdout: bool,
+}
+
+/// Everything set up to run the command: the supervisor (which starts it), the output's
+/// reader threads, the signal forwarder and the socket to the supervisor. Nothing can fail
+/// after the supervisor started.
 struct Plumbing {
-    out_w: io::PipeWriter,
-    err_w: io::PipeWriter,
+    supervisor: Child,
+    sock: UnixStream,
     readers: Vec<JoinHandle<()>>,
     events: mpsc::Receiver<Event>,
     forwarder: Forwarder,
 }
 
 impl Plumbing {
-    fn set_up(rec: &Recorder) -> Result<Plumbing, String> {
+    fn set_up(
+        rec: &Recorder,
+        program: &OsString,
+        args: &[OsString],
+        pty: bool,
+    ) -> Result<Plumbing, String> {
         let (tx, events) = mpsc::channel();
-        let forwarder = Forwarder::start(rec.clone(), tx.clone())?;
-        let pipe = || io::pipe().map_err(|e| format!("cannot create a pipe: {e}"));
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let mut readers = Vec::with_capacity(2);
-        for (from, name, level) in [
-            (out_r, "stdout", Level::Info),
-            (err_r, "stderr", Level::Warn),
-        ] {
+        let (sock, theirs) =
+            UnixStream::pair().map_err(|e| format!("cannot create a socket: {e}"))?;
+        let clone = |s: &UnixStream| {
+            s.try_clone()
+                .map_err(|e| format!("cannot duplicate a socket: {e}"))
+        };
+        let (stdout, stderr, sources, master) = if pty {
+            let p = pty::Pty::open()
+                .map_err(|e| format!("cannot open a pseudo-terminal for --pty: {e}"))?;
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone()
+                    .map_err(|e| format!("cannot duplicate the pseudo-terminal: {e}"))
+            };
+            let source = Source {
+                from: Box::new(File::from(dup(&p.master)?)),
+                target: "pty",
+                level: Level::Info,
+                to_stdout: true,
+            };
+            let out = Stdio::from(dup(&p.slave)?);
+            (out, Stdio::from(p.slave), vec![source], Some(p.master))
+        } else {
+            let pipe = || io::pipe().map_err(|e| format!("cannot create a pipe: {e}"));
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let sources = vec![
+                Source {
+                    from: Box::new(out_r),
+                    target: "stdout",
+                    level: Level::Info,
+                    to_stdout: true,
+                },
+                Source {
+                    from: Box::new(err_r),
+                    target: "stderr",
+                    level: Level::Warn,
+                    to_stdout: false,
+                },
+            ];
+            (Stdio::from(out_w), Stdio::from(err_w), sources, None)
+        };
+        let forwarder = Forwarder::start(rec.clone(), tx.clone(), clone(&sock)?, master)?;
+        let mut readers = Vec::with_capacity(sources.len() + 1);
+        for source in sources {
             let (rec, tx) = (rec.clone(), tx.clone());
+            let name = source.target;
             let spawned = std::thread::Builder::new()
                 .name(format!("exec-{name}"))
                 .spawn(move || {
                     let _end = EndGuard(tx);
                     let _attached = rec.0.as_ref().map(RunHandle::enter);
-                    pump(from, name, level, rec.0.is_some());
+                    pump(source, rec.0.is_some());
                 });
             match spawned {
                 Ok(h) => readers.push(h),
                 Err(e) => return Err(format!("cannot start a thread to read its {name}: {e}")),
             }
         }
+        let listening = clone(&sock)?;
+        let state = forwarder.state.clone();
+        std::thread::Builder::new()
+            .name("exec-supervisor".into())
+            .spawn(move || listen(listening, &state, &tx))
+            .map_err(|e| format!("cannot start a thread to hear from the supervisor: {e}"))?;
+
+        // runlog itself, started again as the supervisor (see `supervise`).
+        let mut cmd = Command::new("/proc/self/exe");
+        let fd = theirs.as_raw_fd();
+        cmd.arg0(supervise::ARG0)
+            .arg(fd.to_string())
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr);
+        // SAFETY: one fcntl (async-signal-safe) between fork and exec, on a descriptor the
+        // child has (it is `theirs`, open until after the spawn): the supervisor inherits it.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), FdFlags::empty())?;
+                Ok(())
+            });
+        }
+        let supervisor = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start runlog's supervisor (/proc/self/exe): {e}"))?;
+        // The `Command` (and with it runlog's copy of the output's write ends) and runlog's
+        // copy of the supervisor's socket are gone here: the readers see the end of the
+        // output when the command and its children close theirs, and the supervisor sees the
+        // end of its socket when runlog dies.
+        drop(cmd);
+        drop(theirs);
         Ok(Plumbing {
-            out_w,
-            err_w,
+            supervisor,
+            sock,
             readers,
             events,
             forwarder,
         })
     }
+
+    /// Stop forwarding, tell the supervisor runlog is done (what the command left running is
+    /// left alone) and reap it; join the readers if all the output was read.
+    fn finish(self, all_output: bool) {
+        let Plumbing {
+            mut supervisor,
+            sock,
+            readers,
+            events: _,
+            forwarder,
+        } = self;
+        if all_output {
+            for r in readers {
+                let _ = r.join();
+            }
+        }
+        drop(forwarder);
+        let _ = (&sock).write_all(&[supervise::DONE]);
+        drop(sock);
+        let _ = supervisor.wait();
+    }
 }
 
-/// Copy one output stream of the command to runlog's stream of the same name, chunk by
-/// chunk as it arrives (a prompt without a newline shows at once), and log each line.
-fn pump(mut from: io::PipeReader, target: &'static str, level: Level, recording: bool) {
+/// Turn the supervisor's messages into events, until its socket ends. The command's pid goes
+/// to the forwarder's state at once, for its records.
+fn listen(sock: UnixStream, state: &Mutex<ChildState>, tx: &mpsc::Sender<Event>) {
+    for line in BufReader::new(sock).lines() {
+        let Ok(line) = line else { break };
+        let (word, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let number = arg.parse::<i32>();
+        let event = match (word, number) {
+            ("started", Ok(pid)) => {
+                lock(state).pid = Some(pid);
+                Event::Started
+            }
+            ("failed", Ok(errno)) => {
+                Event::StartFailed(StartFailure::Spawn(io::Error::from_raw_os_error(errno)))
+            }
+            ("error", _) => Event::StartFailed(StartFailure::Other(arg.to_owned())),
+            ("status", Ok(raw)) => Event::Exited(ExitStatus::from_raw(raw)),
+            ("late", Ok(sig)) => Event::Interrupted(sig),
+            _ => continue,
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Event::Gone);
+}
+
+/// Copy one output stream of the command to runlog's stdout or stderr, chunk by chunk as it
+/// arrives (a prompt without a newline shows at once), and log each line.
+fn pump(source: Source, recording: bool) {
+    let Source {
+        mut from,
+        target,
+        level,
+        to_stdout,
+    } = source;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut line: Vec<u8> = Vec::new();
-    let mut to = destination(target).ok();
+    let mut to = destination(to_stdout).ok();
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Not seen on a pipe; ending here still logs what was read.
+            // A pseudo-terminal ends so (EIO) when the last process holding it closed it;
+            // not seen on a pipe. Ending here still logs what was read.
             Err(_) => break,
         };
         let chunk = &buf[..n];
@@ -426,12 +607,12 @@ fn pump(mut from: io::PipeReader, target: &'static str, level: Level, recording:
 }
 
 /// Where a stream of the command passes through to.
-fn destination(target: &str) -> io::Result<Box<dyn Write>> {
-    if target == "stdout" {
+fn destination(to_stdout: bool) -> io::Result<Box<dyn Write>> {
+    if to_stdout {
         // A duplicate of fd 1 rather than `io::stdout()`: main holds that lock (and its
         // buffer) for the whole command, and unbuffered is what passing through wants anyway.
         let fd = io::stdout().as_fd().try_clone_to_owned()?;
-        Ok(Box::new(std::fs::File::from(fd)))
+        Ok(Box::new(File::from(fd)))
     } else {
         // Unbuffered, and locked per write: the library's and runlog's warnings go there too.
         Ok(Box::new(io::stderr()))
@@ -445,45 +626,53 @@ fn log_line(target: &str, level: Level, line: &[u8]) {
     log_record(level, target, &[], format_args!("{text}"));
 }
 
-/// The command's process, as the forwarder may signal it.
+/// The command's process, as the forwarder sees it.
 #[derive(Default)]
 struct ChildState {
     /// Its pid, once it started.
     pid: Option<libc::pid_t>,
-    /// It exited (not reaped yet when this is set, so the pid cannot have been reused).
+    /// It exited (and was reaped).
     exited: bool,
-    /// Signals that arrived before it started, delivered when it has.
-    pending: Vec<c_int>,
 }
 
 fn lock(m: &Mutex<ChildState>) -> MutexGuard<'_, ChildState> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The thread that forwards signals to the command.
+/// The thread that forwards signals to the command, through the supervisor (and, with
+/// `--pty`, follows the terminal's size).
 struct Forwarder {
     state: Arc<Mutex<ChildState>>,
     signals: Handle,
     thread: Option<JoinHandle<()>>,
-    rec: Recorder,
 }
 
 impl Forwarder {
-    fn start(rec: Recorder, tx: mpsc::Sender<Event>) -> Result<Forwarder, String> {
+    fn start(
+        rec: Recorder,
+        tx: mpsc::Sender<Event>,
+        sock: UnixStream,
+        pty_master: Option<OwnedFd>,
+    ) -> Result<Forwarder, String> {
         // A signal runlog was started with ignored (`nohup`, a service manager's choice) is
         // left ignored: caught here it would reach the command, which inherits the ignoring.
-        let sigs: Vec<c_int> = FORWARDED.into_iter().filter(|&s| !ignored(s)).collect();
+        let mut sigs: Vec<c_int> = FORWARDED.into_iter().filter(|&s| !ignored(s)).collect();
+        if pty_master.is_some() {
+            sigs.push(libc::SIGWINCH);
+        }
         let mut signals = SignalsInfo::<WithRawSiginfo>::new(&sigs)
             .map_err(|e| format!("cannot catch signals to forward them: {e}"))?;
         let handle = signals.handle();
         let state = Arc::new(Mutex::new(ChildState::default()));
         let st = state.clone();
-        let r = rec.clone();
         let thread = std::thread::Builder::new()
             .name("exec-signals".into())
             .spawn(move || {
                 for info in signals.forever() {
-                    forward(&r, &st, &tx, &info);
+                    match &pty_master {
+                        Some(m) if info.si_signo == libc::SIGWINCH => pty::follow_size(m),
+                        _ => forward(&rec, &st, &tx, &sock, &info),
+                    }
                 }
             })
             .map_err(|e| format!("cannot start a thread to forward signals: {e}"))?;
@@ -491,32 +680,12 @@ impl Forwarder {
             state,
             signals: handle,
             thread: Some(thread),
-            rec,
         })
     }
 
-    /// The command started: signals go to it from now on, and those that came before too.
-    fn started(&self, pid: u32) {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return;
-        };
-        let pending = {
-            let mut st = lock(&self.state);
-            st.pid = Some(pid);
-            let pending = std::mem::take(&mut st.pending);
-            for &sig in &pending {
-                // SAFETY: kill has no memory-safety preconditions; the child is not reaped.
-                unsafe { libc::kill(pid, sig) };
-            }
-            pending
-        };
-        for sig in pending {
-            self.rec.warn(format_args!(
-                "runlog received {} before the command started and forwarded it to the \
-                 command (pid {pid})",
-                signal_name(sig)
-            ));
-        }
+    /// The command exited: a signal from now on ends the wait for the rest of its output.
+    fn exited(&self) {
+        lock(&self.state).exited = true;
     }
 }
 
@@ -544,6 +713,7 @@ fn forward(
     rec: &Recorder,
     state: &Mutex<ChildState>,
     tx: &mpsc::Sender<Event>,
+    sock: &UnixStream,
     info: &libc::siginfo_t,
 ) {
     let sig = info.si_signo;
@@ -556,51 +726,38 @@ fn forward(
     } else {
         format!("from pid {sender}")
     };
-    let mut st = lock(state);
+    let st = lock(state);
     if st.exited {
         drop(st);
         let _ = tx.send(Event::Interrupted(sig));
         return;
     }
+    let pid = st.pid;
+    drop(st);
     if info.si_code == libc::SI_KERNEL {
         // The terminal signals its whole foreground process group, the command included.
-        drop(st);
         rec.warn(format_args!(
             "runlog received {name} {from}, which the command received too"
         ));
         return;
     }
-    match st.pid {
-        Some(pid) => {
-            // SAFETY: kill has no memory-safety preconditions. `exited` is false under the
-            // lock, so the command is not reaped and `pid` is still its.
-            unsafe { libc::kill(pid, sig) };
-            drop(st);
-            rec.warn(format_args!(
-                "runlog received {name} {from} and forwarded it to the command (pid {pid})"
-            ));
-        }
-        None => st.pending.push(sig),
+    // The supervisor forwards it, unless the command was reaped meanwhile: then it says so
+    // and that ends the wait for the output instead.
+    let sent = u8::try_from(sig).is_ok_and(|b| (&*sock).write_all(&[b]).is_ok());
+    match (sent, pid) {
+        (true, Some(pid)) => rec.warn(format_args!(
+            "runlog received {name} {from} and forwarded it to the command (pid {pid})"
+        )),
+        // The supervisor has not said yet that the command started: it delivers the signal
+        // once the command has.
+        (true, None) => rec.warn(format_args!(
+            "runlog received {name} {from} and forwarded it to the command"
+        )),
+        (false, _) => rec.warn(format_args!(
+            "runlog received {name} {from} and could not forward it: the command's \
+             supervisor is gone"
+        )),
     }
-}
-
-/// Wait until the command exits. It is marked exited before it is reaped, so that the
-/// forwarder never signals a pid the system has given to another process since.
-fn wait_for_exit(child: &mut Child, state: &Mutex<ChildState>) -> io::Result<ExitStatus> {
-    let pid: libc::id_t = child.id();
-    loop {
-        // SAFETY: `info` is a plain C struct, valid zeroed, written by waitid.
-        let r = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
-        };
-        // On another error `wait` below reaps and reports it.
-        if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break;
-        }
-    }
-    lock(state).exited = true;
-    child.wait()
 }
 
 /// Wait until `streams` readers have seen the end of their stream; false when a signal
@@ -618,6 +775,7 @@ fn wait_for_output(rec: &Recorder, events: &mpsc::Receiver<Event>, streams: usiz
                 ));
                 return false;
             }
+            Ok(_) => {}
             Err(_) => return false,
         }
     }
