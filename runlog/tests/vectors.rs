@@ -156,6 +156,31 @@ fn the_required_vectors_decode_to_the_required_classes() {
     assert!(s.is_corrupt() && s.end == E::Clean && s.frames[2].frame.is_err());
 }
 
+#[test]
+fn reading_past_corruption_resumes_at_the_next_valid_frame_of_the_vectors() {
+    use runlog::journal::reader::{scan_segment_past_damage, SegmentEnd as E};
+    let read = |n: &str| fs::read(vectors_dir().join(format!("{n}.seg"))).unwrap();
+    for name in ["bad-crc-mid", "huge-length-mid"] {
+        let s = scan_segment_past_damage(&read(name)).unwrap();
+        let offsets: Vec<u64> = s.frames.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [64, 166, 314, 388], "{name}");
+        assert_eq!(s.skipped.len(), 1, "{name}");
+        let k = &s.skipped[0];
+        assert_eq!(
+            (k.offset, k.next_valid, k.before_frame),
+            (240, 314, 2),
+            "{name}"
+        );
+        assert_eq!((s.end.clone(), s.valid_len), (E::Clean, 432), "{name}");
+        assert!(s.is_corrupt(), "{name}");
+    }
+    // A torn tail stays a torn tail, and a clean segment reads as `scan_segment` reads it.
+    for name in ["torn-tail", "killed-mid-frame", "zero-tail", "valid"] {
+        let s = scan_segment_past_damage(&read(name)).unwrap();
+        assert_eq!(s, scan_segment(&read(name)).unwrap(), "{name}");
+    }
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
