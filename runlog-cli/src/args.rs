@@ -169,6 +169,8 @@ pub(crate) enum StatusArg {
     Failed,
     Crashed,
     Running,
+    /// Read with problems: part of what it wrote cannot be shown.
+    Damaged,
 }
 
 impl StatusArg {
@@ -179,6 +181,7 @@ impl StatusArg {
             StatusArg::Failed => runlog::RunStatus::Failed,
             StatusArg::Crashed => runlog::RunStatus::Crashed,
             StatusArg::Running => runlog::RunStatus::Running,
+            StatusArg::Damaged => runlog::RunStatus::Damaged,
         }
     }
 }
@@ -349,6 +352,9 @@ pub(crate) enum JournalCommand {
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
     /// type and decoded content, then how the segment ends.
+    ///
+    /// Corrupt bytes are shown as a `CORRUPT` line (how many bytes, where the next valid frame
+    /// is) and the frames after them are printed too. Exits 1 if anything is corrupt.
     Dump {
         /// A journal directory, a job directory or a segment file.
         path: PathBuf,

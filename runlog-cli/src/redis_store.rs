@@ -156,7 +156,8 @@ impl RedisStore {
             .map_err(|e| self.err(e, &format!("a key {}:{{<job>}}:runs", self.keys.prefix())))
     }
 
-    /// The status and start of runs (`None` where the run was trimmed meanwhile).
+    /// The status to show (`damaged` when the hash counts `problems`) and start of runs
+    /// (`None` where the run was trimmed meanwhile).
     pub(crate) fn run_heads(
         &mut self,
         runs: &[(String, String)],
@@ -169,7 +170,8 @@ impl RedisStore {
             p.cmd("HMGET")
                 .arg(self.keys.job(job).run(id))
                 .arg("status")
-                .arg("start");
+                .arg("start")
+                .arg("problems");
         }
         let rows: Vec<Vec<Option<String>>> = self.conn.query_pipe(&p).map_err(|e| {
             self.err(
@@ -182,7 +184,11 @@ impl RedisStore {
             .map(|r| {
                 let status = r.first()?.as_deref().and_then(status_of)?;
                 let start = r.get(1)?.as_deref()?.parse().ok()?;
-                Some((status, start))
+                let damaged = r
+                    .get(2)
+                    .and_then(|p| p.as_deref()?.parse::<u64>().ok())
+                    .is_some_and(|n| n > 0);
+                Some((if damaged { RunStatus::Damaged } else { status }, start))
             })
             .collect())
     }
@@ -300,8 +306,9 @@ impl RedisStore {
                 offset: 0,
                 what: format!(
                     "the journal this run was shipped from was damaged in {n} place(s); \
-                     what could not be read there was not shipped (`runlog journal verify` \
-                     on that host names the places)"
+                     what could not be read there is missing, and a record with target \
+                     runlog::damage marks each corrupt place (`runlog journal verify` on \
+                     that host names the places)"
                 ),
             }],
             _ => Vec::new(),

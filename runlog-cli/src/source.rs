@@ -194,7 +194,7 @@ impl Store {
             for (name, runs) in j.all_runs().map_err(read_error)? {
                 let e = all.entry(name).or_default();
                 for r in runs {
-                    e.insert(r.id, (r.status, r.start_ns));
+                    e.insert(r.id.clone(), (r.shown_status(), r.start_ns));
                 }
             }
         }

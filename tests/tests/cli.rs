@@ -438,11 +438,101 @@ fn verify_reports_a_flipped_byte_mid_segment_with_file_and_offset_and_exits_1() 
 
     let o = runlog(d, &["journal", "dump", seg.to_str().unwrap()]);
     assert_eq!(o.code, 1, "{o:?}");
-    let last = o.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with(&format!("end     CORRUPT at {victim}")),
-        "{last}"
+        o.stdout
+            .contains(&format!("{victim}  CORRUPT CRC mismatch")),
+        "{o:?}"
     );
+    let last = o.stdout.lines().last().unwrap();
+    assert!(last.starts_with("end     clean at "), "{last}");
+}
+
+/// Bug: one flipped byte in the middle of a committed run hid the rest of it: `list-runs`
+/// showed it `crashed` with the records before the damage only, and `logs` and `journal dump`
+/// stopped at the bad frame.
+#[test]
+fn a_flipped_byte_mid_run_lists_it_damaged_and_shows_the_records_after_a_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rl = logger(d);
+    let id = {
+        let run = rl.runlog("dmg").unwrap();
+        for i in 0..4 {
+            log::info!("record {i} of 4");
+        }
+        run.id().to_owned()
+    };
+    let seg = segment_of(d, "dmg", &id);
+    let name = seg.file_name().unwrap().to_str().unwrap().to_owned();
+    let scan = runlog::journal::reader::scan_file(&seg).unwrap();
+    // Frame 0 is BEGIN: damage the second record, frame 2.
+    let (victim, next) = (scan.frames[2].offset, scan.frames[3].offset);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[victim as usize + 20] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+
+    let o = runlog(d, &["list-runs", "dmg"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let row = o.stdout.lines().nth(1).unwrap();
+    assert!(row.contains(" damaged "), "{o:?}");
+    assert!(o.stderr.contains(&format!("offset {victim}")), "{o:?}");
+    let o = runlog(d, &["--json", "list-runs", "dmg"]);
+    let runs = json_lines(&o.stdout);
+    assert_eq!(runs[0]["status"], "damaged", "{o:?}");
+    // Three records and the marker.
+    assert_eq!(runs[0]["records"], 4, "{o:?}");
+    let o = runlog(d, &["list-jobs"]);
+    assert!(
+        o.stdout.lines().nth(1).unwrap().contains(" damaged "),
+        "{o:?}"
+    );
+
+    let o = runlog(d, &["logs", "dmg", "last"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let marker = format!(
+        "runlog::damage: -- {} bytes unreadable at {name}:{victim} --",
+        next - victim
+    );
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{o:?}");
+    assert!(lines[0].ends_with("record 0 of 4"), "{o:?}");
+    assert!(
+        lines[1].contains(" WARN ") && lines[1].ends_with(&marker),
+        "{o:?}"
+    );
+    assert!(lines[2].ends_with("record 2 of 4"), "{o:?}");
+    assert!(lines[3].ends_with("record 3 of 4"), "{o:?}");
+
+    let o = runlog(d, &["journal", "dump", seg.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stdout
+            .contains(&format!("{victim}  CORRUPT CRC mismatch"))
+            && o.stdout.contains(&format!(
+                "{} bytes unreadable, next valid frame at {next}",
+                next - victim
+            )),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout.contains("record 3 of 4") && o.stdout.contains("COMMIT"),
+        "{o:?}"
+    );
+    let o = runlog(d, &["journal", "verify", d.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{o:?}");
+
+    // A torn tail after a crash is still a crash, not damage.
+    let len = bytes.len() as u64;
+    bytes[victim as usize + 20] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 20)
+        .unwrap();
+    let out = ok(d, &["list-runs", "dmg"]);
+    assert!(out.lines().nth(1).unwrap().contains(" crashed "), "{out}");
 }
 
 #[test]

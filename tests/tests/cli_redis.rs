@@ -1508,6 +1508,61 @@ fn a_closed_pipe_ends_quietly_with_success_while_reading_redis() {
     );
 }
 
+/// Bug: the shipper uploaded a run with corruption in the middle of a segment only up to the
+/// bad frame, so Redis hid every record after it. It uploads them too, behind the same marker
+/// record the journal's readers show, and the run reads the same from both.
+#[test]
+fn a_run_damaged_mid_segment_reads_the_same_from_redis_and_the_journal() {
+    use runlog::journal::frame::FRAME_HEADER_LEN;
+    let env = Env::new();
+    let id = write_run(&env.other(), JOB, &[], false, || {
+        for i in 0..6 {
+            log::info!(target: TARGET, "record {i}");
+        }
+    });
+    let seg = runlog::journal::layout::job_dir(&env.other(), JOB).join(format!("{id}.000000.seg"));
+    let scan = runlog::journal::reader::scan_file(&seg).unwrap();
+    // Frame 0 is BEGIN: damage record 2 (frame 3) in its payload.
+    let (victim, next) = (scan.frames[3].offset, scan.frames[4].offset);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[victim as usize + FRAME_HEADER_LEN + 2] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+
+    env.ship(&env.other());
+    let o = env.run(&["--source", "redis", "logs", JOB, &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let from_redis: Vec<String> = o.stdout.lines().map(str::to_owned).collect();
+    let marker = format!(
+        "runlog::damage: -- {} bytes unreadable at {id}.000000.seg:{victim} --",
+        next - victim
+    );
+    let shown: Vec<&str> = from_redis.iter().map(|l| message(l)).collect();
+    assert_eq!(shown.len(), 6, "{o:?}");
+    assert_eq!(shown[..2], ["record 0", "record 1"], "{o:?}");
+    assert_eq!(shown[3..], ["record 3", "record 4", "record 5"], "{o:?}");
+    assert!(from_redis[2].ends_with(&marker), "{o:?}");
+    // The same lines from the journal the run was shipped from.
+    let cfg = write_config(&env.root.path().join("other.toml"), &env.other(), None);
+    let o = runlog(&cfg, &["logs", JOB, &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let from_journal: Vec<String> = o.stdout.lines().map(str::to_owned).collect();
+    assert_eq!(from_redis, from_journal);
+
+    let o = env.run(&["--json", "--source", "redis", "list-runs", JOB]);
+    let runs = json_lines(&o.stdout);
+    assert_eq!(runs[0]["status"], "damaged", "{o:?}");
+    assert_eq!(runs[0]["records"], 6, "{o:?}");
+    let o = runlog(&cfg, &["--json", "list-runs", JOB]);
+    let local = json_lines(&o.stdout);
+    assert_eq!(local[0]["status"], "damaged", "{o:?}");
+    assert_eq!(local[0]["records"], runs[0]["records"], "{o:?}");
+    let o = env.run(&["--source", "redis", "list-jobs"]);
+    assert!(
+        o.stdout.lines().nth(1).unwrap().contains(" damaged "),
+        "{o:?}"
+    );
+}
+
 /// Bug: a record frame whose CRC is valid but whose payload does not decode was shipped inside
 /// a chunk, and readers then rejected that whole chunk — every other record in it — as damaged.
 /// It is a problem of the run, as in the journal, and the other records read as ever.

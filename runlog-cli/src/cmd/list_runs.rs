@@ -52,7 +52,7 @@ pub(crate) fn run_json(run: &Run, now_ns: i64) -> String {
     JsonObject::new()
         .str("job", &r.job)
         .str("id", &r.id)
-        .str("status", r.status.as_str())
+        .str("status", r.shown_status().as_str())
         .str("start", &fmt(r.start_ns))
         .opt_str("end", r.end_ns.map(fmt).as_deref())
         .str("last", &fmt(r.last_ns))
@@ -139,7 +139,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
     let range = Range::parse(a.since.as_deref(), a.until.as_deref(), now).map_err(Error::usage)?;
     let mut store = Store::open(ctx)?;
     let wanted = |r: &Run| {
-        (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.status))
+        (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.shown_status()))
             && range.contains(r.info.start_ns)
     };
     let w = window(a, range);
@@ -174,7 +174,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
                 let r = &r.info;
                 vec![
                     Cell::new(&r.id),
-                    Cell::colored(r.status.as_str(), status_color(r.status)),
+                    Cell::colored(r.shown_status().as_str(), status_color(r.shown_status())),
                     Cell::new(format_start(r.start_ns)),
                     Cell::new(format_duration(duration_ns(r, now))),
                     Cell::new(r.records.to_string()),

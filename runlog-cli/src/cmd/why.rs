@@ -91,11 +91,20 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     }
     let style = out.style;
     let mut status = String::new();
-    style.paint(&mut status, status_color(info.status), info.status.as_str());
-    let what = match info.status {
-        RunStatus::Crashed => {
+    let shown_status = info.shown_status();
+    style.paint(
+        &mut status,
+        status_color(shown_status),
+        shown_status.as_str(),
+    );
+    let what = match (shown_status, info.status) {
+        (RunStatus::Crashed, _) => {
             " (the process died without ending the run: killed, or its host went down)"
         }
+        (RunStatus::Damaged, RunStatus::Crashed) => {
+            " (part of its journal cannot be read; the process died without ending the run)"
+        }
+        (RunStatus::Damaged, _) => " (part of its journal cannot be read; the run ended failed)",
         _ => "",
     };
     let now = runlog::time::now_ns();
