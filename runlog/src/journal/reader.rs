@@ -1282,6 +1282,10 @@ fn scan_run(
     // start, its length), checked against this segment's first frame for a hole.
     let mut zeros_before: Option<(&Path, u64, u64)> = None;
     let mut records = Vec::new();
+    // Where the first end frame is (segment index, offset), and whether frames after it were
+    // reported.
+    let mut end_at: Option<(usize, u64)> = None;
+    let mut after_end_reported = false;
 
     let classify = |problems: &mut Vec<Problem>, p: (&Path, SegmentEnd, bool), last: bool| {
         let (path, seg_end, no_end_yet) = p;
@@ -1470,16 +1474,19 @@ fn scan_run(
                         info.labels.push((key, value));
                     }
                 }
+                // The first end frame ends the run (see `after_end_problem`).
                 Ok(Frame::End(e)) => {
-                    if end.is_some() {
-                        info.problems.push(Problem {
-                            path: path.to_path_buf(),
-                            offset,
-                            what: "second end frame".into(),
-                        });
+                    if end.is_none() {
+                        end = Some(e);
+                        end_at = Some((i, offset));
                     }
-                    end = Some(e);
                 }
+            }
+        }
+        if !after_end_reported {
+            if let Some(p) = after_end_problem(end_at, i, path, w.valid_len) {
+                info.problems.push(p);
+                after_end_reported = true;
             }
         }
         for skip in skips {
@@ -1573,6 +1580,33 @@ fn scan_run(
         info,
         records,
         complete: true,
+    })
+}
+
+/// The problem for frames after a run's first end frame (at `end_at`: segment index, offset),
+/// if segment `i` at `path`, whose valid frames end at `valid_len`, holds any. A writer writes
+/// one end frame and nothing after it, so whatever follows was not written as part of the run
+/// (damage, or a segment of something else): it is reported, and the first end frame keeps
+/// the run's status and end (a CANCEL then a COMMIT is a cancelled run, never an `ok` one).
+/// Told by offsets alone, so listings (which do not keep records) and full reads agree.
+fn after_end_problem(
+    end_at: Option<(usize, u64)>,
+    i: usize,
+    path: &Path,
+    valid_len: u64,
+) -> Option<Problem> {
+    let (seg, off) = end_at?;
+    let first_after = if seg == i {
+        off + END_FRAME_LEN as u64
+    } else {
+        HEADER_LEN as u64
+    };
+    (valid_len > first_after).then(|| Problem {
+        path: path.to_path_buf(),
+        offset: first_after,
+        what: "frames after the run's end frame (the first end frame ends the run; they \
+               change neither its status nor its end)"
+            .into(),
     })
 }
 
@@ -1965,6 +1999,8 @@ mod tests {
             }
         }
         let nscans = scans.len();
+        let mut end_at = None;
+        let mut after_end_reported = false;
         for (i, (path, scan)) in scans.into_iter().enumerate() {
             let last = i + 1 == nscans;
             if scan.header.seq != i as u32 || scan.header.run_id != id {
@@ -2052,16 +2088,19 @@ mod tests {
                             info.labels.push((key.clone(), value.clone()));
                         }
                     }
+                    // Changed with "the first end frame ends the run".
                     Ok(Frame::End(e)) => {
-                        if end.is_some() {
-                            info.problems.push(Problem {
-                                path: path.clone(),
-                                offset: fa.offset,
-                                what: "second end frame".into(),
-                            });
+                        if end.is_none() {
+                            end = Some(*e);
+                            end_at = Some((i, fa.offset));
                         }
-                        end = Some(*e);
                     }
+                }
+            }
+            if !after_end_reported {
+                if let Some(p) = after_end_problem(end_at, i, path, scan.valid_len) {
+                    info.problems.push(p);
+                    after_end_reported = true;
                 }
             }
             for sk in skips {
