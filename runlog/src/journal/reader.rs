@@ -513,7 +513,8 @@ pub struct RunInfo {
     pub host: String,
     /// Pid of the writer.
     pub pid: u32,
-    /// Labels in the order they were set (a later value for a key replaces the earlier).
+    /// Labels sorted by key (byte order), as readers of Redis, whose run hash keeps no order,
+    /// see them too; a later value for a key replaced the earlier.
     pub labels: Vec<(String, String)>,
     /// Segment files in order.
     pub segments: Vec<PathBuf>,
@@ -1522,6 +1523,8 @@ fn scan_run(
     if let Some(p) = pending.take() {
         classify(&mut info.problems, p, true);
     }
+    // One order everywhere: Redis keeps labels as hash fields, which have none.
+    info.labels.sort_by(|a, b| a.0.cmp(&b.0));
     let first = unreadable.or(if loaded_all || paths.is_empty() {
         gap
     } else {
@@ -2172,6 +2175,8 @@ mod tests {
             None if alive => RunStatus::Running,
             None => RunStatus::Crashed,
         };
+        // Added with "labels sorted by key".
+        info.labels.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(RunLog { info, records })
     }
 
