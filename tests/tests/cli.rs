@@ -1261,3 +1261,27 @@ fn the_first_end_frame_ends_a_run_and_frames_after_it_are_damage() {
     let o = runlog(d, &["logs", "j", &cancelled]);
     assert_ne!(o.code, 0, "{o:?}");
 }
+
+/// Bug: `runlog why` took the first record with target `runlog::error` or `runlog::panic`, at
+/// any level, while the shipper's `error` field takes the last ERROR record of the best kind:
+/// the same run named two different errors depending on where it was read.
+#[test]
+fn why_picks_the_failure_by_the_same_rule_as_the_error_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rl = logger(d);
+    {
+        let run = rl.runlog("rule").unwrap();
+        log::warn!(target: "runlog::error", "a WARN record is never the error");
+        log::error!("first error");
+        log::info!("between");
+        log::error!("the last error");
+        log::info!("after it");
+        run.fail();
+    }
+    let out = ok(d, &["why", "rule", "-n", "1"]);
+    assert!(out.contains("error:    the last error\n"), "{out}");
+    // The record before the failure, the failure and what follows it.
+    assert!(out.contains("between") && out.contains("after it"), "{out}");
+    assert!(!out.contains("first error"), "{out}");
+}

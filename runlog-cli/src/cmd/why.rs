@@ -1,5 +1,6 @@
 //! `runlog why JOB`: the last failed or crashed run, its error and the records before it.
 
+use runlog::journal::payload::failure_rank;
 use runlog::{Record, RunStatus};
 
 use super::shell_quote;
@@ -11,14 +12,20 @@ use crate::source::Store;
 use crate::when::Range;
 use crate::{Ctx, Error};
 
-/// Where the failure shows in a run's records: the first record the run guard wrote for a
-/// panic or an `Err` (`runlog::panic`, `runlog::error`), else the last ERROR record, else
-/// none (a crashed run that logged no error: it died after its last record).
+/// Where the failure shows in a run's records: the last record of the highest
+/// [`failure_rank`] (an `Err` the run ended with, else a panic's message, else any ERROR
+/// record; only ERROR records count), else none (a crashed run that logged no error: it died
+/// after its last record).
 fn failure_at(records: &[Record]) -> Option<usize> {
-    records
-        .iter()
-        .position(|r| matches!(r.target.as_str(), "runlog::panic" | "runlog::error"))
-        .or_else(|| records.iter().rposition(|r| r.level == log::Level::Error))
+    // The shipper's rule for the run hash's `error`, so that both name the same record.
+    let mut best: Option<(u8, usize)> = None;
+    for (i, r) in records.iter().enumerate() {
+        let rank = failure_rank(r.level, &r.target, &r.message);
+        if rank > 0 && best.is_none_or(|(b, _)| rank >= b) {
+            best = Some((rank, i));
+        }
+    }
+    best.map(|(_, i)| i)
 }
 
 /// Longest summary, in characters.
