@@ -1563,6 +1563,49 @@ fn a_run_damaged_mid_segment_reads_the_same_from_redis_and_the_journal() {
     );
 }
 
+/// Bug: `list-jobs` counted a `runs` member whose hash is missing (evicted, deleted) while
+/// `list-runs` left it out, and the spec said a job in `jobs` with no visible run is shown
+/// with no runs while both commands leave it out. One rule: only runs whose hash reads are
+/// counted or listed, and a job with none is not shown (`list-runs` exits 3).
+#[test]
+fn list_jobs_counts_exactly_the_runs_list_runs_shows() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..3)
+        .map(|i| write_run(&env.other(), JOB, &[], false, || log::info!("run {i}")))
+        .collect();
+    env.ship(&env.other());
+    let mut conn = env.redis.conn();
+    let base = job_base("runlog", JOB);
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{base}run:{}", ids[1]))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let _: i64 = redis::cmd("ZADD")
+        .arg("runlog:jobs")
+        .arg(1)
+        .arg("ghost")
+        .query(&mut conn)
+        .unwrap();
+
+    let o = env.run(&["--json", "--source", "redis", "list-runs", JOB]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let shown: Vec<String> = json_lines(&o.stdout)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, [ids[0].clone(), ids[2].clone()], "{o:?}");
+    let o = env.run(&["--source", "redis", "list-jobs"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let rows = job_rows(&o.stdout);
+    assert_eq!(
+        rows,
+        [(JOB.to_owned(), "ok".to_owned(), "2".to_owned())],
+        "{o:?}"
+    );
+    env.fails(3, &["--source", "redis", "list-runs", "ghost"], "no job");
+}
+
 /// Bug: a record frame whose CRC is valid but whose payload does not decode was shipped inside
 /// a chunk, and readers then rejected that whole chunk — every other record in it — as damaged.
 /// It is a problem of the run, as in the journal, and the other records read as ever.
