@@ -566,6 +566,132 @@ fn a_torn_tail_is_a_crash_not_corruption() {
     );
 }
 
+/// A run of job `j` written by hand: segment `s` holds, after its header (and for segment 0
+/// the BEGIN frame), one record and then the end frames `ends[s]`. Returns the run id.
+fn handmade_run(journal: &Path, id: &str, ends: &[&[runlog::journal::payload::Outcome]]) -> String {
+    use runlog::journal::frame::{encode_frame, encode_header, FrameType};
+    use runlog::journal::payload::{
+        encode_begin, encode_end, encode_record, Begin, End, Outcome, Record,
+    };
+    let t0 = runlog::time::parse_utc(&id[..27]).unwrap();
+    let dir = runlog::journal::layout::job_dir(journal, "j");
+    fs::create_dir_all(&dir).unwrap();
+    for (s, ends) in ends.iter().enumerate() {
+        let mut seg = encode_header(s as u32, id).to_vec();
+        if s == 0 {
+            seg.extend(encode_frame(
+                FrameType::Begin,
+                &encode_begin(&Begin {
+                    start_ns: t0,
+                    pid: 1,
+                    run_id: id.into(),
+                    job: "j".into(),
+                    host: "h".into(),
+                }),
+            ));
+        }
+        let rec = Record {
+            ts_ns: t0 + 1000 * s as i64,
+            level: log::Level::Info,
+            target: "t".into(),
+            module_path: None,
+            file: None,
+            line: None,
+            kvs: vec![],
+            message: format!("in segment {s}"),
+            truncated: false,
+        };
+        seg.extend(encode_frame(FrameType::Record, &encode_record(&rec)));
+        for o in ends.iter() {
+            let kind = if *o == Outcome::Cancelled {
+                FrameType::Cancel
+            } else {
+                FrameType::Commit
+            };
+            let end = End {
+                end_ns: t0 + 5000,
+                outcome: *o,
+                records: 2,
+                dropped: 0,
+            };
+            seg.extend(encode_frame(kind, &encode_end(&end)));
+        }
+        fs::write(
+            dir.join(runlog::journal::layout::segment_name(id, s as u32)),
+            seg,
+        )
+        .unwrap();
+    }
+    id.to_owned()
+}
+
+/// Bug: a run with a CANCEL frame in segment 0 and a COMMIT frame in segment 1 listed as `ok`:
+/// the last end frame won. The first one ends the run (a writer writes nothing after it), so
+/// that run is cancelled, and frames after an end frame are damage.
+#[test]
+fn the_first_end_frame_ends_a_run_and_frames_after_it_are_damage() {
+    use runlog::journal::payload::Outcome::{Cancelled, Ok as Done};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cancelled = handmade_run(
+        d,
+        "2026-11-28T10:00:00.000000Z-0000000000aa",
+        &[&[Cancelled], &[Done]],
+    );
+    let committed = handmade_run(
+        d,
+        "2026-11-28T11:00:00.000000Z-0000000000bb",
+        &[&[Done], &[Cancelled]],
+    );
+    let o = runlog(d, &["--json", "list-runs", "j"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let runs = json_lines(&o.stdout);
+    let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [committed.as_str()],
+        "the cancelled run is not listed: {o:?}"
+    );
+    assert_eq!(runs[0]["status"], "damaged", "{o:?}");
+    assert!(
+        runs[0]["end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-28T11:00:00.000005"),
+        "{o:?}"
+    );
+    assert!(
+        o.stderr.contains("frames after the run's end frame"),
+        "{o:?}"
+    );
+    let o = runlog(d, &["logs", "j", &cancelled]);
+    assert_ne!(o.code, 0, "{o:?}");
+}
+
+/// Bug: `runlog why` took the first record with target `runlog::error` or `runlog::panic`, at
+/// any level, while the shipper's `error` field takes the last ERROR record of the best kind:
+/// the same run named two different errors depending on where it was read.
+#[test]
+fn why_picks_the_failure_by_the_same_rule_as_the_error_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rl = logger(d);
+    {
+        let run = rl.runlog("rule").unwrap();
+        log::warn!(target: "runlog::error", "a WARN record is never the error");
+        log::error!("first error");
+        log::info!("between");
+        log::error!("the last error");
+        log::info!("after it");
+        run.fail();
+    }
+    let out = ok(d, &["why", "rule", "-n", "1"]);
+    assert!(out.contains("error:    the last error\n"), "{out}");
+    // The record before the failure, the failure and what follows it.
+    assert!(out.contains("between") && out.contains("after it"), "{out}");
+    assert!(!out.contains("first error"), "{out}");
+}
+
 #[test]
 fn dump_prints_every_frame_and_how_the_segment_ends() {
     let f = fixture();
@@ -1158,130 +1284,4 @@ fn head_tail_and_record_times_select_records_of_a_local_run() {
         100
     );
     assert_eq!(ok(d, &["logs", "big", "--since", "@9000000000"]), "");
-}
-
-/// A run of job `j` written by hand: segment `s` holds, after its header (and for segment 0
-/// the BEGIN frame), one record and then the end frames `ends[s]`. Returns the run id.
-fn handmade_run(journal: &Path, id: &str, ends: &[&[runlog::journal::payload::Outcome]]) -> String {
-    use runlog::journal::frame::{encode_frame, encode_header, FrameType};
-    use runlog::journal::payload::{
-        encode_begin, encode_end, encode_record, Begin, End, Outcome, Record,
-    };
-    let t0 = runlog::time::parse_utc(&id[..27]).unwrap();
-    let dir = runlog::journal::layout::job_dir(journal, "j");
-    fs::create_dir_all(&dir).unwrap();
-    for (s, ends) in ends.iter().enumerate() {
-        let mut seg = encode_header(s as u32, id).to_vec();
-        if s == 0 {
-            seg.extend(encode_frame(
-                FrameType::Begin,
-                &encode_begin(&Begin {
-                    start_ns: t0,
-                    pid: 1,
-                    run_id: id.into(),
-                    job: "j".into(),
-                    host: "h".into(),
-                }),
-            ));
-        }
-        let rec = Record {
-            ts_ns: t0 + 1000 * s as i64,
-            level: log::Level::Info,
-            target: "t".into(),
-            module_path: None,
-            file: None,
-            line: None,
-            kvs: vec![],
-            message: format!("in segment {s}"),
-            truncated: false,
-        };
-        seg.extend(encode_frame(FrameType::Record, &encode_record(&rec)));
-        for o in ends.iter() {
-            let kind = if *o == Outcome::Cancelled {
-                FrameType::Cancel
-            } else {
-                FrameType::Commit
-            };
-            let end = End {
-                end_ns: t0 + 5000,
-                outcome: *o,
-                records: 2,
-                dropped: 0,
-            };
-            seg.extend(encode_frame(kind, &encode_end(&end)));
-        }
-        fs::write(
-            dir.join(runlog::journal::layout::segment_name(id, s as u32)),
-            seg,
-        )
-        .unwrap();
-    }
-    id.to_owned()
-}
-
-/// Bug: a run with a CANCEL frame in segment 0 and a COMMIT frame in segment 1 listed as `ok`:
-/// the last end frame won. The first one ends the run (a writer writes nothing after it), so
-/// that run is cancelled, and frames after an end frame are damage.
-#[test]
-fn the_first_end_frame_ends_a_run_and_frames_after_it_are_damage() {
-    use runlog::journal::payload::Outcome::{Cancelled, Ok as Done};
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let cancelled = handmade_run(
-        d,
-        "2026-11-28T10:00:00.000000Z-0000000000aa",
-        &[&[Cancelled], &[Done]],
-    );
-    let committed = handmade_run(
-        d,
-        "2026-11-28T11:00:00.000000Z-0000000000bb",
-        &[&[Done], &[Cancelled]],
-    );
-    let o = runlog(d, &["--json", "list-runs", "j"]);
-    assert_eq!(o.code, 0, "{o:?}");
-    let runs = json_lines(&o.stdout);
-    let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        ids,
-        [committed.as_str()],
-        "the cancelled run is not listed: {o:?}"
-    );
-    assert_eq!(runs[0]["status"], "damaged", "{o:?}");
-    assert!(
-        runs[0]["end"]
-            .as_str()
-            .unwrap()
-            .starts_with("2026-11-28T11:00:00.000005"),
-        "{o:?}"
-    );
-    assert!(
-        o.stderr.contains("frames after the run's end frame"),
-        "{o:?}"
-    );
-    let o = runlog(d, &["logs", "j", &cancelled]);
-    assert_ne!(o.code, 0, "{o:?}");
-}
-
-/// Bug: `runlog why` took the first record with target `runlog::error` or `runlog::panic`, at
-/// any level, while the shipper's `error` field takes the last ERROR record of the best kind:
-/// the same run named two different errors depending on where it was read.
-#[test]
-fn why_picks_the_failure_by_the_same_rule_as_the_error_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let rl = logger(d);
-    {
-        let run = rl.runlog("rule").unwrap();
-        log::warn!(target: "runlog::error", "a WARN record is never the error");
-        log::error!("first error");
-        log::info!("between");
-        log::error!("the last error");
-        log::info!("after it");
-        run.fail();
-    }
-    let out = ok(d, &["why", "rule", "-n", "1"]);
-    assert!(out.contains("error:    the last error\n"), "{out}");
-    // The record before the failure, the failure and what follows it.
-    assert!(out.contains("between") && out.contains("after it"), "{out}");
-    assert!(!out.contains("first error"), "{out}");
 }
