@@ -156,27 +156,6 @@ impl RedisStore {
             .map_err(|e| self.err(e, &format!("a key {}:{{<job>}}:runs", self.keys.prefix())))
     }
 
-    /// Whether each run's `run:` hash exists (one pipeline of `EXISTS`).
-    pub(crate) fn hashes_exist(
-        &mut self,
-        runs: &[(String, String)],
-    ) -> Result<Vec<bool>, RedisError> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut p = redis::pipe();
-        for (job, id) in runs {
-            p.cmd("EXISTS").arg(self.keys.job(job).run(id));
-        }
-        let n: Vec<i64> = self.conn.query_pipe(&p).map_err(|e| {
-            self.err(
-                e,
-                &format!("a key {}:{{<job>}}:run:<id>", self.keys.prefix()),
-            )
-        })?;
-        Ok(n.into_iter().map(|n| n > 0).collect())
-    }
-
     /// The status to show (`damaged` when the hash counts `problems`) and start of runs
     /// (`None` where the run was trimmed meanwhile).
     pub(crate) fn run_heads(
