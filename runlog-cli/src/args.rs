@@ -114,10 +114,11 @@ pub(crate) enum Command {
     /// List the runs of a job, newest last.
     ///
     /// One line per run, oldest first and newest last (like journalctl): RUN (the id), STATUS
-    /// (ok, failed, crashed, running), START (UTC), DURATION, RECORDS, HOST and LABELS.
-    /// The duration of a running run is the time so far; of a crashed run, the time until its
-    /// last record. Cancelled runs are never listed. Damage found in the journal is reported
-    /// on stderr with file and offset.
+    /// (ok, failed, crashed, running, damaged), START (UTC), DURATION, RECORDS, HOST and
+    /// LABELS. The duration of a running run is the time so far; of a crashed run, the time
+    /// until its last record. Cancelled runs are never listed. Damage found in the journal is
+    /// reported on stderr with file and offset, and its run is `damaged`: `logs` shows its
+    /// records after each unreadable place behind a `runlog::damage` record.
     ListRuns(ListRunsArgs),
 
     /// Print the records of runs of a job, one line per record.
