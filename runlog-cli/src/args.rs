@@ -225,11 +225,12 @@ pub(crate) enum Command {
     /// List the runs of a job, newest last.
     ///
     /// One line per run, oldest first and newest last (like journalctl): RUN (the id), STATUS
-    /// (ok, failed, crashed, running), START (local time with its offset, so that it reads
-    /// back as a RUN of `logs`; UTC with --utc), DURATION, RECORDS, HOST and LABELS.
+    /// (ok, failed, crashed, running, damaged), START (local time with its offset, so that it
+    /// reads back as a RUN of `logs`; UTC with --utc), DURATION, RECORDS, HOST and LABELS.
     /// The duration of a running run is the time so far; of a crashed run, the time until its
     /// last record. Cancelled runs are never listed. Damage found in the journal is reported
-    /// on stderr with file and offset.
+    /// on stderr with file and offset, and its run is `damaged`: `logs` shows its records
+    /// after each unreadable place behind a `runlog::damage` record.
     ListRuns(ListRunsArgs),
 
     /// Print the records of runs of a job, one line per record.
@@ -295,6 +296,8 @@ pub(crate) enum StatusArg {
     Failed,
     Crashed,
     Running,
+    /// Read with problems: part of what it wrote cannot be shown.
+    Damaged,
 }
 
 impl StatusArg {
@@ -305,6 +308,7 @@ impl StatusArg {
             StatusArg::Failed => runlog::RunStatus::Failed,
             StatusArg::Crashed => runlog::RunStatus::Crashed,
             StatusArg::Running => runlog::RunStatus::Running,
+            StatusArg::Damaged => runlog::RunStatus::Damaged,
         }
     }
 }
@@ -583,6 +587,9 @@ pub(crate) enum JournalCommand {
 
     /// Print every frame of a segment file (or of every segment under a directory): offset,
     /// type and decoded content, then how the segment ends. Times are UTC, as stored.
+    ///
+    /// Corrupt bytes are shown as a `CORRUPT` line (how many bytes, where the next valid frame
+    /// is) and the frames after them are printed too. Exits 1 if anything is corrupt.
     Dump {
         /// A journal directory, a job directory or a segment file.
         path: PathBuf,

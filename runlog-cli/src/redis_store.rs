@@ -196,7 +196,8 @@ impl RedisStore {
         self.conn.query_pipe(&p).map_err(|e| self.err(e, &what))
     }
 
-    /// The status and start of runs (`None` where the run was trimmed meanwhile).
+    /// The status to show (`damaged` when the hash counts `problems`) and start of runs
+    /// (`None` where the run was trimmed meanwhile).
     pub(crate) fn run_heads(
         &mut self,
         runs: &[(String, String)],
@@ -209,7 +210,8 @@ impl RedisStore {
             p.cmd("HMGET")
                 .arg(self.keys.job(job).run(id))
                 .arg("status")
-                .arg("start");
+                .arg("start")
+                .arg("problems");
         }
         let what = format!("a key {}:{{<job>}}:run:<id>", self.keys.prefix());
         let rows: Vec<Vec<Option<String>>> =
@@ -219,7 +221,11 @@ impl RedisStore {
             .map(|r| {
                 let status = r.first()?.as_deref().and_then(status_of)?;
                 let start = r.get(1)?.as_deref()?.parse().ok()?;
-                Some((status, start))
+                let damaged = r
+                    .get(2)
+                    .and_then(|p| p.as_deref()?.parse::<u64>().ok())
+                    .is_some_and(|n| n > 0);
+                Some((if damaged { RunStatus::Damaged } else { status }, start))
             })
             .collect())
     }
@@ -338,8 +344,9 @@ impl RedisStore {
                 offset: 0,
                 what: format!(
                     "the journal this run was shipped from was damaged in {n} place(s); \
-                     what could not be read there was not shipped (`runlog journal verify` \
-                     on that host names the places)"
+                     what could not be read there is missing, and a record with target \
+                     runlog::damage marks each corrupt place (`runlog journal verify` on \
+                     that host names the places)"
                 ),
             }],
             _ => Vec::new(),

@@ -119,7 +119,7 @@ fn level_color(level: log::Level) -> &'static str {
 pub(crate) fn status_color(status: RunStatus) -> &'static str {
     match status {
         RunStatus::Ok => "32",
-        RunStatus::Failed | RunStatus::Crashed => "1;31",
+        RunStatus::Failed | RunStatus::Crashed | RunStatus::Damaged => "1;31",
         RunStatus::Running => "36",
         RunStatus::Cancelled => "2",
     }

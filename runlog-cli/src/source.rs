@@ -251,8 +251,9 @@ impl Store {
     /// by name): the first `limit`, or all with `None`. The flag says that there are more.
     ///
     /// Redis is asked for the `limit + 1` most recently active jobs of its index and, for the
-    /// jobs shown, their run ids and newest run (two pipelined round trips): the cost follows
-    /// what is shown, not how many jobs Redis holds. Every job of the local journal is a
+    /// jobs shown, their run ids and each run's status and start (two pipelined round trips;
+    /// a run whose hash does not read is not counted): the cost follows what is shown, not
+    /// how many jobs Redis holds. Every job of the local journal is a
     /// candidate too (it is local disk, read whole as before), so a job that is only local,
     /// or whose newest run is not shipped yet, takes its place by its newest local run.
     pub(crate) fn jobs(&mut self, limit: Option<usize>) -> Result<(Vec<Job>, bool), Error> {
@@ -268,7 +269,7 @@ impl Store {
             for (name, runs) in all_runs {
                 let e = all.entry(name).or_default();
                 for r in runs {
-                    e.insert(r.id, (r.status, r.start_ns));
+                    e.insert(r.id.clone(), (r.shown_status(), r.start_ns));
                 }
             }
         }
@@ -299,30 +300,38 @@ impl Store {
                 (name, runs)
             })
             .collect();
-        // Newest runs whose status Redis could not tell.
-        let mut unknown: BTreeSet<(String, String)> = BTreeSet::new();
         if let Some(r) = &mut self.redis {
             let names: Vec<String> = all.keys().cloned().collect();
-            let ids = r.run_ids(&names).map_err(redis_failed)?;
-            // The newest run of each job, for its status, unless the journal has it (its
-            // copy wins below anyway).
-            let newest: Vec<(String, String)> = names
+            let mut ids = r.run_ids(&names).map_err(redis_failed)?;
+            // Every run the journal does not have: its status and start, in one pipeline.
+            // A member of `runs` whose hash is missing (trimmed meanwhile, or evicted) or does
+            // not read is not a run `list-runs` can show: it is not counted either
+            // (`spec/redis.md`, Keys), and the newest run counted has a known status.
+            let asked: Vec<(String, String)> = names
                 .iter()
                 .zip(&ids)
-                .filter_map(|(n, ids)| Some((n.clone(), ids.last()?.clone())))
-                .filter(|(n, id)| !all.get(n).is_some_and(|runs| runs.contains_key(id)))
+                .flat_map(|(n, ids)| {
+                    ids.iter()
+                        .filter(|id| !all.get(n).is_some_and(|runs| runs.contains_key(*id)))
+                        .map(|id| (n.clone(), id.clone()))
+                })
                 .collect();
-            let read = r.run_heads(&newest).map_err(redis_failed)?;
+            let read = r.run_heads(&asked).map_err(redis_failed)?;
             let mut heads: BTreeMap<(String, String), (RunStatus, i64)> = BTreeMap::new();
-            for (k, h) in newest.into_iter().zip(read) {
+            let mut gone: BTreeSet<(String, String)> = BTreeSet::new();
+            for (k, h) in asked.into_iter().zip(read) {
                 match h {
                     Some(h) => {
                         heads.insert(k, h);
                     }
-                    // Trimmed meanwhile, or missing from Redis: no status to show for it.
                     None => {
-                        unknown.insert(k);
+                        gone.insert(k);
                     }
+                }
+            }
+            if !gone.is_empty() {
+                for (n, ids) in names.iter().zip(ids.iter_mut()) {
+                    ids.retain(|id| !gone.contains(&(n.clone(), id.clone())));
                 }
             }
             for (name, ids) in names.into_iter().zip(ids) {
@@ -331,8 +340,7 @@ impl Store {
                     if runs.contains_key(&id) {
                         continue;
                     }
-                    // Older runs only count; their status does not matter here, and the
-                    // start is in the id.
+                    // Read above (the fallback is never taken: runs not read were removed).
                     let head = heads.remove(&(name.clone(), id.clone())).unwrap_or((
                         RunStatus::Ok,
                         runlog::time::parse_utc(id.get(..27).unwrap_or("")).unwrap_or(0),
@@ -345,14 +353,11 @@ impl Store {
             .into_iter()
             .filter(|(_, runs)| !runs.is_empty())
             .map(|(name, runs)| {
-                let last = runs.iter().next_back();
-                let known =
-                    last.is_some_and(|(id, _)| !unknown.contains(&(name.clone(), id.clone())));
-                let last = last.map(|(_, l)| *l);
+                let last = runs.values().next_back().copied();
                 Job {
                     runs: runs.len(),
                     last_start_ns: last.map(|l| l.1),
-                    last_status: last.filter(|_| known).map(|l| l.0),
+                    last_status: last.map(|l| l.0),
                     name,
                 }
             })

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use runlog::journal::payload::decode_record_ref;
+use runlog::journal::payload::{decode_record_ref, failure_rank};
 use runlog::journal::reader::{stream_run_payloads, ReadError, RunInfo, RunStatus};
 
 use crate::schema::{Chunk, ChunkBuilder, SCHEMA_VERSION};
@@ -81,18 +81,10 @@ impl std::fmt::Display for PrepareError {
 
 impl std::error::Error for PrepareError {}
 
-/// Does this record say why the run failed? Ranks: 3 `runlog::error`, 2 the panic message,
-/// 1 any other ERROR record; the last record of the highest rank wins.
+/// Does this record say why the run failed? See [`failure_rank`]: the last record of the
+/// highest rank wins, as in `runlog why`.
 fn error_rank(r: &runlog::journal::payload::RecordRef<'_>) -> u8 {
-    if r.level != log::Level::Error {
-        return 0;
-    }
-    match r.target {
-        "runlog::error" => 3,
-        "runlog::panic" if !r.message.starts_with("stack backtrace:") => 2,
-        "runlog::panic" => 0,
-        _ => 1,
-    }
+    failure_rank(r.level, r.target, r.message)
 }
 
 fn cut(s: &str, max: usize) -> &str {

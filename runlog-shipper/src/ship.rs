@@ -324,7 +324,8 @@ impl Journal {
                 match settled_status(&mut segs) {
                     _ if being_deleted(&segs) => continue,
                     RunStatus::Running | RunStatus::Cancelled => continue,
-                    RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed => {}
+                    RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed | RunStatus::Damaged => {
+                    }
                 }
                 let size = segs
                     .iter()

@@ -354,8 +354,47 @@ fn records_of(scan: &SegmentScan, upto: usize) -> Vec<Record> {
         .collect()
 }
 
+/// What a reader returns for `full` with frame `i` (`start..end`) damaged in the file `path`:
+/// the records before it, the damage marker, the records after it.
+fn records_around(
+    full: &SegmentScan,
+    i: usize,
+    (start, end): (usize, usize),
+    path: &std::path::Path,
+) -> Vec<Record> {
+    let before = records_of(full, i);
+    // The marker's time: the newest record before it, else the start (from the id when the
+    // BEGIN frame is the one damaged).
+    let t0 = if i == 0 {
+        runlog::time::parse_utc(&RUN_ID[..27]).unwrap()
+    } else {
+        T0
+    };
+    let mut want = before.clone();
+    want.push(Record {
+        ts_ns: before.iter().map(|r| r.ts_ns).fold(t0, i64::max),
+        level: log::Level::Warn,
+        target: runlog::journal::reader::DAMAGE_TARGET.into(),
+        module_path: None,
+        file: None,
+        line: None,
+        kvs: vec![],
+        message: format!(
+            "-- {} bytes unreadable at {}:{start} --",
+            end - start,
+            path.file_name().unwrap().to_str().unwrap()
+        ),
+        truncated: false,
+    });
+    want.extend(full.frames[i + 1..].iter().filter_map(|f| match &f.frame {
+        Ok(Frame::Record(r)) => Some(r.clone()),
+        _ => None,
+    }));
+    want
+}
+
 #[test]
-fn a_corrupt_frame_in_the_middle_of_a_run_is_reported_with_its_file_and_offset() {
+fn a_corrupt_frame_in_the_middle_of_a_run_is_reported_and_the_frames_after_it_are_read() {
     let seg = encoded_segment();
     let full = full_scan(&seg);
     let spans = spans(&full);
@@ -368,10 +407,11 @@ fn a_corrupt_frame_in_the_middle_of_a_run_is_reported_with_its_file_and_offset()
     let log = j.read_run(JOB, RUN_ID).unwrap();
     assert_eq!(
         log.info.status,
-        RunStatus::Crashed,
-        "the COMMIT lies behind the damage"
+        RunStatus::Ok,
+        "the COMMIT after the damage is read"
     );
-    assert_eq!(log.records, records_of(&full, 2));
+    assert_eq!(log.info.shown_status(), RunStatus::Damaged);
+    assert_eq!(log.records, records_around(&full, 2, spans[2], &path));
     assert_eq!(log.info.problems.len(), 1, "{:?}", log.info.problems);
     let p = &log.info.problems[0];
     assert_eq!((p.path.as_path(), p.offset), (path.as_path(), start as u64));
@@ -383,10 +423,12 @@ fn a_corrupt_frame_in_the_middle_of_a_run_is_reported_with_its_file_and_offset()
             && shown.contains(&format!("valid frames follow at offset {end}")),
         "{shown}"
     );
-    // Listings see it too.
+    // Listings see it too, and count the marker as a record.
     let runs = j.runs(JOB).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].problems, log.info.problems);
+    assert_eq!(runs[0].records, log.records.len() as u64);
+    assert_eq!(runs[0].shown_status(), RunStatus::Damaged);
 }
 
 #[test]
@@ -402,8 +444,8 @@ fn a_changed_byte_anywhere_in_a_run_is_reported_at_its_frame_unless_it_tears_the
         fs::write(&path, &b).unwrap();
         let log = j.read_run(JOB, RUN_ID).unwrap();
         let info = &log.info;
-        assert_eq!(info.status, RunStatus::Crashed, "byte {pos}");
         if pos < HEADER_LEN {
+            assert_eq!(info.status, RunStatus::Crashed, "byte {pos}");
             assert!(log.records.is_empty());
             assert_eq!(info.problems.len(), 1, "byte {pos}: {:?}", info.problems);
             assert_eq!(
@@ -416,11 +458,20 @@ fn a_changed_byte_anywhere_in_a_run_is_reported_at_its_frame_unless_it_tears_the
             .iter()
             .position(|&(s, e)| s <= pos && pos < e)
             .unwrap();
-        assert_eq!(log.records, records_of(&full, i), "byte {pos}");
         if i + 1 == spans.len() {
             // A torn end frame is what a crash while ending leaves: not damage.
+            assert_eq!(info.status, RunStatus::Crashed, "byte {pos}");
+            assert_eq!(log.records, records_of(&full, i), "byte {pos}");
             assert!(info.problems.is_empty(), "byte {pos}: {:?}", info.problems);
         } else {
+            // Read on past the damage, to the end frame.
+            assert_eq!(info.status, RunStatus::Ok, "byte {pos}");
+            assert_eq!(info.shown_status(), RunStatus::Damaged, "byte {pos}");
+            assert_eq!(
+                log.records,
+                records_around(&full, i, spans[i], &path),
+                "byte {pos}"
+            );
             assert_eq!(info.problems.len(), 1, "byte {pos}: {:?}", info.problems);
             let p = &info.problems[0];
             assert_eq!(
@@ -827,5 +878,51 @@ fn a_crashed_run_with_a_damaged_header_does_not_stop_retention_for_its_job() {
     assert!(
         damaged.exists(),
         "a damaged segment is never modified, only retained or deleted"
+    );
+}
+
+#[test]
+fn reading_past_damage_skips_each_corrupt_frame_and_keeps_a_torn_tail_a_torn_tail() {
+    use runlog::journal::reader::scan_segment_past_damage;
+    let seg = encoded_segment();
+    let full = full_scan(&seg);
+    let spans = spans(&full);
+    assert!(spans.len() >= 6, "{spans:?}");
+    let mut bad = seg.clone();
+    for i in [1, 3] {
+        bad[spans[i].1 - 3] ^= 0x10;
+    }
+    let s = scan_segment_past_damage(&bad).unwrap();
+    let skipped: Vec<(u64, u64, usize)> = s
+        .skipped
+        .iter()
+        .map(|k| (k.offset, k.next_valid, k.before_frame))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (spans[1].0 as u64, spans[1].1 as u64, 1),
+            (spans[3].0 as u64, spans[3].1 as u64, 2)
+        ]
+    );
+    assert_eq!(s.frames.len(), full.frames.len() - 2);
+    assert_eq!(
+        (s.end.clone(), s.valid_len),
+        (SegmentEnd::Clean, seg.len() as u64)
+    );
+    // The stopping scan still stops at the first.
+    assert!(matches!(
+        scan_segment(&bad).unwrap().end,
+        SegmentEnd::Corrupt { offset, .. } if offset == spans[1].0 as u64
+    ));
+    // Cut into the end frame: after the skipped regions and a valid frame, a torn tail, as a
+    // crash leaves it.
+    let cut = &bad[..seg.len() - 20];
+    let s = scan_segment_past_damage(cut).unwrap();
+    assert_eq!(s.skipped.len(), 2);
+    assert!(
+        matches!(s.end, SegmentEnd::TornTail { offset, .. } if offset == spans[spans.len() - 1].0 as u64),
+        "{:?}",
+        s.end
     );
 }

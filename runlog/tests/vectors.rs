@@ -156,6 +156,31 @@ fn the_required_vectors_decode_to_the_required_classes() {
     assert!(s.is_corrupt() && s.end == E::Clean && s.frames[2].frame.is_err());
 }
 
+#[test]
+fn reading_past_corruption_resumes_at_the_next_valid_frame_of_the_vectors() {
+    use runlog::journal::reader::{scan_segment_past_damage, SegmentEnd as E};
+    let read = |n: &str| fs::read(vectors_dir().join(format!("{n}.seg"))).unwrap();
+    for name in ["bad-crc-mid", "huge-length-mid"] {
+        let s = scan_segment_past_damage(&read(name)).unwrap();
+        let offsets: Vec<u64> = s.frames.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [64, 166, 314, 388], "{name}");
+        assert_eq!(s.skipped.len(), 1, "{name}");
+        let k = &s.skipped[0];
+        assert_eq!(
+            (k.offset, k.next_valid, k.before_frame),
+            (240, 314, 2),
+            "{name}"
+        );
+        assert_eq!((s.end.clone(), s.valid_len), (E::Clean, 432), "{name}");
+        assert!(s.is_corrupt(), "{name}");
+    }
+    // A torn tail stays a torn tail, and a clean segment reads as `scan_segment` reads it.
+    for name in ["torn-tail", "killed-mid-frame", "zero-tail", "valid"] {
+        let s = scan_segment_past_damage(&read(name)).unwrap();
+        assert_eq!(s, scan_segment(&read(name)).unwrap(), "{name}");
+    }
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -597,4 +622,136 @@ fn segment_names_and_run_ids_have_the_spec_shape() {
         &id[..27],
         "the id starts with the UTC start time to the microsecond"
     );
+}
+
+#[test]
+fn the_error_texts_in_the_spec_are_what_the_code_prints() {
+    use runlog::journal::frame::FrameError;
+    let spec = spec();
+    let from = spec.find("**Error texts.**").expect("an Error texts table");
+    let to = from
+        + spec[from..]
+            .find("**Zero never parses.**")
+            .expect("the table's end");
+    let table = &spec[from..to];
+    // (an instance, its row's text with the placeholders filled in as the instance has them)
+    let fill = |t: &str, vals: &[(&str, String)]| {
+        let mut t = t.to_owned();
+        for (k, v) in vals {
+            t = t.replace(&format!("{{{k}}}"), v);
+        }
+        t
+    };
+    /// The text shown, the row's text, its placeholders' values.
+    type Row = (String, &'static str, Vec<(&'static str, String)>);
+    let rows: Vec<Row> = vec![
+        (
+            HeaderError::Short(40).to_string(),
+            "file has {n} bytes, shorter than a 64-byte segment header",
+            vec![("n", "40".into())],
+        ),
+        (
+            HeaderError::BadMagic.to_string(),
+            "bad magic: not a runlog journal segment",
+            vec![],
+        ),
+        (
+            HeaderError::UnsupportedVersion(2).to_string(),
+            "segment format version {v} is newer than this runlog understands (1); upgrade runlog",
+            vec![("v", "2".into())],
+        ),
+        (
+            HeaderError::UnsupportedVersion(0).to_string(),
+            "unsupported segment format version {v}",
+            vec![("v", "0".into())],
+        ),
+        (
+            HeaderError::BadCrc.to_string(),
+            "segment header CRC mismatch",
+            vec![],
+        ),
+        (
+            HeaderError::BadHeaderLen(9).to_string(),
+            "segment header length {n}, expected 64",
+            vec![("n", "9".into())],
+        ),
+        (
+            HeaderError::BadRunId.to_string(),
+            "segment header run id is not ASCII",
+            vec![],
+        ),
+        (
+            FrameError::ShortHeader.to_string(),
+            "fewer than 12 bytes left for a frame header",
+            vec![],
+        ),
+        (
+            FrameError::BadType(0).to_string(),
+            "invalid frame type {t}",
+            vec![("t", "0".into())],
+        ),
+        (
+            FrameError::BadReserved.to_string(),
+            "reserved frame header bytes are not zero",
+            vec![],
+        ),
+        (
+            FrameError::TooLong(u32::MAX).to_string(),
+            "frame length {len} exceeds the maximum 1048576",
+            vec![("len", u32::MAX.to_string())],
+        ),
+        (
+            FrameError::Truncated {
+                len: 62,
+                available: 8,
+            }
+            .to_string(),
+            "frame length {len} but only {available} bytes follow",
+            vec![("len", "62".into()), ("available", "8".into())],
+        ),
+        (
+            FrameError::BadCrc {
+                stored: 0x9a14ed7e,
+                computed: 0x51483edb,
+            }
+            .to_string(),
+            "CRC mismatch (stored {x}, computed {x})",
+            vec![],
+        ),
+    ];
+    for (shown, template, vals) in rows {
+        assert!(
+            table.contains(&format!("`{template}`")),
+            "the spec's Error texts table lacks `{template}`"
+        );
+        let want = if template.contains("{x}") {
+            template
+                .replacen("{x}", "0x9a14ed7e", 1)
+                .replacen("{x}", "0x51483edb", 1)
+        } else {
+            fill(template, &vals)
+        };
+        assert_eq!(shown, want);
+    }
+    // Every payload error text the decoder can give is listed.
+    for what in [
+        "field runs past the end of the payload",
+        "string is not UTF-8",
+        "message is not UTF-8",
+        "trailing bytes after the last field",
+        "invalid level byte",
+        "unknown record flags",
+        "reserved bytes are not zero",
+        "outcome byte does not match the frame type",
+    ] {
+        assert!(table.contains(&format!("`{what}`")), "{what}");
+        assert!(
+            fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/payload.rs")
+            )
+            .unwrap()
+            .contains(&format!("err(\"{what}\")")),
+            "{what} is not a text of payload.rs"
+        );
+    }
 }

@@ -825,15 +825,20 @@ fn list_jobs_shows_the_most_recently_active_jobs_first_up_to_its_limit_and_says_
     env.fails(2, &["list-jobs", "--limit", "many"], "--limit");
 
     // What it costs Redis follows what is shown: the index read once, then per shown job its
-    // runs index and its newest run's status (pipelined); no walk of the keyspace.
+    // runs index and each counted run's status (pipelined); no walk of the keyspace.
     for (limit, shown) in [("3", 3), ("100", 100)] {
+        let mut runs = 0u64;
         let calls = commands_during(&env.redis, || {
             let o = env.run(&["--source", "redis", "list-jobs", "--limit", limit]);
             assert_eq!(o.stdout.lines().count(), shown as usize + 1, "{o:?}");
+            runs = job_rows(&o.stdout)
+                .iter()
+                .map(|r| r.2.parse::<u64>().unwrap())
+                .sum();
         });
         assert_no_keyspace_walk(&calls);
         assert_eq!(calls.get("zrange"), Some(&(shown + 1)), "{calls:?}");
-        assert_eq!(calls.get("hmget"), Some(&shown), "{calls:?}");
+        assert_eq!(calls.get("hmget"), Some(&runs), "{calls:?}");
         assert_eq!(calls.get("hgetall"), None, "{calls:?}");
     }
 }
@@ -1532,6 +1537,104 @@ fn a_closed_pipe_ends_quietly_with_success_while_reading_redis() {
         "0",
         "runlog's exit status"
     );
+}
+
+/// Bug: the shipper uploaded a run with corruption in the middle of a segment only up to the
+/// bad frame, so Redis hid every record after it. It uploads them too, behind the same marker
+/// record the journal's readers show, and the run reads the same from both.
+#[test]
+fn a_run_damaged_mid_segment_reads_the_same_from_redis_and_the_journal() {
+    use runlog::journal::frame::FRAME_HEADER_LEN;
+    let env = Env::new();
+    let id = write_run(&env.other(), JOB, &[], false, || {
+        for i in 0..6 {
+            log::info!(target: TARGET, "record {i}");
+        }
+    });
+    let seg = runlog::journal::layout::job_dir(&env.other(), JOB).join(format!("{id}.000000.seg"));
+    let scan = runlog::journal::reader::scan_file(&seg).unwrap();
+    // Frame 0 is BEGIN: damage record 2 (frame 3) in its payload.
+    let (victim, next) = (scan.frames[3].offset, scan.frames[4].offset);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[victim as usize + FRAME_HEADER_LEN + 2] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+
+    env.ship(&env.other());
+    let o = env.run(&["--source", "redis", "logs", JOB, &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let from_redis: Vec<String> = o.stdout.lines().map(str::to_owned).collect();
+    let marker = format!(
+        "runlog::damage: -- {} bytes unreadable at {id}.000000.seg:{victim} --",
+        next - victim
+    );
+    let shown: Vec<&str> = from_redis.iter().map(|l| message(l)).collect();
+    assert_eq!(shown.len(), 6, "{o:?}");
+    assert_eq!(shown[..2], ["record 0", "record 1"], "{o:?}");
+    assert_eq!(shown[3..], ["record 3", "record 4", "record 5"], "{o:?}");
+    assert!(from_redis[2].ends_with(&marker), "{o:?}");
+    // The same lines from the journal the run was shipped from.
+    let cfg = write_config(&env.root.path().join("other.toml"), &env.other(), None);
+    let o = runlog(&cfg, &["logs", JOB, &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let from_journal: Vec<String> = o.stdout.lines().map(str::to_owned).collect();
+    assert_eq!(from_redis, from_journal);
+
+    let o = env.run(&["--json", "--source", "redis", "list-runs", JOB]);
+    let runs = json_lines(&o.stdout);
+    assert_eq!(runs[0]["status"], "damaged", "{o:?}");
+    assert_eq!(runs[0]["records"], 6, "{o:?}");
+    let o = runlog(&cfg, &["--json", "list-runs", JOB]);
+    let local = json_lines(&o.stdout);
+    assert_eq!(local[0]["status"], "damaged", "{o:?}");
+    assert_eq!(local[0]["records"], runs[0]["records"], "{o:?}");
+    let o = env.run(&["--source", "redis", "list-jobs"]);
+    assert!(
+        o.stdout.lines().nth(1).unwrap().contains(" damaged "),
+        "{o:?}"
+    );
+}
+
+/// Bug: `list-jobs` counted a `runs` member whose hash is missing (evicted, deleted) while
+/// `list-runs` left it out, and the spec said a job in `jobs` with no visible run is shown
+/// with no runs while both commands leave it out. One rule: only runs whose hash reads are
+/// counted or listed, and a job with none is not shown (`list-runs` exits 3).
+#[test]
+fn list_jobs_counts_exactly_the_runs_list_runs_shows() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..3)
+        .map(|i| write_run(&env.other(), JOB, &[], false, || log::info!("run {i}")))
+        .collect();
+    env.ship(&env.other());
+    let mut conn = env.redis.conn();
+    let base = job_base("runlog", JOB);
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{base}run:{}", ids[1]))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let _: i64 = redis::cmd("ZADD")
+        .arg("runlog:jobs")
+        .arg(1)
+        .arg("ghost")
+        .query(&mut conn)
+        .unwrap();
+
+    let o = env.run(&["--json", "--source", "redis", "list-runs", JOB]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let shown: Vec<String> = json_lines(&o.stdout)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, [ids[0].clone(), ids[2].clone()], "{o:?}");
+    let o = env.run(&["--source", "redis", "list-jobs"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let rows = job_rows(&o.stdout);
+    assert_eq!(
+        rows,
+        [(JOB.to_owned(), "ok".to_owned(), "2".to_owned())],
+        "{o:?}"
+    );
+    env.fails(3, &["--source", "redis", "list-runs", "ghost"], "no job");
 }
 
 /// Bug: a record frame whose CRC is valid but whose payload does not decode was shipped inside

@@ -177,19 +177,22 @@ fn a_run_missing_from_redis_but_still_listed_is_reported_and_read_from_the_journ
         "{o:?}"
     );
 
-    // The newest run's hash gone too, and no local copy: list-jobs shows no status for the
-    // job rather than a made-up one.
+    // The newest run's hash gone too, and no local copy: list-jobs counts the runs list-runs
+    // shows (spec/redis.md, Keys: only runs whose hash reads), and the status of the newest of
+    // them, rather than a made-up one.
     del(&server, &format!("{base}run:{}", ids[2]));
     remove_from_journal(&j, job, &ids[2]);
     let o = runlog(&cfg, &["list-jobs", "--json"]);
     assert_eq!(o.code, 0, "{o:?}");
+    let listed = runlog(&cfg, &["--json", "list-runs", job]);
+    assert_eq!(listed.stdout.lines().count(), 2, "{listed:?}");
     let line = o
         .stdout
         .lines()
         .find(|l| l.contains(job))
         .unwrap_or_default();
     assert!(
-        line.contains("\"runs\":3") && line.contains("\"last_status\":null"),
+        line.contains("\"runs\":2") && line.contains("\"last_status\":\"ok\""),
         "{o:?}"
     );
 }

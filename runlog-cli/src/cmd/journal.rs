@@ -12,7 +12,9 @@ use runlog::journal::layout::{
 };
 use runlog::journal::payload::{Frame, Outcome};
 use runlog::journal::reader::list_run_segments;
-use runlog::journal::reader::{hole_before, scan_file, SegmentEnd, SegmentScan};
+use runlog::journal::reader::{
+    hole_before, scan_file, scan_file_past_damage, SegmentEnd, SegmentScan,
+};
 use runlog::time::format_micros;
 use runlog::ReadError;
 
@@ -186,6 +188,18 @@ fn check_segment(file: &Path, scan: &SegmentScan, last: bool, alive: bool) -> Se
             );
         }
     }
+    for s in &scan.skipped {
+        find(
+            s.offset,
+            Severity::Corrupt,
+            format!(
+                "corrupt frame ({}); {} bytes unreadable, valid frames follow at offset {}",
+                s.error,
+                s.next_valid - s.offset,
+                s.next_valid
+            ),
+        );
+    }
     let ended = scan
         .frames
         .iter()
@@ -297,7 +311,14 @@ pub(crate) fn verify(ctx: &Ctx, out: &mut Out, path: Option<&Path>) -> Result<()
         let seg0 = seg0_of(file);
         let alive = last && seg0.as_deref().is_some_and(writer_alive);
         let mut bad = false;
-        match scan_file(file) {
+        // Past corruption, as runs are read; a live writer's last segment only up to its first
+        // bad frame (a later frame may be complete while an earlier one is being written).
+        let scanned = if alive {
+            scan_file(file)
+        } else {
+            scan_file_past_damage(file)
+        };
+        match scanned {
             Ok(scan) => {
                 let name_seq = place.as_ref().map(|p| p.0);
                 let name_id = file
@@ -549,7 +570,7 @@ pub(crate) fn dump(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
             }
             out.line(&format!("==> {} <==", file.display()))?;
         }
-        let scan = match scan_file(file) {
+        let scan = match scan_file_past_damage(file) {
             Ok(s) => s,
             Err(ReadError::BadSegment { error, .. }) => {
                 // A short header is what a crash while creating the segment leaves.
@@ -577,7 +598,18 @@ pub(crate) fn dump(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
             "header  version={} seq={} run={:?}",
             scan.header.version, scan.header.seq, scan.header.run_id
         ))?;
-        for f in &scan.frames {
+        let mut skipped = scan.skipped.iter().peekable();
+        for (k, f) in scan.frames.iter().enumerate() {
+            while let Some(s) = skipped.next_if(|s| s.before_frame <= k) {
+                corrupt = true;
+                out.line(&format!(
+                    "{:>8}  CORRUPT {}; {} bytes unreadable, next valid frame at {}",
+                    s.offset,
+                    s.error,
+                    s.next_valid - s.offset,
+                    s.next_valid
+                ))?;
+            }
             let (kind, text) = match &f.frame {
                 Ok(frame) => describe(frame),
                 Err(e) => {
@@ -587,6 +619,8 @@ pub(crate) fn dump(ctx: &Ctx, out: &mut Out, path: &Path) -> Result<(), Error> {
             };
             out.line(&format!("{:>8}  {kind:<6}  {text}", f.offset))?;
         }
+        // A skipped region is always followed by the valid frame it resumed at.
+        debug_assert!(skipped.peek().is_none());
         let end = match &scan.end {
             SegmentEnd::Clean => format!("clean at {}", scan.valid_len),
             SegmentEnd::ZeroTail { offset } => format!("zero tail at {offset}"),

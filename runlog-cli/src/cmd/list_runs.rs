@@ -57,7 +57,7 @@ pub(crate) fn run_object(run: &Run, now_ns: i64) -> JsonObject {
     JsonObject::new()
         .str("job", &r.job)
         .str("id", &r.id)
-        .str("status", r.status.as_str())
+        .str("status", r.shown_status().as_str())
         .str("start", &fmt(r.start_ns))
         .opt_str("end", r.end_ns.map(fmt).as_deref())
         .str("last", &fmt(r.last_ns))
@@ -144,7 +144,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
         .map_err(Error::usage)?;
     let mut store = Store::open(ctx)?;
     let wanted = |r: &Run| {
-        (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.status))
+        (a.status.is_empty() || a.status.iter().any(|s| s.status() == r.info.shown_status()))
             && range.contains(r.info.start_ns)
     };
     let w = window(a, range);
@@ -179,7 +179,7 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &ListRunsArgs) -> Result<(), Erro
                 let r = &r.info;
                 vec![
                     Cell::new(&r.id),
-                    Cell::colored(r.status.as_str(), status_color(r.status)),
+                    Cell::colored(r.shown_status().as_str(), status_color(r.shown_status())),
                     Cell::new(ctx.zone.format_seconds(r.start_ns)),
                     Cell::new(format_duration(duration_ns(r, now))),
                     Cell::new(r.records.to_string()),

@@ -1,5 +1,6 @@
 //! `runlog why JOB`: the last failed or crashed run, its error and the records before it.
 
+use runlog::journal::payload::failure_rank;
 use runlog::{Record, RunStatus};
 
 use super::shell_quote;
@@ -11,14 +12,20 @@ use crate::source::Store;
 use crate::when::Range;
 use crate::{Ctx, Error};
 
-/// Where the failure shows in a run's records: the first record the run guard wrote for a
-/// panic or an `Err` (`runlog::panic`, `runlog::error`), else the last ERROR record, else
-/// none (a crashed run that logged no error: it died after its last record).
+/// Where the failure shows in a run's records: the last record of the highest
+/// [`failure_rank`] (an `Err` the run ended with, else a panic's message, else any ERROR
+/// record; only ERROR records count), else none (a crashed run that logged no error: it died
+/// after its last record).
 fn failure_at(records: &[Record]) -> Option<usize> {
-    records
-        .iter()
-        .position(|r| matches!(r.target.as_str(), "runlog::panic" | "runlog::error"))
-        .or_else(|| records.iter().rposition(|r| r.level == log::Level::Error))
+    // The shipper's rule for the run hash's `error`, so that both name the same record.
+    let mut best: Option<(u8, usize)> = None;
+    for (i, r) in records.iter().enumerate() {
+        let rank = failure_rank(r.level, &r.target, &r.message);
+        if rank > 0 && best.is_none_or(|(b, _)| rank >= b) {
+            best = Some((rank, i));
+        }
+    }
+    best.map(|(_, i)| i)
 }
 
 /// Longest summary, in characters.
@@ -82,10 +89,15 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     // From the records, not the shipper's `error` field, so that a run reads the same
     // whichever source holds it.
     let error = summary(&records, at);
-    let what = match info.status {
-        RunStatus::Crashed => {
+    let shown_status = info.shown_status();
+    let what = match (shown_status, info.status) {
+        (RunStatus::Crashed, _) => {
             Some("the process died without ending the run: killed, or its host went down")
         }
+        (RunStatus::Damaged, RunStatus::Crashed) => {
+            Some("part of its journal cannot be read; the process died without ending the run")
+        }
+        (RunStatus::Damaged, _) => Some("part of its journal cannot be read; the run ended failed"),
         _ => None,
     };
     let before = at.unwrap_or(records.len()) - from;
@@ -115,7 +127,11 @@ pub(crate) fn run(ctx: &Ctx, out: &mut Out, a: &WhyArgs) -> Result<(), Error> {
     }
     let style = out.style;
     let mut status = String::new();
-    style.paint(&mut status, status_color(info.status), info.status.as_str());
+    style.paint(
+        &mut status,
+        status_color(shown_status),
+        shown_status.as_str(),
+    );
     let what = what.map_or_else(String::new, |w| format!(" ({w})"));
     let now = runlog::time::now_ns();
     // Escaped in a pipe too: the header stays one line per field.

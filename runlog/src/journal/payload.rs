@@ -104,6 +104,24 @@ impl Record {
     }
 }
 
+/// How well a record says why its run failed (`spec/redis.md`, the run hash's `error`): only
+/// ERROR records count; 3 for target `runlog::error` (an `Err` the run ended with), 2 for
+/// target `runlog::panic` unless it is the backtrace (its message starts with
+/// `stack backtrace:`), 1 for any other ERROR record, 0 for the rest (the backtrace, and every
+/// record at another level whatever its target). The last record of the highest rank is the
+/// failure: the shipper's `error` field is its message and `runlog why` shows it.
+pub fn failure_rank(level: log::Level, target: &str, message: &str) -> u8 {
+    if level != log::Level::Error {
+        return 0;
+    }
+    match target {
+        "runlog::error" => 3,
+        "runlog::panic" if message.starts_with("stack backtrace:") => 0,
+        "runlog::panic" => 2,
+        _ => 1,
+    }
+}
+
 /// A log record borrowed from the bytes it was decoded from (a RECORD payload, see
 /// [`decode_record_ref`]) or from a [`Record`] ([`Record::borrowed`]): the same fields, as
 /// `&str`, with nothing copied or allocated.

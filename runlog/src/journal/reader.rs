@@ -13,8 +13,8 @@ use super::frame::{
 };
 use super::layout::{self, JOBS_DIR};
 use super::payload::{
-    decode_payload, decode_record_ref, record_payload_ts, Begin, End, Frame, Outcome, PayloadError,
-    Record, RecordRef,
+    decode_payload, decode_record_ref, encode_record, record_payload_ts, Begin, End, Frame,
+    Outcome, PayloadError, Record, RecordRef,
 };
 use super::storage::{self, OpenMode};
 
@@ -74,6 +74,9 @@ pub struct SegmentScan {
     pub end: SegmentEnd,
     /// Offset just past the last valid frame (the length recovery truncates a torn tail to).
     pub valid_len: u64,
+    /// Corrupt regions that the scan went on past, in order (only
+    /// [`scan_segment_past_damage`] does; empty otherwise).
+    pub skipped: Vec<Skipped>,
     /// Listings only: RECORD frames counted (CRC-checked) but not kept in `frames`, and the
     /// latest timestamp among them.
     skimmed: (u64, i64),
@@ -84,12 +87,12 @@ impl SegmentScan {
     /// CRC-valid frame with a malformed payload).
     pub fn is_corrupt(&self) -> bool {
         matches!(self.end, SegmentEnd::Corrupt { .. })
+            || !self.skipped.is_empty()
             || self.frames.iter().any(|f| f.frame.is_err())
     }
 }
 
-fn find_next_valid(buf: &[u8], from: usize) -> Option<Result<u64, ()>> {
-    let mut budget = RESYNC_BUDGET;
+fn find_next_valid(buf: &[u8], from: usize, budget: &mut usize) -> Option<Result<u64, ()>> {
     let mut at = from;
     while at + FRAME_HEADER_LEN <= buf.len() {
         let b = &buf[at..];
@@ -97,10 +100,10 @@ fn find_next_valid(buf: &[u8], from: usize) -> Option<Result<u64, ()>> {
         if FrameType::from_u8(b[4]).is_some() && b[6] == 0 && b[7] == 0 {
             let len = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
             if len <= MAX_PAYLOAD && len <= b.len() - FRAME_HEADER_LEN {
-                if budget < len + FRAME_HEADER_LEN {
+                if *budget < len + FRAME_HEADER_LEN {
                     return Some(Err(()));
                 }
-                budget -= len + FRAME_HEADER_LEN;
+                *budget -= len + FRAME_HEADER_LEN;
                 if decode_frame(b).is_ok() {
                     return Some(Ok(at as u64));
                 }
@@ -115,12 +118,23 @@ fn find_next_valid(buf: &[u8], from: usize) -> Option<Result<u64, ()>> {
 /// rest as clean end, zero tail, torn tail or corruption. Never panics; allocates at most the
 /// decoded frames.
 pub fn scan_segment(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
-    scan_segment_opts(buf, true)
+    scan_segment_opts(buf, true, false)
 }
 
-fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderError> {
+/// [`scan_segment`], going on past corruption: where it would end in
+/// [`SegmentEnd::Corrupt`] with a next valid frame, the bytes up to that frame are recorded in
+/// [`SegmentScan::skipped`] and the scan resumes there, as often as the segment needs (the
+/// search for valid frames hashes at most `RESYNC_BUDGET` bytes in all). `end` then tells how
+/// the frames after the last skipped region end, and `valid_len` is past the last valid frame
+/// of the whole segment. This is how runs are read (`spec/journal.md`, *Reading past
+/// corruption*); recovery and the writer use [`scan_segment`], which stops at the damage.
+pub fn scan_segment_past_damage(buf: &[u8]) -> Result<SegmentScan, HeaderError> {
+    scan_segment_opts(buf, true, true)
+}
+
+fn scan_segment_opts(buf: &[u8], records: bool, resume: bool) -> Result<SegmentScan, HeaderError> {
     let mut locs = Vec::new();
-    let w = walk_segment(buf, records, &mut locs)?;
+    let w = walk_segment(buf, records, resume, &mut locs)?;
     let frames = locs
         .iter()
         .map(|l| FrameAt {
@@ -133,8 +147,25 @@ fn scan_segment_opts(buf: &[u8], records: bool) -> Result<SegmentScan, HeaderErr
         frames,
         end: w.end,
         valid_len: w.valid_len,
+        skipped: w.skips,
         skimmed: w.skimmed,
     })
+}
+
+/// Unreadable bytes in the middle of a segment, with valid frames after them: what
+/// [`scan_segment_past_damage`] skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where the bad frame starts.
+    pub offset: u64,
+    /// Why it is not a valid frame.
+    pub error: FrameError,
+    /// The next valid frame, where the scan resumed (`next_valid - offset` bytes were
+    /// skipped).
+    pub next_valid: u64,
+    /// How many frames of [`SegmentScan::frames`] come before this region (in a listing's
+    /// walk, frames other than RECORDs).
+    pub before_frame: usize,
 }
 
 /// Where a valid (CRC-checked) frame lies in a segment's bytes.
@@ -169,6 +200,8 @@ struct Walked {
     skimmed: (u64, i64),
     /// Length of the valid frame at [`HEADER_LEN`], if there is one.
     first_frame: Option<u64>,
+    /// Corrupt regions walked past (only when asked to resume).
+    skips: Vec<Skipped>,
 }
 
 /// [`decode_frame`], faster: the CRC in one pass over the bytes it covers (the header after
@@ -204,10 +237,13 @@ fn check_frame<'a>(buf: &'a [u8], hasher: &crc32fast::Hasher) -> Result<RawFrame
 
 /// The header and the valid frames of a segment (every CRC checked), then how they end: what
 /// [`scan_segment`] does, without decoding payloads. The frames go to `locs` (cleared
-/// first); without `records`, RECORD frames are only counted, with their latest time.
+/// first); without `records`, RECORD frames are only counted, with their latest time. With
+/// `resume`, corruption followed by a valid frame is skipped (see
+/// [`scan_segment_past_damage`]) instead of ending the walk.
 fn walk_segment(
     buf: &[u8],
     records: bool,
+    resume: bool,
     locs: &mut Vec<FrameLoc>,
 ) -> Result<Walked, HeaderError> {
     locs.clear();
@@ -216,6 +252,10 @@ fn walk_segment(
     let mut skimmed = (0u64, i64::MIN);
     let mut off = HEADER_LEN;
     let mut first_frame = None;
+    let mut skips = Vec::new();
+    // One budget for every search in the segment: a segment full of damage costs at most
+    // this much hashing, however many regions it has.
+    let mut budget = RESYNC_BUDGET;
     let end = loop {
         if off == buf.len() {
             break SegmentEnd::Clean;
@@ -245,7 +285,17 @@ fn walk_segment(
                 if buf[off..].iter().all(|&b| b == 0) {
                     break SegmentEnd::ZeroTail { offset: off as u64 };
                 }
-                break match find_next_valid(buf, off + 1) {
+                break match find_next_valid(buf, off + 1, &mut budget) {
+                    Some(Ok(n)) if resume => {
+                        skips.push(Skipped {
+                            offset: off as u64,
+                            error,
+                            next_valid: n,
+                            before_frame: locs.len(),
+                        });
+                        off = n as usize;
+                        continue;
+                    }
                     None => SegmentEnd::TornTail {
                         offset: off as u64,
                         error,
@@ -270,6 +320,7 @@ fn walk_segment(
         valid_len: off as u64,
         skimmed,
         first_frame,
+        skips,
     })
 }
 
@@ -348,9 +399,19 @@ pub fn scan_file(path: &Path) -> Result<SegmentScan, ReadError> {
     scan_file_opts(path, true)
 }
 
+/// Read a segment file (bounded by [`MAX_SEGMENT_FILE`]) and scan it past corruption
+/// ([`scan_segment_past_damage`]).
+pub fn scan_file_past_damage(path: &Path) -> Result<SegmentScan, ReadError> {
+    let bytes = read_bounded(path)?;
+    scan_segment_opts(&bytes, true, true).map_err(|error| ReadError::BadSegment {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
 fn scan_file_opts(path: &Path, records: bool) -> Result<SegmentScan, ReadError> {
     let bytes = read_bounded(path)?;
-    scan_segment_opts(&bytes, records).map_err(|error| ReadError::BadSegment {
+    scan_segment_opts(&bytes, records, false).map_err(|error| ReadError::BadSegment {
         path: path.to_path_buf(),
         error,
     })
@@ -380,12 +441,17 @@ pub enum RunStatus {
     Crashed,
     /// Cancelled: to be forgotten (never listed).
     Cancelled,
+    /// Ended or crashed, but read with problems: some of what it wrote cannot be shown
+    /// (`spec/journal.md`, *Damaged*). Only [`RunInfo::shown_status`] gives it;
+    /// [`RunInfo::status`] keeps the outcome of the end frame (or `Crashed`).
+    Damaged,
 }
 
 impl RunStatus {
-    /// Lower-case name: `running`, `ok`, `failed`, `crashed`, `cancelled`.
+    /// Lower-case name: `running`, `ok`, `failed`, `crashed`, `cancelled`, `damaged`.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Damaged => "damaged",
             RunStatus::Running => "running",
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
@@ -447,12 +513,26 @@ pub struct RunInfo {
     pub host: String,
     /// Pid of the writer.
     pub pid: u32,
-    /// Labels in the order they were set (a later value for a key replaces the earlier).
+    /// Labels sorted by key (byte order), as readers of Redis, whose run hash keeps no order,
+    /// see them too; a later value for a key replaced the earlier.
     pub labels: Vec<(String, String)>,
     /// Segment files in order.
     pub segments: Vec<PathBuf>,
     /// Damage found (empty for a healthy run; a crashed run's torn tail is not damage).
     pub problems: Vec<Problem>,
+}
+
+impl RunInfo {
+    /// The status to show: [`RunStatus::Damaged`] for a run that ended or crashed and was
+    /// read with problems, else [`RunInfo::status`].
+    pub fn shown_status(&self) -> RunStatus {
+        match self.status {
+            RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed if !self.problems.is_empty() => {
+                RunStatus::Damaged
+            }
+            s => s,
+        }
+    }
 }
 
 /// A run with its records.
@@ -475,7 +555,7 @@ pub struct JobInfo {
     pub runs: usize,
     /// Start of the newest listed run.
     pub last_start_ns: Option<i64>,
-    /// Status of the newest listed run.
+    /// Status of the newest listed run, as shown ([`RunInfo::shown_status`]).
     pub last_status: Option<RunStatus>,
 }
 
@@ -810,11 +890,16 @@ struct Loaded {
     walked: Option<Walked>,
 }
 
-fn load_segment(path: &Path, records: bool, slot: &mut Loaded) -> Result<(), ReadError> {
+fn load_segment(
+    path: &Path,
+    records: bool,
+    resume: bool,
+    slot: &mut Loaded,
+) -> Result<(), ReadError> {
     slot.walked = None;
     slot.locs.clear();
     read_bounded_into(path, &mut slot.buf)?;
-    match walk_segment(&slot.buf, records, &mut slot.locs) {
+    match walk_segment(&slot.buf, records, resume, &mut slot.locs) {
         Ok(w) => {
             slot.walked = Some(w);
             Ok(())
@@ -865,17 +950,22 @@ fn helpers_for(segs: &[(u32, PathBuf)], caller_busy: bool) -> usize {
 /// it returns false. With `helpers` > 0, that many threads load the next segments (at most
 /// `helpers + 1` ahead) while `consume` works on the current one; rather than wait for a
 /// segment, the caller's thread loads one itself (so it also works when no helper could be
-/// started).
+/// started). Segments are walked past corruption (see [`scan_segment_past_damage`]), except
+/// the last one when `stop_at_damage_in_last`.
 fn load_in_order(
     paths: &[&Path],
     records: bool,
+    stop_at_damage_in_last: bool,
     helpers: usize,
     consume: &mut dyn FnMut(usize, Result<&Loaded, ReadError>) -> bool,
 ) {
+    // A live writer's last segment is read as far as its first bad frame only: a later frame
+    // may be complete while an earlier one is still being written.
+    let resume = |i: usize| !(stop_at_damage_in_last && i + 1 == paths.len());
     if helpers == 0 || paths.len() < 2 {
         let mut slot = Loaded::default();
         for (i, p) in paths.iter().enumerate() {
-            let r = load_segment(p, records, &mut slot);
+            let r = load_segment(p, records, resume(i), &mut slot);
             if !consume(i, r.map(|()| &slot)) {
                 return;
             }
@@ -953,7 +1043,7 @@ fn load_in_order(
                             st.next += 1;
                             (st.next - 1, st.pool.pop().unwrap_or_default())
                         };
-                        let r = load_segment(paths[i], records, &mut slot);
+                        let r = load_segment(paths[i], records, resume(i), &mut slot);
                         lock(&shared).ready.insert(i, (slot, r));
                         cv.notify_all();
                     }
@@ -984,7 +1074,7 @@ fn load_in_order(
                         st.next += 1;
                         let mut slot = st.pool.pop().unwrap_or_default();
                         drop(st);
-                        let r = load_segment(paths[j], records, &mut slot);
+                        let r = load_segment(paths[j], records, resume(j), &mut slot);
                         if j == i {
                             break (slot, r);
                         }
@@ -1193,6 +1283,10 @@ fn scan_run(
     // start, its length), checked against this segment's first frame for a hole.
     let mut zeros_before: Option<(&Path, u64, u64)> = None;
     let mut records = Vec::new();
+    // Where the first end frame is (segment index, offset), and whether frames after it were
+    // reported.
+    let mut end_at: Option<(usize, u64)> = None;
+    let mut after_end_reported = false;
 
     let classify = |problems: &mut Vec<Problem>, p: (&Path, SegmentEnd, bool), last: bool| {
         let (path, seg_end, no_end_yet) = p;
@@ -1211,20 +1305,11 @@ fn scan_run(
                 offset,
                 error,
                 next_valid,
-            } => problems.push(Problem {
-                path: path.to_path_buf(),
-                offset,
-                what: match next_valid {
-                    Some(n) => {
-                        format!("corrupt frame ({error}); valid frames follow at offset {n}")
-                    }
-                    None => format!("corrupt frame ({error}); data follows it"),
-                },
-            }),
+            } => problems.push(corrupt_problem(path, offset, &error, next_valid)),
         }
     };
 
-    load_in_order(&paths, records_wanted, helpers, &mut |i, loaded| {
+    load_in_order(&paths, records_wanted, alive, helpers, &mut |i, loaded| {
         let path = paths[i];
         let slot = match loaded {
             Ok(slot) => slot,
@@ -1279,7 +1364,18 @@ fn scan_run(
         if w.skimmed.0 > 0 {
             info.last_ns = info.last_ns.max(w.skimmed.1);
         }
-        for loc in &slot.locs {
+        let mut skips = w.skips.iter().peekable();
+        for (k, loc) in slot.locs.iter().enumerate() {
+            while let Some(skip) = skips.next_if(|s| s.before_frame <= k) {
+                let job = begin.as_ref().map_or(job_hint, |b| b.job.as_str());
+                let start = begin
+                    .as_ref()
+                    .map_or_else(|| start_from_id(id), |b| b.start_ns);
+                if !damage_record(&mut sink, &mut info, path, skip, job, start) {
+                    stopped = true;
+                    return false;
+                }
+            }
             let raw = loc.raw(&slot.buf);
             let offset = loc.offset as u64;
             if let (Sink::Payloads(f), FrameType::Record) = (&mut sink, raw.kind) {
@@ -1379,16 +1475,29 @@ fn scan_run(
                         info.labels.push((key, value));
                     }
                 }
+                // The first end frame ends the run (see `after_end_problem`).
                 Ok(Frame::End(e)) => {
-                    if end.is_some() {
-                        info.problems.push(Problem {
-                            path: path.to_path_buf(),
-                            offset,
-                            what: "second end frame".into(),
-                        });
+                    if end.is_none() {
+                        end = Some(e);
+                        end_at = Some((i, offset));
                     }
-                    end = Some(e);
                 }
+            }
+        }
+        if !after_end_reported {
+            if let Some(p) = after_end_problem(end_at, i, path, w.valid_len) {
+                info.problems.push(p);
+                after_end_reported = true;
+            }
+        }
+        for skip in skips {
+            let job = begin.as_ref().map_or(job_hint, |b| b.job.as_str());
+            let start = begin
+                .as_ref()
+                .map_or_else(|| start_from_id(id), |b| b.start_ns);
+            if !damage_record(&mut sink, &mut info, path, skip, job, start) {
+                stopped = true;
+                return false;
             }
         }
         if let SegmentEnd::ZeroTail { offset } = w.end {
@@ -1414,6 +1523,8 @@ fn scan_run(
     if let Some(p) = pending.take() {
         classify(&mut info.problems, p, true);
     }
+    // One order everywhere: Redis keeps labels as hash fields, which have none.
+    info.labels.sort_by(|a, b| a.0.cmp(&b.0));
     let first = unreadable.or(if loaded_all || paths.is_empty() {
         gap
     } else {
@@ -1475,6 +1586,105 @@ fn scan_run(
     })
 }
 
+/// The problem for frames after a run's first end frame (at `end_at`: segment index, offset),
+/// if segment `i` at `path`, whose valid frames end at `valid_len`, holds any. A writer writes
+/// one end frame and nothing after it, so whatever follows was not written as part of the run
+/// (damage, or a segment of something else): it is reported, and the first end frame keeps
+/// the run's status and end (a CANCEL then a COMMIT is a cancelled run, never an `ok` one).
+/// Told by offsets alone, so listings (which do not keep records) and full reads agree.
+fn after_end_problem(
+    end_at: Option<(usize, u64)>,
+    i: usize,
+    path: &Path,
+    valid_len: u64,
+) -> Option<Problem> {
+    let (seg, off) = end_at?;
+    let first_after = if seg == i {
+        off + END_FRAME_LEN as u64
+    } else {
+        HEADER_LEN as u64
+    };
+    (valid_len > first_after).then(|| Problem {
+        path: path.to_path_buf(),
+        offset: first_after,
+        what: "frames after the run's end frame (the first end frame ends the run; they \
+               change neither its status nor its end)"
+            .into(),
+    })
+}
+
+/// Target of the marker record a reader puts where a run's records could not be read (a
+/// corrupt region of a segment, see [`scan_segment_past_damage`]); its message is
+/// [`damage_marker`].
+pub const DAMAGE_TARGET: &str = "runlog::damage";
+
+/// The message of the record that marks `bytes` unreadable bytes at `offset` of the segment
+/// file named `file` (its name, not its path: readers of the journal anywhere, and Redis,
+/// show the same text): `-- N bytes unreadable at FILE:OFFSET --`.
+pub fn damage_marker(file: &str, offset: u64, bytes: u64) -> String {
+    format!("-- {bytes} bytes unreadable at {file}:{offset} --")
+}
+
+/// The problem for a corrupt region, and where the records resume.
+fn corrupt_problem(path: &Path, offset: u64, error: &FrameError, next: Option<u64>) -> Problem {
+    Problem {
+        path: path.to_path_buf(),
+        offset,
+        what: match next {
+            Some(n) => format!("corrupt frame ({error}); valid frames follow at offset {n}"),
+            None => format!("corrupt frame ({error}); data follows it"),
+        },
+    }
+}
+
+/// Report the corrupt region `skip` of segment `path` as a problem and put a marker record
+/// ([`DAMAGE_TARGET`], WARN, the time of the newest record before it, or `start`) where its
+/// records would have been, so that every reader shows the records after it and where the gap
+/// is. The marker counts as a record. Returns false if the sink stopped.
+fn damage_record(
+    sink: &mut Sink<'_>,
+    info: &mut RunInfo,
+    path: &Path,
+    skip: &Skipped,
+    job: &str,
+    start: i64,
+) -> bool {
+    info.problems.push(corrupt_problem(
+        path,
+        skip.offset,
+        &skip.error,
+        Some(skip.next_valid),
+    ));
+    let file = path
+        .file_name()
+        .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy());
+    let rec = Record {
+        ts_ns: info.last_ns.max(start),
+        level: log::Level::Warn,
+        target: DAMAGE_TARGET.to_owned(),
+        module_path: None,
+        file: None,
+        line: None,
+        kvs: Vec::new(),
+        message: damage_marker(&file, skip.offset, skip.next_valid - skip.offset),
+        truncated: false,
+    };
+    info.records += 1;
+    info.last_ns = info.last_ns.max(rec.ts_ns);
+    match sink {
+        Sink::Skim => true,
+        Sink::Collect(v) => {
+            v.push(rec);
+            true
+        }
+        Sink::Stream { pre, f } => {
+            let payload = encode_record(&rec);
+            !pre(&payload) || f(rec.borrowed())
+        }
+        Sink::Payloads(f) => f(job, &encode_record(&rec)),
+    }
+}
+
 /// A segment cut exactly at a frame boundary (by another process, or a broken disk) leaves no
 /// damaged frame: when nothing else was reported, only the end frame's count can tell that
 /// records are missing (or repeated).
@@ -1519,7 +1729,7 @@ impl Journal {
                     dir,
                     runs: runs.len(),
                     last_start_ns: Some(last.start_ns),
-                    last_status: Some(last.status),
+                    last_status: Some(last.shown_status()),
                 })
             })
             .collect())
@@ -1741,7 +1951,14 @@ mod tests {
             .first()
             .is_some_and(|(_, p)| writer_state(p) == Writer::Alive);
         let mut scans = Vec::with_capacity(segs.len());
+        // Added with reading past corruption: every segment but a live writer's last one.
+        let upto = segs
+            .iter()
+            .enumerate()
+            .position(|(i, (seq, _))| *seq != i as u32)
+            .unwrap_or(segs.len());
         for (i, (seq, path)) in segs.iter().enumerate() {
+            let resume = !(alive && i + 1 == upto);
             if *seq != i as u32 {
                 info.problems.push(Problem {
                     path: path.clone(),
@@ -1750,7 +1967,15 @@ mod tests {
                 });
                 break;
             }
-            match scan_file_opts(path, want_records) {
+            let scanned = read_bounded(path).and_then(|bytes| {
+                scan_segment_opts(&bytes, want_records, resume).map_err(|error| {
+                    ReadError::BadSegment {
+                        path: path.clone(),
+                        error,
+                    }
+                })
+            });
+            match scanned {
                 Ok(s) => scans.push((path, s)),
                 Err(ReadError::BadSegment { path, error }) => {
                     // A segment whose header was never completely written is what a crash
@@ -1777,6 +2002,8 @@ mod tests {
             }
         }
         let nscans = scans.len();
+        let mut end_at = None;
+        let mut after_end_reported = false;
         for (i, (path, scan)) in scans.into_iter().enumerate() {
             let last = i + 1 == nscans;
             if scan.header.seq != i as u32 || scan.header.run_id != id {
@@ -1793,7 +2020,46 @@ mod tests {
             if scan.skimmed.0 > 0 {
                 info.last_ns = info.last_ns.max(scan.skimmed.1);
             }
-            for fa in &scan.frames {
+            let marker =
+                |info: &mut RunInfo, records: &mut Vec<Record>, sk: &Skipped, start: i64| {
+                    info.problems.push(Problem {
+                        path: path.clone(),
+                        offset: sk.offset,
+                        what: format!(
+                            "corrupt frame ({}); valid frames follow at offset {}",
+                            sk.error, sk.next_valid
+                        ),
+                    });
+                    let rec = Record {
+                        ts_ns: info.last_ns.max(start),
+                        level: log::Level::Warn,
+                        target: "runlog::damage".into(),
+                        module_path: None,
+                        file: None,
+                        line: None,
+                        kvs: Vec::new(),
+                        message: format!(
+                            "-- {} bytes unreadable at {}:{} --",
+                            sk.next_valid - sk.offset,
+                            path.file_name().unwrap().to_string_lossy(),
+                            sk.offset
+                        ),
+                        truncated: false,
+                    };
+                    info.records += 1;
+                    info.last_ns = info.last_ns.max(rec.ts_ns);
+                    if want_records {
+                        records.push(rec);
+                    }
+                };
+            let mut skips = scan.skipped.iter().peekable();
+            for (k, fa) in scan.frames.iter().enumerate() {
+                while let Some(sk) = skips.next_if(|sk| sk.before_frame <= k) {
+                    let start = begin
+                        .as_ref()
+                        .map_or_else(|| start_from_id(id), |b| b.start_ns);
+                    marker(&mut info, &mut records, sk, start);
+                }
                 match &fa.frame {
                     Err(e) => info.problems.push(Problem {
                         path: path.clone(),
@@ -1825,17 +2091,26 @@ mod tests {
                             info.labels.push((key.clone(), value.clone()));
                         }
                     }
+                    // Changed with "the first end frame ends the run".
                     Ok(Frame::End(e)) => {
-                        if end.is_some() {
-                            info.problems.push(Problem {
-                                path: path.clone(),
-                                offset: fa.offset,
-                                what: "second end frame".into(),
-                            });
+                        if end.is_none() {
+                            end = Some(*e);
+                            end_at = Some((i, fa.offset));
                         }
-                        end = Some(*e);
                     }
                 }
+            }
+            if !after_end_reported {
+                if let Some(p) = after_end_problem(end_at, i, path, scan.valid_len) {
+                    info.problems.push(p);
+                    after_end_reported = true;
+                }
+            }
+            for sk in skips {
+                let start = begin
+                    .as_ref()
+                    .map_or_else(|| start_from_id(id), |b| b.start_ns);
+                marker(&mut info, &mut records, sk, start);
             }
             match &scan.end {
                 SegmentEnd::Clean | SegmentEnd::ZeroTail { .. } => {}
@@ -1900,6 +2175,8 @@ mod tests {
             None if alive => RunStatus::Running,
             None => RunStatus::Crashed,
         };
+        // Added with "labels sorted by key".
+        info.labels.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(RunLog { info, records })
     }
 

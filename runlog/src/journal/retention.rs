@@ -235,8 +235,8 @@ pub fn sweep_job_held(
             RunStatus::Running => {}
             RunStatus::Cancelled if really_cancelled(segs) => remove_run(segs)?,
             RunStatus::Ok => ok.push(id.clone()),
-            // Only looked cancelled: a crashed run.
-            RunStatus::Cancelled | RunStatus::Failed | RunStatus::Crashed => {
+            // Only looked cancelled: a crashed run. (The quick status is never `Damaged`.)
+            RunStatus::Cancelled | RunStatus::Failed | RunStatus::Crashed | RunStatus::Damaged => {
                 failed.push(id.clone())
             }
         }
