@@ -57,6 +57,16 @@ pub(crate) struct Args {
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct Before {
     #[command(flatten)]
+    pub(crate) read: ReadOpts,
+    #[command(flatten)]
+    pub(crate) raw: RawOpt,
+}
+
+/// The options of the commands that read runs and show them: where the config, the journal
+/// and the runs are, and how to show them.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ReadOpts {
+    #[command(flatten)]
     pub(crate) config: ConfigOpts,
     #[command(flatten)]
     pub(crate) source: SourceOpt,
@@ -65,9 +75,31 @@ pub(crate) struct Before {
     #[command(flatten)]
     pub(crate) color: ColorOpt,
     #[command(flatten)]
-    pub(crate) raw: RawOpt,
-    #[command(flatten)]
     pub(crate) utc: UtcOpt,
+}
+
+/// One command's common options, each as given after it (or its default when it takes none).
+type Given<'a> = (
+    &'a ConfigOpts,
+    &'a SourceOpt,
+    &'a JsonOpt,
+    &'a ColorOpt,
+    &'a RawOpt,
+    &'a UtcOpt,
+);
+
+impl ReadOpts {
+    /// These options with `raw`.
+    fn with_raw<'a>(&'a self, raw: &'a RawOpt) -> Given<'a> {
+        (
+            &self.config,
+            &self.source,
+            &self.json,
+            &self.color,
+            raw,
+            &self.utc,
+        )
+    }
 }
 
 /// `--config` and `--journal-dir`: where the config and the journal are.
@@ -145,38 +177,23 @@ pub(crate) struct Common {
 impl Args {
     /// The common options, from before and after the subcommand.
     pub(crate) fn common(&self) -> Common {
-        let b = &self.before;
         let none = Before::default();
-        let (config, source, json, color, raw, utc) = match &self.command {
-            Command::ListJobs(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw, &a.utc),
-            Command::ListRuns(a) => (&a.config, &a.source, &a.json, &a.color, &none.raw, &a.utc),
-            Command::Logs(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw, &a.utc),
-            Command::Why(a) => (&a.config, &a.source, &a.json, &a.color, &a.raw, &a.utc),
-            Command::Exec(a) => (
-                &a.config,
-                &none.source,
-                &none.json,
-                &none.color,
-                &none.raw,
-                &none.utc,
-            ),
-            Command::Journal(JournalCommand::Verify { config, json, .. }) => (
-                config,
-                &none.source,
-                json,
-                &none.color,
-                &none.raw,
-                &none.utc,
-            ),
-            Command::Completions { .. } | Command::Journal(JournalCommand::Dump { .. }) => (
-                &none.config,
-                &none.source,
-                &none.json,
-                &none.color,
-                &none.raw,
-                &none.utc,
-            ),
+        let n = &none.read;
+        let given: Given<'_> = match &self.command {
+            Command::ListJobs(a) => a.read.with_raw(&none.raw),
+            Command::ListRuns(a) => a.read.with_raw(&none.raw),
+            Command::Logs(a) => a.read.with_raw(&a.raw),
+            Command::Why(a) => a.read.with_raw(&a.raw),
+            Command::Exec(a) => (&a.config, &n.source, &n.json, &n.color, &none.raw, &n.utc),
+            Command::Journal(JournalCommand::Verify { config, json, .. }) => {
+                (config, &n.source, json, &n.color, &none.raw, &n.utc)
+            }
+            Command::Completions { .. } | Command::Journal(JournalCommand::Dump { .. }) => {
+                n.with_raw(&none.raw)
+            }
         };
+        let (config, source, json, color, raw, utc) = given;
+        let b = &self.before.read;
         Common {
             config: config.config.clone().or_else(|| b.config.config.clone()),
             journal_dir: config
@@ -186,7 +203,7 @@ impl Args {
             source: source.source.or(b.source.source).unwrap_or(SourceArg::Auto),
             json: json.json || b.json.json,
             color: color.color.or(b.color.color).unwrap_or(ColorWhen::Auto),
-            raw: raw.raw || b.raw.raw,
+            raw: raw.raw || self.before.raw.raw,
             utc: utc.utc || b.utc.utc,
         }
     }
@@ -362,15 +379,7 @@ pub(crate) const DEFAULT_JOB_LIMIT: usize = 100;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListJobsArgs {
     #[command(flatten)]
-    pub(crate) config: ConfigOpts,
-    #[command(flatten)]
-    pub(crate) source: SourceOpt,
-    #[command(flatten)]
-    pub(crate) json: JsonOpt,
-    #[command(flatten)]
-    pub(crate) color: ColorOpt,
-    #[command(flatten)]
-    pub(crate) utc: UtcOpt,
+    pub(crate) read: ReadOpts,
 
     /// Only the N most recently active jobs; 0 shows every job.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOB_LIMIT)]
@@ -390,15 +399,7 @@ pub(crate) struct ListRunsArgs {
     pub(crate) job: String,
 
     #[command(flatten)]
-    pub(crate) config: ConfigOpts,
-    #[command(flatten)]
-    pub(crate) source: SourceOpt,
-    #[command(flatten)]
-    pub(crate) json: JsonOpt,
-    #[command(flatten)]
-    pub(crate) color: ColorOpt,
-    #[command(flatten)]
-    pub(crate) utc: UtcOpt,
+    pub(crate) read: ReadOpts,
 
     /// Only runs with this status (repeat, or separate with commas).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "STATUS")]
@@ -438,15 +439,7 @@ pub(crate) struct LogsArgs {
     pub(crate) job: String,
 
     #[command(flatten)]
-    pub(crate) config: ConfigOpts,
-    #[command(flatten)]
-    pub(crate) source: SourceOpt,
-    #[command(flatten)]
-    pub(crate) json: JsonOpt,
-    #[command(flatten)]
-    pub(crate) color: ColorOpt,
-    #[command(flatten)]
-    pub(crate) utc: UtcOpt,
+    pub(crate) read: ReadOpts,
     #[command(flatten)]
     pub(crate) raw: RawOpt,
 
@@ -509,15 +502,7 @@ pub(crate) struct WhyArgs {
     pub(crate) job: String,
 
     #[command(flatten)]
-    pub(crate) config: ConfigOpts,
-    #[command(flatten)]
-    pub(crate) source: SourceOpt,
-    #[command(flatten)]
-    pub(crate) json: JsonOpt,
-    #[command(flatten)]
-    pub(crate) color: ColorOpt,
-    #[command(flatten)]
-    pub(crate) utc: UtcOpt,
+    pub(crate) read: ReadOpts,
     #[command(flatten)]
     pub(crate) raw: RawOpt,
 
