@@ -7,12 +7,12 @@
 //! group can neither read nor write. A journal whose directory is not setgid and
 //! group-writable keeps `0700`/`0600`.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
+
+use nix::unistd::{getegid, geteuid, getgroups, Gid, Group};
 
 /// Mode of a directory in a shared journal: setgid, group-writable, nothing for others.
 pub const SHARED_DIR_MODE: u32 = 0o2770;
@@ -31,65 +31,31 @@ fn shared_mode(mode: u32) -> bool {
 
 /// The id of the group `name`.
 pub fn group_id(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::other("a group name holds no NUL"))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: an all-zero `group` is a valid value of this plain C struct (null pointers
-        // and zero ids), and getgrnam_r only writes it.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: `c` is a NUL-terminated string; `grp`, `buf` (with its true length) and
-        // `found` are valid for writes for the duration of the call, and nothing of `grp` is
-        // read after `buf` is dropped (only `gr_gid`, a plain integer).
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if found.is_null() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "group `{name}` (journal-group) does not exist: create it \
-                     (`groupadd --system {name}`) and add the users whose jobs share the journal \
-                     and the shipper's user to it"
-                ),
-            ));
-        }
-        return Ok(grp.gr_gid);
+    match Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "group `{name}` (journal-group) does not exist: create it \
+                 (`groupadd --system {name}`) and add the users whose jobs share the journal \
+                 and the shipper's user to it"
+            ),
+        )),
+        Err(e) => Err(io::Error::new(
+            io::Error::from(e).kind(),
+            format!("cannot look up group `{name}` (journal-group): {e}"),
+        )),
     }
 }
 
 /// Whether this process has group `gid` (as its effective group or a supplementary one).
 fn in_group(gid: u32) -> bool {
-    // SAFETY: getegid and getgroups with a zero count take no pointer to write.
-    let (egid, n) = unsafe { (libc::getegid(), libc::getgroups(0, std::ptr::null_mut())) };
-    if egid == gid {
-        return true;
-    }
-    let Ok(len) = usize::try_from(n) else {
-        return false;
-    };
-    let mut groups = vec![0 as libc::gid_t; len];
-    // SAFETY: `groups` has room for `n` ids, as told.
-    let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
-    usize::try_from(got).is_ok_and(|got| groups[..got.min(len)].contains(&gid))
+    let gid = Gid::from_raw(gid);
+    getegid() == gid || getgroups().is_ok_and(|groups| groups.contains(&gid))
 }
 
 fn user() -> String {
-    // SAFETY: geteuid cannot fail and takes nothing.
-    let uid = unsafe { libc::geteuid() };
+    let uid = geteuid();
     match std::env::var("USER") {
         Ok(u) if !u.is_empty() => format!("{u} (uid {uid})"),
         _ => format!("uid {uid}"),
@@ -104,8 +70,7 @@ fn user() -> String {
 pub fn prepare(journal: &Path, group: &str) -> io::Result<()> {
     let gid = group_id(group)?;
     let dir = journal.display();
-    // SAFETY: geteuid cannot fail and takes nothing.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = geteuid().is_root();
     if !root && !in_group(gid) {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -135,8 +100,7 @@ pub fn prepare(journal: &Path, group: &str) -> io::Result<()> {
     if meta.gid() == gid && shared_mode(meta.mode()) {
         return Ok(());
     }
-    // SAFETY: geteuid cannot fail and takes nothing.
-    let owner = meta.uid() == unsafe { libc::geteuid() };
+    let owner = meta.uid() == geteuid().as_raw();
     let fix = format!("chgrp {group} {dir} && chmod 2770 {dir}");
     if !owner && !root {
         return Err(io::Error::new(
@@ -147,11 +111,7 @@ pub fn prepare(journal: &Path, group: &str) -> io::Result<()> {
             ),
         ));
     }
-    let c = CString::new(journal.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("a path holds no NUL"))?;
-    // SAFETY: `c` is a NUL-terminated path; -1 leaves the owner as it is.
-    if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = std::os::unix::fs::chown(journal, None, Some(gid)) {
         return Err(io::Error::new(
             e.kind(),
             format!("cannot give the journal {dir} to group `{group}`: {e}; run `{fix}`"),
@@ -200,34 +160,10 @@ pub fn explain_denied(journal: &Path, e: &io::Error) -> Option<String> {
 
 /// The name of group `gid`, if it has one.
 fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: an all-zero `group` is a valid value of this plain C struct.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: `grp`, `buf` (with its true length) and `found` are valid for writes during
-        // the call.
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || grp.gr_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success `gr_name` points to a NUL-terminated string inside `buf`, which
-        // is alive here; it is copied before `buf` is dropped.
-        let name = unsafe { std::ffi::CStr::from_ptr(grp.gr_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
 }
 
 #[cfg(test)]
@@ -245,8 +181,7 @@ mod tests {
 
     #[test]
     fn prepare_creates_a_missing_journal_setgid_for_the_group_and_fixes_its_own() {
-        // SAFETY: getegid has no preconditions.
-        let gid = unsafe { libc::getegid() };
+        let gid = getegid().as_raw();
         let group = group_name(gid).unwrap();
         let t = tempfile::tempdir().unwrap();
         let j = t.path().join("a/journal");
