@@ -8,9 +8,9 @@ if ! command -v cargo >/dev/null; then
 fi
 # mkfs.btrfs, losetup and mount live in sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
-for tool in script prlimit redis-server redis-cli openssl mkfs.btrfs; do
+for tool in script prlimit redis-server redis-cli openssl mkfs.btrfs useradd groupadd setpriv python3; do
     if ! command -v "$tool" >/dev/null; then
-        echo "$tool not found: the end-to-end tests need it; install util-linux, bsdutils, redis-server, redis-tools, openssl and btrfs-progs (Debian: apt-get install ...)" >&2
+        echo "$tool not found: the end-to-end tests need it; install util-linux, bsdutils, redis-server, redis-tools, openssl, btrfs-progs, passwd and python3 (Debian: apt-get install ...)" >&2
         exit 1
     fi
 done
