@@ -1367,11 +1367,15 @@ fn scan_run(
         let mut skips = w.skips.iter().peekable();
         for (k, loc) in slot.locs.iter().enumerate() {
             while let Some(skip) = skips.next_if(|s| s.before_frame <= k) {
-                let job = begin.as_ref().map_or(job_hint, |b| b.job.as_str());
-                let start = begin
-                    .as_ref()
-                    .map_or_else(|| start_from_id(id), |b| b.start_ns);
-                if !damage_record(&mut sink, &mut info, path, skip, job, start) {
+                if !damage_record(
+                    &mut sink,
+                    &mut info,
+                    path,
+                    skip,
+                    begin.as_ref(),
+                    job_hint,
+                    id,
+                ) {
                     stopped = true;
                     return false;
                 }
@@ -1491,11 +1495,15 @@ fn scan_run(
             }
         }
         for skip in skips {
-            let job = begin.as_ref().map_or(job_hint, |b| b.job.as_str());
-            let start = begin
-                .as_ref()
-                .map_or_else(|| start_from_id(id), |b| b.start_ns);
-            if !damage_record(&mut sink, &mut info, path, skip, job, start) {
+            if !damage_record(
+                &mut sink,
+                &mut info,
+                path,
+                skip,
+                begin.as_ref(),
+                job_hint,
+                id,
+            ) {
                 stopped = true;
                 return false;
             }
@@ -1638,7 +1646,7 @@ fn corrupt_problem(path: &Path, offset: u64, error: &FrameError, next: Option<u6
 }
 
 /// Report the corrupt region `skip` of segment `path` as a problem and put a marker record
-/// ([`DAMAGE_TARGET`], WARN, the time of the newest record before it, or `start`) where its
+/// ([`DAMAGE_TARGET`], WARN, the time of the newest record before it, or the run's start) where its
 /// records would have been, so that every reader shows the records after it and where the gap
 /// is. The marker counts as a record. Returns false if the sink stopped.
 fn damage_record(
@@ -1646,9 +1654,13 @@ fn damage_record(
     info: &mut RunInfo,
     path: &Path,
     skip: &Skipped,
-    job: &str,
-    start: i64,
+    begin: Option<&Begin>,
+    job_hint: &str,
+    id: &str,
 ) -> bool {
+    // Without a BEGIN frame (lost to the damage), the job dir's name and the id's time.
+    let job = begin.map_or(job_hint, |b| b.job.as_str());
+    let start = begin.map_or_else(|| start_from_id(id), |b| b.start_ns);
     info.problems.push(corrupt_problem(
         path,
         skip.offset,
