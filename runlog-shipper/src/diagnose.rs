@@ -104,7 +104,7 @@ pub fn diagnose(place: &str, c: &RedisConfig, e: &RedisError, role: Role) -> Opt
         let reply = probe(&addr, b"PING\r\n", timeouts)?;
         return (!is_resp(&reply) && !reply.is_empty()).then(|| not_redis(place, &reply));
     }
-    let tls = is_tls(c);
+    let tls = crate::upload::is_tls_url(&connection_url(c));
     if !tls && e.is_connection_dropped() && !e.is_connection_refusal() {
         // Spoken to in plain text, a TLS server drops the connection without a word; to a
         // TLS greeting it answers with TLS.
@@ -229,12 +229,6 @@ fn not_redis(place: &str, reply: &[u8]) -> String {
 /// Whether `reply` starts like a reply of the Redis protocol (RESP2 or RESP3).
 fn is_resp(reply: &[u8]) -> bool {
     reply.len() > 1 && b"+-:$*_,#!=(%~>|".contains(&reply[0]) && reply.ends_with(b"\n")
-}
-
-fn is_tls(c: &RedisConfig) -> bool {
-    let url = connection_url(c);
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
 }
 
 /// `host:port` of a single server given by `url` or the fields (not a cluster, Sentinels or

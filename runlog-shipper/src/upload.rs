@@ -463,7 +463,7 @@ fn sentinel_master_url(
 }
 
 /// Does `url` ask for TLS?
-fn is_tls_url(url: &str) -> bool {
+pub(crate) fn is_tls_url(url: &str) -> bool {
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
     scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
 }
