@@ -225,7 +225,7 @@ impl RedisStore {
                     .get(2)
                     .and_then(|p| p.as_deref()?.parse::<u64>().ok())
                     .is_some_and(|n| n > 0);
-                Some((if damaged { RunStatus::Damaged } else { status }, start))
+                Some((status.shown(damaged), start))
             })
             .collect())
     }

@@ -396,22 +396,18 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
 
 /// Read a segment file (bounded by [`MAX_SEGMENT_FILE`]) and scan it.
 pub fn scan_file(path: &Path) -> Result<SegmentScan, ReadError> {
-    scan_file_opts(path, true)
+    scan_file_opts(path, false)
 }
 
 /// Read a segment file (bounded by [`MAX_SEGMENT_FILE`]) and scan it past corruption
 /// ([`scan_segment_past_damage`]).
 pub fn scan_file_past_damage(path: &Path) -> Result<SegmentScan, ReadError> {
-    let bytes = read_bounded(path)?;
-    scan_segment_opts(&bytes, true, true).map_err(|error| ReadError::BadSegment {
-        path: path.to_path_buf(),
-        error,
-    })
+    scan_file_opts(path, true)
 }
 
-fn scan_file_opts(path: &Path, records: bool) -> Result<SegmentScan, ReadError> {
+fn scan_file_opts(path: &Path, past_damage: bool) -> Result<SegmentScan, ReadError> {
     let bytes = read_bounded(path)?;
-    scan_segment_opts(&bytes, records, false).map_err(|error| ReadError::BadSegment {
+    scan_segment_opts(&bytes, true, past_damage).map_err(|error| ReadError::BadSegment {
         path: path.to_path_buf(),
         error,
     })
@@ -448,6 +444,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The status to show for a run with this status that was read `damaged` (with
+    /// problems) or not: [`RunStatus::Damaged`] for a run that ended or crashed, else itself.
+    /// Journal and Redis readers both decide by it.
+    pub fn shown(self, damaged: bool) -> RunStatus {
+        match self {
+            RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed if damaged => RunStatus::Damaged,
+            s => s,
+        }
+    }
+
     /// Lower-case name: `running`, `ok`, `failed`, `crashed`, `cancelled`, `damaged`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -526,12 +532,7 @@ impl RunInfo {
     /// The status to show: [`RunStatus::Damaged`] for a run that ended or crashed and was
     /// read with problems, else [`RunInfo::status`].
     pub fn shown_status(&self) -> RunStatus {
-        match self.status {
-            RunStatus::Ok | RunStatus::Failed | RunStatus::Crashed if !self.problems.is_empty() => {
-                RunStatus::Damaged
-            }
-            s => s,
-        }
+        self.status.shown(!self.problems.is_empty())
     }
 }
 
