@@ -707,7 +707,7 @@ fn check_group(g: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(
-            "expected the name of a group (letters, digits, `_`, `-`, `.`), e.g. \"runlog\""
+            "expected the name of a group (letters, digits, `_`, `-`, `.`, `$`; not starting with `-`), e.g. \"runlog\""
                 .to_owned(),
         )
     }
@@ -1913,6 +1913,59 @@ mod tests {
             false,
             Path::new("/work"),
         )
+    }
+
+    // spec/config.md: `journal-group` is a group name (letters, digits, `_`, `-`, `.`, `$`), and
+    // `RUNLOG_JOURNAL_GROUP` sets it over the file.
+    #[test]
+    fn journal_group_comes_from_the_file_or_runlog_journal_group_and_must_be_a_group_name() {
+        let w = World::new();
+        let home = w.home();
+        let file = w.write("c.toml", "[runlog]\njournal-group = \"run.log_ops-1\"\n");
+        let src = ConfigSource::File(file);
+        let none = ConfigOverrides::default();
+        let c = w.load(&src, &none, &[("HOME", &home)]).unwrap();
+        assert_eq!(c.journal_group.as_deref(), Some("run.log_ops-1"));
+        let c = w
+            .load(
+                &src,
+                &none,
+                &[("HOME", &home), ("RUNLOG_JOURNAL_GROUP", "ops")],
+            )
+            .unwrap();
+        assert_eq!(c.journal_group.as_deref(), Some("ops"), "the variable wins");
+        let c = w
+            .load(
+                &src,
+                &none,
+                &[("HOME", &home), ("RUNLOG_JOURNAL_GROUP", "host$")],
+            )
+            .unwrap();
+        assert_eq!(
+            c.journal_group.as_deref(),
+            Some("host$"),
+            "a machine account's group"
+        );
+        for bad in ["has space", "-lead", "a/b", "é"] {
+            let e = w
+                .load(
+                    &src,
+                    &none,
+                    &[("HOME", &home), ("RUNLOG_JOURNAL_GROUP", bad)],
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("RUNLOG_JOURNAL_GROUP") && e.contains("name of a group"),
+                "{bad:?}: {e}"
+            );
+        }
+        let bad = w.write("bad.toml", "[runlog]\njournal-group = \"a b\"\n");
+        let e = w
+            .load(&ConfigSource::File(bad), &none, &[("HOME", &home)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("journal-group"), "{e}");
     }
 
     #[test]
